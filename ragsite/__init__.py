@@ -1,0 +1,3 @@
+"""ragsite: chat with a book."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,97 @@
+"""The composition root: which embedder, chat model and vector store this process uses.
+
+Each getter builds its component lazily on first call and caches it, so importing
+ragsite never opens the embedded Qdrant folder (it may be locked by another process)
+or loads the ONNX model. Tests call `reset()` (wired to Django's `setting_changed`).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+from django.core.signals import setting_changed
+
+from .config import get_config
+from .types import ChatModel, Embedder, VectorStore
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def get_embedder() -> Embedder:
+    """Return the configured embedder (`local` packaged ONNX model, or `openai`)."""
+    config = get_config()
+    if config.embedding_provider == "openai":
+        from .embeddings import OpenAIEmbedder
+
+        return OpenAIEmbedder.from_config(config)
+    from .embeddings import LocalEmbedder
+
+    return LocalEmbedder.default()
+
+
+@functools.cache
+def get_chat_model() -> ChatModel:
+    """Return the OpenAI-compatible chat model when configured, else the extractive one."""
+    config = get_config()
+    if config.llm_enabled:
+        from .llm import OpenAIChatModel
+
+        return OpenAIChatModel.from_config(config)
+    from .llm import ExtractiveChatModel
+
+    return ExtractiveChatModel()
+
+
+@functools.cache
+def get_extractive_model() -> ChatModel:
+    """Return the extractive model (the fallback when the LLM fails before its first token)."""
+    from .llm import ExtractiveChatModel
+
+    return ExtractiveChatModel()
+
+
+_stores: dict[str, VectorStore] = {}
+
+
+def get_store(collection: str | None = None) -> VectorStore:
+    """Return the store for a collection (default: the book's), sharing one client.
+
+    In embedded mode the first call opens the data folder and takes its lock; a second
+    process gets `VectorStoreLocked`.
+    """
+    config = get_config()
+    name = collection or config.qdrant_collection
+    with _lock:
+        store = _stores.get(name)
+        if store is None:
+            from .vectorstore import QdrantStore, get_client
+
+            store = QdrantStore(get_client(config), name)
+            _stores[name] = store
+        return store
+
+
+def reset() -> None:
+    """Forget every cached component and the config (tests, settings changes)."""
+    from . import config as config_module
+
+    with _lock:
+        _stores.clear()
+        get_embedder.cache_clear()
+        get_chat_model.cache_clear()
+        get_extractive_model.cache_clear()
+        config_module.get_config.cache_clear()
+        try:
+            from .vectorstore import close_client
+        except ImportError:  # vectorstore not importable: nothing was opened
+            return
+        close_client()
+
+
+def _on_setting_changed(**kwargs) -> None:
+    reset()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="ragsite_providers_reset")

@@ -1,0 +1,286 @@
+"""Django settings for ragsite.
+
+This module is the only place that reads the environment. Every variable is listed,
+with one comment each, in `.env.example`. A `.env` file in the project root is read
+when present; real environment variables win over it. A variable with a bad value
+stops start-up with an `ImproperlyConfigured` that names it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+if os.environ.get("RAGSITE_SKIP_DOTENV", "").lower() not in {"1", "true", "yes"}:
+    load_dotenv(BASE_DIR / ".env", override=False)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Return the variable as a stripped string, or the default when unset."""
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Return a boolean variable; anything but a yes/no word is an error."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false (got {raw!r}).")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return an integer variable within bounds, or raise naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number (got {raw!r}).") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(
+            f"{name} must be between {minimum} and {maximum} (got {value})."
+        )
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    """Return a float variable at or above a minimum, or raise naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number (got {raw!r}).") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum} (got {value}).")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """Return a comma-separated variable as a list of non-empty items."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_url(name: str, default: str = "") -> str:
+    """Return an http(s) URL without a trailing slash, or raise naming the variable."""
+    value = env_str(name, default)
+    if not value:
+        return ""
+    parsed = urlparse(value)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ImproperlyConfigured(f"{name} must be an http(s) URL (got {value!r}).")
+    return value.rstrip("/")
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    """Return a variable that must be one of a fixed set of words."""
+    value = env_str(name, default).lower() or default
+    if value not in choices:
+        raise ImproperlyConfigured(
+            f"{name} must be one of {', '.join(sorted(choices))} (got {value!r})."
+        )
+    return value
+
+
+def _path(name: str, default: Path) -> Path:
+    raw = env_str(name)
+    path = Path(raw) if raw else default
+    if not path.is_absolute():
+        path = BASE_DIR / path
+    return path.resolve()
+
+
+# --- Where things live ---------------------------------------------------------------
+
+DATA_DIR = _path("RAGSITE_DATA_DIR", BASE_DIR / "data")
+try:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(f"RAGSITE_DATA_DIR {DATA_DIR} is not writable: {exc}") from exc
+
+BOOK_DIR = _path("BOOK_DIR", BASE_DIR / "docs")
+SITE_URL = env_url("SITE_URL")
+# Docusaurus serves pages under <SITE_URL>/docs/ by default; a book published at the
+# site root sets SITE_DOCS_PREFIX to "/".
+_docs_prefix = env_str("SITE_DOCS_PREFIX", "docs").strip("/")
+SITE_DOCS_PREFIX = f"/{_docs_prefix}" if _docs_prefix else ""
+
+
+def _secret_key() -> str:
+    given = env_str("SECRET_KEY")
+    if given:
+        return given
+    key_file = DATA_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Django ------------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "ingestion",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "ragsite.urls"
+ASGI_APPLICATION = "ragsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "ragsite.sqlite3",
+        "OPTIONS": {
+            # WAL lets the serving process read while an ingestion writes.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Local Qdrant allows one process per data folder, so ragsite serves from one process
+# and an in-process cache is the right (and only) shared cache.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+RATELIMIT_USE_CACHE = "default"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_ALLOW_ALL_ORIGINS = env_bool("CORS_ALLOW_ALL_ORIGINS", not CORS_ALLOWED_ORIGINS)
+CORS_URLS_REGEX = r"^/(api|static)/.*$"
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"httpx": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
+}
+
+# --- ragsite ------------------------------------------------------------------------
+
+INGEST_TOKEN = env_str("INGEST_TOKEN")
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+
+QDRANT_URL = env_url("QDRANT_URL")
+QDRANT_API_KEY = env_str("QDRANT_API_KEY")
+QDRANT_PATH = DATA_DIR / "qdrant"
+QDRANT_COLLECTION = env_str("QDRANT_COLLECTION", "book")
+QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
+
+EMBEDDING_PROVIDER = env_choice("EMBEDDING_PROVIDER", "local", {"local", "openai"})
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 16, minimum=1, maximum=2048)
+OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
+OPENAI_EMBEDDING_DIMENSIONS = env_int("OPENAI_EMBEDDING_DIMENSIONS", 0, minimum=0)
+
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_url("OPENAI_BASE_URL")
+OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
+OPENAI_TIMEOUT = env_float("OPENAI_TIMEOUT", 30.0, minimum=0.1)
+OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2, minimum=0, maximum=10)
+# "auto" uses the OpenAI-compatible model when a key or base URL is set, else extractive.
+LLM_PROVIDER = env_choice("LLM_PROVIDER", "auto", {"auto", "openai", "extractive"})
+if LLM_PROVIDER == "openai" and not (OPENAI_API_KEY or OPENAI_BASE_URL):
+    raise ImproperlyConfigured("LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.")
+if EMBEDDING_PROVIDER == "openai" and not (OPENAI_API_KEY or OPENAI_BASE_URL):
+    raise ImproperlyConfigured(
+        "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL."
+    )
+
+CHUNK_TOKENS = env_int("CHUNK_TOKENS", 256, minimum=32, maximum=8192)
+CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32, minimum=0, maximum=1024)
+if CHUNK_OVERLAP_TOKENS >= CHUNK_TOKENS:
+    raise ImproperlyConfigured("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TOKENS.")
+INGEST_IGNORE = env_list("INGEST_IGNORE", [])
+
+RETRIEVAL_K = env_int("RETRIEVAL_K", 5, minimum=1, maximum=50)
+RETRIEVAL_SCORE_FLOOR = env_float("RETRIEVAL_SCORE_FLOOR", 0.30, minimum=0.0)
+CONTEXT_TOKEN_BUDGET = env_int("CONTEXT_TOKEN_BUDGET", 3000, minimum=256)
+CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 3, minimum=0, maximum=20)
+CHAT_SESSION_IDLE_MINUTES = env_int("CHAT_SESSION_IDLE_MINUTES", 60 * 24, minimum=1)
+CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "30/m")
+SEARCH_RATE_LIMIT = env_str("SEARCH_RATE_LIMIT", "120/m")
+for _name, _value in (("CHAT_RATE_LIMIT", CHAT_RATE_LIMIT), ("SEARCH_RATE_LIMIT", SEARCH_RATE_LIMIT)):
+    _count, _, _period = _value.partition("/")
+    if not _count.isdigit() or not _period or _period[-1] not in "smhd":
+        raise ImproperlyConfigured(f"{_name} must look like 30/m (got {_value!r}).")
+# Behind a reverse proxy (Hugging Face Spaces), the client address is in this header.
+RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY") or None

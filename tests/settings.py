@@ -1,0 +1,23 @@
+"""Test settings: the real settings module, read from a clean, isolated environment.
+
+Variables from the developer's shell or `.env` (an OpenAI key, a Qdrant URL) must not
+change what the suite tests, so they are removed before `ragsite.settings` reads them.
+"""
+
+import os
+import tempfile
+
+for _name in list(os.environ):
+    if _name.startswith(("OPENAI_", "QDRANT_", "EMBEDDING_", "LLM_", "CHAT_", "SEARCH_", "CHUNK_",
+                         "RETRIEVAL_", "SITE_", "INGEST_", "CORS_")) or _name in {
+        "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "BOOK_DIR", "PORT", "RAGSITE_DATA_DIR",
+    }:
+        del os.environ[_name]
+os.environ["RAGSITE_SKIP_DOTENV"] = "1"
+os.environ["RAGSITE_DATA_DIR"] = tempfile.mkdtemp(prefix="ragsite-test-")
+os.environ["SITE_URL"] = "https://book.example"
+
+from ragsite.settings import *  # noqa: E402,F403
+
+ALLOWED_HOSTS = ["*"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
