@@ -42,3 +42,16 @@ def rust_book_dir() -> Path:
 
 
 # --- fake OpenAI-compatible server (owned by the rag adapters work) ---------------------
+
+
+# --- live server ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(transactional_db):
+    """uvicorn on a loopback port serving the project, sharing this process's store."""
+    from tests.live import LiveServer
+
+    server = LiveServer().start()
+    yield server
+    server.stop()

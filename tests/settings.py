@@ -21,3 +21,6 @@ from ragsite.settings import *  # noqa: E402,F403
 
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A file, not SQLite's in-memory default: uvicorn serves live-server tests from
+# another thread, which must see the same database.
+DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
