@@ -7,15 +7,20 @@ change what the suite tests, so they are removed before `ragsite.settings` reads
 import os
 import tempfile
 
-for _name in list(os.environ):
+# A subprocess started by a test (crash test, lock test) sets RAGSITE_TEST_SUBPROCESS=1
+# and passes its own RAGSITE_DATA_DIR, QDRANT_* and BOOK_DIR, which are then kept.
+_SUBPROCESS = os.environ.get("RAGSITE_TEST_SUBPROCESS") == "1"
+
+for _name in [] if _SUBPROCESS else list(os.environ):
     if _name.startswith(("OPENAI_", "QDRANT_", "EMBEDDING_", "LLM_", "CHAT_", "SEARCH_", "CHUNK_",
                          "RETRIEVAL_", "SITE_", "INGEST_", "CORS_")) or _name in {
         "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "BOOK_DIR", "PORT", "RAGSITE_DATA_DIR",
     }:
         del os.environ[_name]
 os.environ["RAGSITE_SKIP_DOTENV"] = "1"
-os.environ["RAGSITE_DATA_DIR"] = tempfile.mkdtemp(prefix="ragsite-test-")
-os.environ["SITE_URL"] = "https://book.example"
+if not _SUBPROCESS:
+    os.environ["RAGSITE_DATA_DIR"] = tempfile.mkdtemp(prefix="ragsite-test-")
+    os.environ["SITE_URL"] = "https://book.example"
 
 from ragsite.settings import *  # noqa: E402,F403
 
