@@ -242,7 +242,7 @@ PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 
 QDRANT_URL = env_url("QDRANT_URL")
 QDRANT_API_KEY = env_str("QDRANT_API_KEY")
-QDRANT_PATH = DATA_DIR / "qdrant"
+QDRANT_PATH = _path("QDRANT_PATH", DATA_DIR / "qdrant")
 QDRANT_COLLECTION = env_str("QDRANT_COLLECTION", "book")
 QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
 
