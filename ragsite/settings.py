@@ -22,7 +22,7 @@ if os.environ.get("RAGSITE_SKIP_DOTENV", "").lower() not in {"1", "true", "yes"}
     load_dotenv(BASE_DIR / ".env", override=False)
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -33,7 +33,7 @@ def env_str(name: str, default: str = "") -> str:
 def env_bool(name: str, default: bool = False) -> bool:
     """Return a boolean variable; anything but a yes/no word is an error."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -74,9 +74,9 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    """Return a comma-separated variable as a list of non-empty items."""
+    """Return a comma-separated variable as a list of non-empty items (blank: default)."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
 
@@ -239,6 +239,8 @@ LOGGING = {
 
 INGEST_TOKEN = env_str("INGEST_TOKEN")
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+# Proxies whose X-Forwarded-For uvicorn trusts ("*" behind Hugging Face Spaces' proxy).
+FORWARDED_ALLOW_IPS = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 QDRANT_URL = env_url("QDRANT_URL")
 QDRANT_API_KEY = env_str("QDRANT_API_KEY")

@@ -1,0 +1,37 @@
+# ragsite on Hugging Face Spaces (Docker SDK): port 7860, non-root uid 1000.
+# The steps are the ones CI proves: `uv sync --frozen --no-dev`, then the start command
+# of bin/serve (`manage.py serve`: migrate, ingest the book if the index is empty, and run
+# `uvicorn ragsite.asgi:application` in one process — the embedded Qdrant is single-process).
+FROM python:3.12-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    RAGSITE_DATA_DIR=/data \
+    PORT=7860 \
+    ALLOWED_HOSTS=* \
+    FORWARDED_ALLOW_IPS=*
+
+RUN pip install --no-cache-dir uv \
+    && useradd --create-home --uid 1000 user \
+    && mkdir -p /data /opt/venv /app \
+    && chown -R user:user /data /opt/venv /app
+
+USER user
+WORKDIR /app
+
+# Dependencies first, so code changes do not reinstall them.
+COPY --chown=user:user pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project
+
+COPY --chown=user:user . .
+RUN uv sync --frozen --no-dev
+
+EXPOSE 7860
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/api/health', timeout=4).status != 200)"
+
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "7860"]
