@@ -44,6 +44,35 @@ def rust_book_dir() -> Path:
 # --- fake OpenAI-compatible server (owned by the rag adapters work) ---------------------
 
 
+@pytest.fixture(scope="session")
+def fake_openai_server():
+    """One fake OpenAI-compatible server (tests/fake_openai.py) for the whole session."""
+    from tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server):
+    """The fake server with a fresh script and empty records for this test."""
+    fake_openai_server.reset()
+    yield fake_openai_server
+    fake_openai_server.reset()
+
+
+@pytest.fixture
+def llm_settings(settings, fake_openai):
+    """Settings that route chat (not embeddings) to the fake server; providers reset."""
+    settings.OPENAI_BASE_URL = fake_openai.url
+    settings.OPENAI_API_KEY = "test-key"
+    settings.LLM_PROVIDER = "openai"
+    settings.OPENAI_MAX_RETRIES = 1
+    settings.OPENAI_TIMEOUT = 2.0
+    return settings
+
+
 # --- live server ---------------------------------------------------------------------
 
 
