@@ -1,13 +1,89 @@
-"""Ingestion API views. (Stub: replaced by the ingestion work.)"""
+"""Ingestion API (API.md): `POST /api/ingest`, `GET /api/ingest/status[/<task_id>]`."""
 
-from ragsite.http import json_error
+from __future__ import annotations
+
+import hmac
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+from ragsite.http import error_response, json_error, parse_json_body, validation_details
+from ragsite.rag.exceptions import BadRequest, Forbidden, NotFound, RagError, Unauthorized
+
+from .selectors import task_as_dict, task_get, task_latest
+from .services import task_start
+
+AUTH_MISSING_MESSAGE = "This endpoint needs an 'Authorization: Bearer <INGEST_TOKEN>' header."
+AUTH_WRONG_MESSAGE = "The ingest token is not valid."
+INGEST_DISABLED_MESSAGE = "Ingestion over the API is disabled: no INGEST_TOKEN is configured."
+INVALID_BODY_MESSAGE = "The request body is not valid."
+NO_TASK_MESSAGE = "No ingestion has run yet."
+UNKNOWN_TASK_MESSAGE = "No ingestion task with this id."
+METHOD_NOT_ALLOWED_MESSAGE = "Method {method} is not allowed here; use {allowed}."
 
 
-async def ingest(request):
-    """POST /api/ingest."""
-    return json_error("not_implemented", "Not implemented yet.", 501)
+class IngestRequest(BaseModel):
+    """The optional JSON body of POST /api/ingest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(default=None, max_length=1024)
+    force: StrictBool = False
 
 
-async def ingest_status(request, task_id=None):
-    """GET /api/ingest/status[/<task_id>]."""
-    return json_error("not_implemented", "Not implemented yet.", 501)
+def _method_not_allowed(request: HttpRequest, allowed: str) -> JsonResponse:
+    response = json_error(
+        "method_not_allowed",
+        METHOD_NOT_ALLOWED_MESSAGE.format(method=request.method, allowed=allowed),
+        405,
+    )
+    response["Allow"] = allowed
+    return response
+
+
+def _check_token(request: HttpRequest) -> None:
+    """Raise unless the request carries the configured bearer token."""
+    expected = settings.INGEST_TOKEN
+    if not expected:  # disabled, whatever the request carries
+        raise Forbidden(INGEST_DISABLED_MESSAGE)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(AUTH_MISSING_MESSAGE)
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Forbidden(AUTH_WRONG_MESSAGE)
+
+
+@csrf_exempt  # bearer-token API, no cookies involved
+async def ingest(request: HttpRequest) -> JsonResponse:
+    """POST /api/ingest: start an ingestion in the background; 202 with its task id."""
+    if request.method != "POST":
+        return _method_not_allowed(request, "POST")
+    try:
+        _check_token(request)
+        try:
+            body = IngestRequest.model_validate(parse_json_body(request))
+        except ValidationError as exc:
+            raise BadRequest(INVALID_BODY_MESSAGE, details=validation_details(exc)) from None
+        task = await sync_to_async(task_start)(source="api", path=body.path, force=body.force)
+    except RagError as exc:
+        return error_response(exc)
+    return JsonResponse({"task_id": str(task.id), "status": task.status}, status=202)
+
+
+async def ingest_status(request: HttpRequest, task_id: str | None = None) -> JsonResponse:
+    """GET /api/ingest/status[/<task_id>]: the latest task, or the one named."""
+    if request.method not in {"GET", "HEAD"}:
+        return _method_not_allowed(request, "GET")
+    if task_id is None:
+        task = await sync_to_async(task_latest)()
+        if task is None:
+            return error_response(NotFound(NO_TASK_MESSAGE))
+    else:
+        task = await sync_to_async(task_get)(task_id)
+        if task is None:
+            return error_response(NotFound(UNKNOWN_TASK_MESSAGE, details={"task_id": task_id}))
+    return JsonResponse(task_as_dict(task))
