@@ -1607,8 +1607,11 @@ textarea::placeholder { color: var(--rs-muted); opacity: 1; }
         box.append(renderMarkdown(text, { cite: (n) => host.citation(turn, n) }));
         return box.innerHTML;
       },
-      parseSSE(text) {
-        return new SSEParser().push(text, true);
+      parseSSE(chunks) {
+        const parser = new SSEParser();
+        const events = [];
+        for (const chunk of [].concat(chunks)) events.push(...parser.push(chunk));
+        return events.concat(parser.push("", true));
       },
       stats: () => ({ ...host.stats }),
       host,
