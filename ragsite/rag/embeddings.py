@@ -300,6 +300,26 @@ class OpenAIEmbedder:
             vectors.extend(self._vectors(response, len(batch)))
         return vectors
 
+    def close(self) -> None:
+        """Close the synchronous client's connections."""
+        with self._lock:
+            client, self._sync_client = self._sync_client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the connections of the running loop's client and of the sync client.
+
+        A long-lived server never needs this; scripts and tests that run several
+        event loops call it before their loop ends.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._async_clients.pop(loop, None)
+        if client is not None:
+            await client.close()
+        await asyncio.to_thread(self.close)
+
     def _args(self, batch: list[str]) -> dict[str, Any]:
         args: dict[str, Any] = {"model": self.model, "input": batch}
         if self._requested_dimensions:

@@ -106,8 +106,23 @@ def openai_embedding_settings(settings, fake_openai):
     return settings
 
 
-async def test_openai_embeds_in_batches_in_order(openai_embedding_settings, fake_openai):
-    embedder = providers.get_embedder()
+@pytest.fixture
+async def openai_embedder(openai_embedding_settings):
+    """Return the providers' embedder (call it after changing settings); closes its clients."""
+    used = []
+
+    def get():
+        embedder = providers.get_embedder()
+        used.append(embedder)
+        return embedder
+
+    yield get
+    for embedder in used:
+        await embedder.aclose()
+
+
+async def test_openai_embeds_in_batches_in_order(fake_openai, openai_embedder):
+    embedder = openai_embedder()
     assert isinstance(embedder, OpenAIEmbedder)
     texts = [f"passage number {i}" for i in range(OPENAI_BATCH_SIZE * 2 + 5)]
 
@@ -121,8 +136,8 @@ async def test_openai_embeds_in_batches_in_order(openai_embedding_settings, fake
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
 
 
-def test_openai_sync_embed_and_dimension_probe(openai_embedding_settings, fake_openai):
-    embedder = providers.get_embedder()
+def test_openai_sync_embed_and_dimension_probe(fake_openai, openai_embedder):
+    embedder = openai_embedder()
     # An unknown model without OPENAI_EMBEDDING_DIMENSIONS: one probe request.
     assert embedder.dimension == 64
     assert len(fake_openai.embedding_requests) == 1
@@ -132,16 +147,18 @@ def test_openai_sync_embed_and_dimension_probe(openai_embedding_settings, fake_o
     assert len(fake_openai.embedding_requests) == 2
 
 
-async def test_openai_sync_embed_works_from_a_worker_thread(openai_embedding_settings):
-    embedder = providers.get_embedder()
+async def test_openai_sync_embed_works_from_a_worker_thread(openai_embedder):
+    embedder = openai_embedder()
     vectors = await asyncio.to_thread(embedder.embed_sync, ["alpha"])
     assert np.allclose(vectors[0], fake_embedding("alpha", 64), atol=1e-6)
 
 
-async def test_openai_configured_dimensions_are_requested(openai_embedding_settings, fake_openai):
+async def test_openai_configured_dimensions_are_requested(
+    openai_embedding_settings, fake_openai, openai_embedder
+):
     openai_embedding_settings.OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
     openai_embedding_settings.OPENAI_EMBEDDING_DIMENSIONS = 32
-    embedder = providers.get_embedder()
+    embedder = openai_embedder()
     assert embedder.dimension == 32
     assert fake_openai.embedding_requests == []  # known without asking
     (vector,) = await embedder.embed(["alpha"])
@@ -149,17 +166,15 @@ async def test_openai_configured_dimensions_are_requested(openai_embedding_setti
     assert fake_openai.embedding_requests[0]["dimensions"] == 32
 
 
-async def test_openai_unexpected_dimension_is_an_error(openai_embedding_settings, fake_openai):
+async def test_openai_unexpected_dimension_is_an_error(openai_embedding_settings, openai_embedder):
     openai_embedding_settings.OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"  # 1536 expected
-    embedder = providers.get_embedder()
+    embedder = openai_embedder()
     with pytest.raises(EmbeddingError, match="OPENAI_EMBEDDING_DIMENSIONS"):
         await embedder.embed(["alpha"])
 
 
-async def test_openai_server_errors_are_retried_then_reported(
-    openai_embedding_settings, fake_openai
-):
-    embedder = providers.get_embedder()
+async def test_openai_server_errors_are_retried_then_reported(fake_openai, openai_embedder):
+    embedder = openai_embedder()
     fake_openai.fail_next(1)
     (vector,) = await embedder.embed(["recovers after one retry"])
     assert len(vector) == 64
