@@ -52,12 +52,12 @@ PREFETCH_MIN = 20
 DIMENSION_MISMATCH_MESSAGE = (
     "The collection {collection!r} holds {existing}-dimensional vectors but the "
     "embedder makes {expected}-dimensional ones (it was built with another embedding "
-    "model). Re-ingest with `python manage.py ingest --force`, which drops and "
+    "model). Re-ingest with `python manage.py ingest_book --force`, which drops and "
     "rebuilds it, or drop the collection."
 )
 LAYOUT_MISMATCH_MESSAGE = (
     "The collection {collection!r} was not created by ragsite (it lacks the named "
-    "'dense' and 'sparse' vectors). Re-ingest with `python manage.py ingest --force`, "
+    "'dense' and 'sparse' vectors). Re-ingest with `python manage.py ingest_book --force`, "
     "which drops and rebuilds it, or use another QDRANT_COLLECTION."
 )
 STORE_OPEN_FAILED_MESSAGE = "Could not open the embedded vector store in {path}: {error}"
@@ -256,8 +256,9 @@ class QdrantStore:
         """Create the collection if missing; raise if it exists with another dimension.
 
         Raises:
-            DimensionMismatch: the collection's dense vectors have another size.
-            VectorStoreError: the collection has another layout, or the store failed.
+            DimensionMismatch: the collection's dense vectors have another size, or it
+                lacks the named "dense"/"sparse" vectors (not made by ragsite).
+            VectorStoreError: the store failed.
         """
         with self._lock:
             exists = self._call(
@@ -307,7 +308,11 @@ class QdrantStore:
         dense = vectors.get(DENSE) if isinstance(vectors, dict) else None
         sparse = info.config.params.sparse_vectors or {}
         if dense is None or SPARSE not in sparse:
-            raise VectorStoreError(LAYOUT_MISMATCH_MESSAGE.format(collection=self.collection))
+            # A DimensionMismatch too, so `ingest_book --force` rebuilds it the same way.
+            raise DimensionMismatch(
+                LAYOUT_MISMATCH_MESSAGE.format(collection=self.collection),
+                details={"collection": self.collection, "existing": None, "expected": dimension},
+            )
         if dense.size != dimension:
             raise DimensionMismatch(
                 DIMENSION_MISMATCH_MESSAGE.format(
@@ -408,9 +413,11 @@ class QdrantStore:
         limit = max(PREFETCH_FACTOR * k, PREFETCH_MIN)
         points = self._query(
             "search",
+            # The top-level filter reaches the prefetches too (server and local mode
+            # propagate it), so each half ranks only candidates from `paths`.
             prefetch=[
-                models.Prefetch(query=list(query_vector), using=DENSE, filter=flt, limit=limit),
-                models.Prefetch(query=_sparse(sparse_query), using=SPARSE, filter=flt, limit=limit),
+                models.Prefetch(query=list(query_vector), using=DENSE, limit=limit),
+                models.Prefetch(query=_sparse(sparse_query), using=SPARSE, limit=limit),
             ],
             query=models.FusionQuery(fusion=models.Fusion.RRF),
             query_filter=flt,
