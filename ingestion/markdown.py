@@ -1,0 +1,676 @@
+"""Reading one book page: bytes to text, Markdown/MDX to titled sections of plain blocks.
+
+Pure functions, no Django and no I/O. The page is parsed with markdown-it-py (CommonMark
+plus tables, front matter and `:::` admonitions), never with regexes over lines, so a
+Python sample that starts with `import` inside a fenced block is never mistaken for an
+MDX import. URLs and heading anchors follow Docusaurus 3, so a citation links to the
+place a reader sees; docs/ingestion.md ("How a page becomes chunks") explains the rules.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import posixpath
+import re
+import textwrap
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote, urljoin
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.container import container_plugin
+from mdit_py_plugins.front_matter import front_matter_plugin
+
+PAGE_BINARY_MESSAGE = "not a text page: it contains NUL bytes (binary file)"
+PAGE_NOT_UTF8_MESSAGE = "not valid UTF-8: byte 0x{byte:02x} at offset {offset} cannot be decoded"
+FRONT_MATTER_INVALID_MESSAGE = "front matter is not valid YAML: {error}"
+FRONT_MATTER_NOT_MAPPING_MESSAGE = (
+    "front matter must be a YAML mapping of keys to values, not {kind}"
+)
+
+BlockKind = Literal["paragraph", "code", "list", "table", "quote", "admonition", "heading"]
+
+# Files Docusaurus serves as pages; the extension is dropped from the URL.
+PAGE_EXTENSIONS = (".mdx", ".md", ".markdown")
+# Diagram sources render as pictures; their text retrieves nothing useful.
+SKIPPED_FENCE_LANGUAGES = frozenset({"mermaid"})
+# `:::note` … `:::`: Docusaurus' built-in admonition labels.
+ADMONITION_LABELS = {
+    "note": "Note",
+    "tip": "Tip",
+    "info": "Info",
+    "warning": "Warning",
+    "danger": "Danger",
+    "caution": "Caution",
+    "important": "Important",
+    "success": "Success",
+    "secondary": "Note",
+}
+MAX_HTML_REPARSE_DEPTH = 4
+
+
+class PageError(Exception):
+    """A page cannot be read or parsed (message says why, e.g. 'not valid UTF-8')."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """One piece of a section's text: a paragraph, a fenced code block, a whole list, ..."""
+
+    kind: BlockKind
+    text: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """The blocks under one heading; the top section (before any heading) has path ()."""
+
+    heading_path: tuple[str, ...]
+    anchor: str  # "" for the top section: its URL is the page URL itself
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class ParsedPage:
+    """A page read and cut into sections, with its title and public URL."""
+
+    path: str  # posix, relative to BOOK_DIR, as given
+    title: str
+    slug: str | None  # the front-matter `slug:` as written, None without one
+    draft: bool  # front-matter `draft: true`: Docusaurus does not publish it
+    url: str | None  # None when no site URL is configured
+    sections: tuple[Section, ...]
+
+
+# --- bytes to text ------------------------------------------------------------------
+
+
+def decode_page(data: bytes) -> str:
+    """Return a page's text: UTF-8 (a BOM is dropped), newlines normalised to \\n.
+
+    Raises PageError for binary data (NUL bytes) or bytes that are not UTF-8.
+    """
+    if b"\x00" in data:
+        raise PageError(PAGE_BINARY_MESSAGE)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PageError(
+            PAGE_NOT_UTF8_MESSAGE.format(byte=data[exc.start], offset=exc.start)
+        ) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- heading anchors (Docusaurus = github-slugger) -----------------------------------
+
+_CUSTOM_ID_RE = re.compile(r"^(?P<text>.*?)\s*\{#(?P<id>[A-Za-z0-9_-]+)\}$", re.DOTALL)
+# github-slugger keeps letters, marks, decimal and letter numbers, connector punctuation
+# (`_`), spaces and hyphen-minus; it drops every other punctuation, symbol, separator
+# and control character, except symbols that Unicode counts as alphabetic (Ⓐ, 🄰).
+_SLUG_KEPT_CATEGORIES = frozenset({"Nd", "Nl", "Pc"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _slug_keeps(char: str) -> bool:
+    if char in " -":
+        return True
+    category = unicodedata.category(char)
+    if category[0] in "LM" or category in _SLUG_KEPT_CATEGORIES:
+        return True
+    return category == "So" and "LETTER" in unicodedata.name(char, "")
+
+
+def github_slug(text: str) -> str:
+    """Return the github-slugger slug of a plain heading text (no duplicate suffix)."""
+    return "".join(char for char in text.lower() if _slug_keeps(char)).replace(" ", "-")
+
+
+class HeadingSlugger:
+    """Gives each heading of one page a unique anchor, as github-slugger does (-1, -2 …)."""
+
+    def __init__(self) -> None:
+        self._occurrences: dict[str, int] = {}
+
+    def slug(self, base: str) -> str:
+        """Return `base`, or `base-N` when a heading of this page already took it."""
+        result = base
+        while result in self._occurrences:
+            self._occurrences[base] += 1
+            result = f"{base}-{self._occurrences[base]}"
+        self._occurrences[result] = 0
+        return result
+
+
+def _split_custom_id(text: str) -> tuple[str, str | None]:
+    match = _CUSTOM_ID_RE.match(text)
+    if match is None:
+        return text, None
+    return match["text"], match["id"]
+
+
+def heading_anchor(text: str) -> tuple[str, str]:
+    """Return (clean heading text, anchor) for a heading's Markdown source.
+
+    Inline Markdown (`code`, **bold**, links, inline HTML/JSX tags) is reduced to its
+    text first; `## Title {#custom-id}` gives ("Title", "custom-id"). The anchor carries
+    no duplicate suffix: parse_page adds -1, -2 … for repeated headings of a page.
+    """
+    plain = _inline_plain(_parser(mdx=True).parseInline(text)[0].children or [])
+    clean, custom_id = _split_custom_id(plain.strip())
+    return clean, custom_id or github_slug(clean)
+
+
+# --- URLs (Docusaurus docs plugin) ---------------------------------------------------
+
+_DATE_OR_VERSION_PREFIX_RE = re.compile(
+    r"^(?:(?:\d{2}|\d{4})[-_.]\d{2}(?:[-_.](?:\d{2}|\d{4}))?.*|\d+[-_.]\d+.*)$"
+)
+_NUMBER_PREFIX_RE = re.compile(r"^\d+\s*[-_.]+\s*(?P<rest>.*)$")
+
+
+def strip_number_prefix(name: str) -> str:
+    """Drop a Docusaurus ordering prefix: `01-intro` -> `intro` (dates/versions are kept)."""
+    if _DATE_OR_VERSION_PREFIX_RE.match(name):
+        return name
+    match = _NUMBER_PREFIX_RE.match(name)
+    return match["rest"] if match else name
+
+
+def _split_page_path(path: str) -> tuple[str, str]:
+    """Return (directory, file name without extension) of a posix page path."""
+    directory, filename = posixpath.split(path.strip("/"))
+    stem = filename
+    for extension in PAGE_EXTENSIONS:
+        if filename.lower().endswith(extension):
+            stem = filename[: -len(extension)]
+            break
+    return directory, stem
+
+
+def _normalise_prefix(docs_prefix: str) -> str:
+    inner = (docs_prefix or "").strip().strip("/")
+    return f"/{inner}" if inner else ""
+
+
+def doc_slug(*, path: str, front_matter: dict[str, Any]) -> str:
+    """Return the Docusaurus route of a page inside the docs base, e.g. `/part-1/intro`.
+
+    `index`/`readme`/`<folder>/<folder>` pages map to their folder (trailing slash); an
+    absolute `slug:` is taken as is, a relative one and `id:` replace the file name;
+    number prefixes are stripped from folders and file names.
+    """
+    directory, stem = _split_page_path(path)
+    front_slug = front_matter.get("slug")
+    front_slug = str(front_slug).strip() if front_slug not in (None, "") else None
+    if front_slug is not None and front_slug.startswith("/"):
+        return front_slug
+    stripped_dir = "/".join(strip_number_prefix(part) for part in directory.split("/") if part)
+    dir_slug = f"/{stripped_dir}/" if stripped_dir else "/"
+    parent = directory.rsplit("/", 1)[-1].lower() if directory else ""
+    if front_slug is None and stem.lower() in {"index", "readme", parent}:
+        return dir_slug
+    front_id = front_matter.get("id")
+    base = front_slug or (str(front_id).strip() if front_id not in (None, "") else None)
+    base = base or strip_number_prefix(stem)
+    # Browser-style resolution, as Docusaurus' resolvePathname: `../x` climbs folders.
+    return urljoin(f"http://docs{dir_slug}", base).removeprefix("http://docs") or "/"
+
+
+def page_url(*, path: str, front_matter: dict, site_url: str, docs_prefix: str) -> str | None:
+    """Return the public URL of a page, or None when no site URL is configured."""
+    if not site_url:
+        return None
+    route = _normalise_prefix(docs_prefix) + doc_slug(path=path, front_matter=front_matter)
+    return site_url.rstrip("/") + quote(route, safe="/-._~!$&'()*+,;=:@")
+
+
+def section_url(page_url_: str | None, anchor: str) -> str | None:
+    """Return the URL of a section: the page URL plus `#anchor` ("" anchor: the page)."""
+    if page_url_ is None:
+        return None
+    return f"{page_url_}#{quote(anchor, safe='-._~')}" if anchor else page_url_
+
+
+# --- the parser ----------------------------------------------------------------------
+
+
+def _admonition_params(params: str, _markup: str = "") -> bool:
+    return re.match(r"\s*[A-Za-z]", params) is not None
+
+
+@functools.cache
+def _parser(*, mdx: bool) -> MarkdownIt:
+    """Return the shared markdown-it parser (MDX has no indented code blocks)."""
+    md = (
+        MarkdownIt("commonmark", {"html": True})
+        .enable(["table", "strikethrough"])
+        .use(front_matter_plugin)
+        .use(container_plugin, name="admonition", validate=_admonition_params)
+    )
+    if mdx:
+        md.disable("code")
+    return md
+
+
+# --- inline text ---------------------------------------------------------------------
+
+# A JSX/HTML tag, attributes in quotes or {braces} included.
+_TAG_RE = re.compile(
+    r"</?[A-Za-z][\w.:-]*(?:\s+(?:[^<>\"'{}]|\"[^\"]*\"|'[^']*'|\{(?:[^{}]|\{[^{}]*\})*\})*?)?\s*/?>"
+)
+_HTML_COMMENT_RE = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_MDX_COMMENT_RE = re.compile(r"\{/\*.*?\*/\}", re.DOTALL)
+_DROPPED_ELEMENT_RE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+_WHITESPACE_RE = re.compile(r"[ \t]+")
+_ATTRIBUTE_RE = re.compile(r"([\w-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+
+
+def _code_span(content: str) -> str:
+    fence = "``" if "`" in content else "`"
+    pad = " " if content.startswith("`") or content.endswith("`") else ""
+    return f"{fence}{pad}{content}{pad}{fence}"
+
+
+def _inline_plain(children: Sequence[Token]) -> str:
+    """Reduce inline tokens to the text a reader sees (heading text, alt text)."""
+    parts: list[str] = []
+    for token in children:
+        if token.type in {"text", "code_inline"}:
+            parts.append(token.content)
+        elif token.type in {"softbreak", "hardbreak"}:
+            parts.append(" ")
+        elif token.type == "image":
+            parts.append(_inline_plain(token.children or []))
+    return "".join(parts)
+
+
+def _inline_text(children: Sequence[Token]) -> str:
+    """Render a paragraph's inline tokens as readable text.
+
+    Emphasis markers, link targets and HTML/JSX tags go; code spans keep their
+    backticks; lines are joined. Tags are removed from runs of plain text only, so a
+    `Vec<T>` code span is never touched.
+    """
+    parts: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            text = _MDX_COMMENT_RE.sub("", "".join(run))
+            parts.append(_TAG_RE.sub("", text))
+            run.clear()
+
+    for token in children:
+        kind = token.type
+        if kind == "text":
+            run.append(token.content)
+        elif kind == "softbreak":
+            run.append(" ")
+        elif kind == "hardbreak":
+            run.append("\n")
+        elif kind == "html_inline":
+            if re.match(r"<br\s*/?>", token.content, re.IGNORECASE):
+                run.append(" ")
+        elif kind == "code_inline":
+            flush()
+            parts.append(_code_span(token.content))
+        elif kind == "image":
+            run.append(_inline_plain(token.children or []))
+    flush()
+    lines = (_WHITESPACE_RE.sub(" ", line).strip() for line in "".join(parts).split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+# --- blocks --------------------------------------------------------------------------
+
+# MDX ESM: `import X from '…'`, `import '…'`, `export const …` at the top level of a page.
+_ESM_RE = re.compile(
+    r"^(?:import\s*(?:[\w*{]|['\"])|export\s+(?:const|let|var|function|default|class|async|\{|\*))"
+)
+
+
+@dataclass(frozen=True)
+class _Heading:
+    level: int
+    text: str
+    anchor: str
+
+
+@dataclass
+class _Context:
+    """State shared while one page is read: its heading slugger and kind of file."""
+
+    md: MarkdownIt
+    slugger: HeadingSlugger = field(default_factory=HeadingSlugger)
+
+
+def _closing_index(tokens: Sequence[Token], start: int) -> int:
+    """Return the index just past the token that closes `tokens[start]`."""
+    if tokens[start].nesting != 1:
+        return start + 1
+    depth = 0
+    for index in range(start, len(tokens)):
+        depth += tokens[index].nesting
+        if depth == 0:
+            return index + 1
+    return len(tokens)
+
+
+def _children_ranges(tokens: Sequence[Token], start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Yield (start, end) of each block directly inside tokens[start:end]."""
+    index = start
+    while index < end:
+        stop = _closing_index(tokens, index)
+        yield index, stop
+        index = stop
+
+
+def _fence_block(language: str, content: str, markup: str = "```") -> Block:
+    body = content.rstrip("\n")
+    while markup[0] == "`" and re.search(rf"^\s*{markup}", body, re.MULTILINE):
+        markup += "`"
+    return Block("code", f"{markup}{language}\n{body}\n{markup}")
+
+
+def _indent(text: str, prefix: str, first: str | None = None) -> str:
+    lines = text.split("\n")
+    head = (first if first is not None else prefix) + lines[0]
+    rest = [prefix + line if line else line for line in lines[1:]]
+    return "\n".join([head, *rest])
+
+
+def _admonition_label(info: str) -> str:
+    params = info.strip()
+    match = re.match(
+        r"(?P<kind>[A-Za-z][\w-]*)\s*(?:\[(?P<bracket>[^\]]*)\])?(?P<rest>.*)$", params
+    )
+    if match is None:
+        return "Note"
+    rest = match["rest"].strip()
+    title_attr = re.search(r"title=[\"']([^\"']*)[\"']", rest)
+    title = match["bracket"] or (title_attr.group(1) if title_attr else rest.strip("{}"))
+    return title.strip() or ADMONITION_LABELS.get(match["kind"].lower(), match["kind"].title())
+
+
+def _visible_attributes(tag: str) -> str | None:
+    """Text that a component shows from its attributes: a tab's label, a listing caption."""
+    name_match = re.match(r"<([A-Za-z][\w.:-]*)", tag)
+    if name_match is None:
+        return None
+    attributes = {key: a or b for key, a, b in _ATTRIBUTE_RE.findall(tag)}
+    name = name_match.group(1)
+    if name == "TabItem" and attributes.get("label"):
+        return attributes["label"] + ":"
+    if name == "Listing" and (attributes.get("caption") or attributes.get("number")):
+        number = attributes.get("number")
+        caption = attributes.get("caption", "")
+        label = f"Listing {number}" if number else "Listing"
+        return f"{label}: {caption}" if caption else label
+    return None
+
+
+def _html_block_markdown(content: str) -> str:
+    """Return the Markdown left in an HTML/JSX block once comments and tags are gone."""
+    content = _HTML_COMMENT_RE.sub("", content)
+    content = _MDX_COMMENT_RE.sub("", content)
+    content = _DROPPED_ELEMENT_RE.sub("", content)
+
+    def replace(match: re.Match[str]) -> str:
+        visible = _visible_attributes(match.group(0))
+        return f"\n\n{visible}\n\n" if visible else ""
+
+    content = _TAG_RE.sub(replace, content)
+    content = html.unescape(content)
+    return textwrap.dedent(content).strip()
+
+
+class _BlockReader:
+    """Turns a markdown-it token stream into Blocks and (top-level) _Heading markers."""
+
+    def __init__(self, context: _Context) -> None:
+        self.context = context
+
+    def read(
+        self, tokens: Sequence[Token], start: int, end: int, *, top: bool, depth: int = 0
+    ) -> list[Block | _Heading]:
+        """Read tokens[start:end]; headings split sections only when `top`."""
+        items: list[Block | _Heading] = []
+        for first, stop in _children_ranges(tokens, start, end):
+            items.extend(self._read_one(tokens, first, stop, top=top, depth=depth))
+        return items
+
+    def blocks(self, tokens: Sequence[Token], start: int, end: int, depth: int) -> list[Block]:
+        """Read nested content: every heading becomes a heading Block."""
+        return [
+            item
+            for item in self.read(tokens, start, end, top=False, depth=depth)
+            if isinstance(item, Block)
+        ]
+
+    def _read_one(
+        self, tokens: Sequence[Token], first: int, stop: int, *, top: bool, depth: int
+    ) -> list[Block | _Heading]:
+        token = tokens[first]
+        kind = token.type
+        if kind == "heading_open":
+            return [self._heading(token, tokens[first + 1], top=top)]
+        if kind == "paragraph_open":
+            inline = tokens[first + 1]
+            if top and token.level == 0 and _ESM_RE.match(inline.content):
+                return []  # MDX import/export: code for the site, not prose
+            text = _inline_text(inline.children or [])
+            return [Block("paragraph", text)] if text else []
+        if kind in {"fence", "code_block"}:
+            language = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else ""
+            if language.lower() in SKIPPED_FENCE_LANGUAGES:
+                return []
+            markup = token.markup if kind == "fence" and token.markup[0] == "`" else "```"
+            return [_fence_block(language, token.content, markup)]
+        if kind in {"bullet_list_open", "ordered_list_open"}:
+            text = self._list(tokens, first, stop, depth)
+            return [Block("list", text)] if text else []
+        if kind == "table_open":
+            return [Block("table", self._table(tokens, first, stop))]
+        if kind == "blockquote_open":
+            return self._wrapped(tokens, first, stop, depth, kind="quote", label=None)
+        if kind == "container_admonition_open":
+            label = _admonition_label(token.info)
+            return self._wrapped(tokens, first, stop, depth, kind="admonition", label=label)
+        if kind == "html_block":
+            return self._html_block(token.content, top=top, depth=depth)
+        if token.nesting == 1:  # an unknown container: keep what is inside
+            return self.read(tokens, first + 1, stop - 1, top=False, depth=depth)
+        return []  # hr, front_matter (read separately), stray closers
+
+    def _heading(self, token: Token, inline: Token, *, top: bool) -> Block | _Heading:
+        plain = _inline_plain(inline.children or []).strip()
+        text, custom_id = _split_custom_id(plain)
+        # Docusaurus gives a custom id as is; only generated slugs count as duplicates.
+        anchor = custom_id or self.context.slugger.slug(github_slug(text))
+        level = int(token.tag[1])
+        if top:
+            return _Heading(level=level, text=text, anchor=anchor)
+        return Block("heading", f"{'#' * level} {text}")
+
+    def _list(self, tokens: Sequence[Token], start: int, stop: int, depth: int) -> str:
+        opener = tokens[start]
+        ordered = opener.type == "ordered_list_open"
+        number = int(opener.attrGet("start") or 1) if ordered else 0
+        items: list[str] = []
+        for first, end in _children_ranges(tokens, start + 1, stop - 1):
+            if tokens[first].type != "list_item_open":
+                continue
+            marker = f"{number}." if ordered else "-"
+            number += 1
+            inner = self.blocks(tokens, first + 1, end - 1, depth)
+            body = "\n".join(block.text for block in inner) or ""
+            items.append(_indent(body, " " * (len(marker) + 1), first=f"{marker} "))
+        return "\n".join(items)
+
+    def _table(self, tokens: Sequence[Token], start: int, stop: int) -> str:
+        rows: list[list[str]] = []
+        header_rows = 0
+        for index in range(start, stop):
+            token = tokens[index]
+            if token.type == "tr_open":
+                rows.append([])
+            elif token.type == "inline" and rows:
+                rows[-1].append(
+                    _inline_text(token.children or []).replace("|", "\\|").replace("\n", " ")
+                )
+            elif token.type == "thead_close":
+                header_rows = len(rows)
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        if header_rows:
+            width = len(rows[0])
+            lines.insert(header_rows, "|" + " --- |" * width)
+        return "\n".join(lines)
+
+    def _wrapped(
+        self,
+        tokens: Sequence[Token],
+        start: int,
+        stop: int,
+        depth: int,
+        *,
+        kind: BlockKind,
+        label: str | None,
+    ) -> list[Block | _Heading]:
+        """Flatten a quote or admonition: its prose becomes `kind` blocks, code stays code.
+
+        Keeping inner code and tables as their own blocks lets the chunker split a long
+        quote between them instead of through a fenced block.
+        """
+        out: list[Block | _Heading] = []
+        pending_label = label
+        for block in self.blocks(tokens, start + 1, stop - 1, depth):
+            if block.kind in {"paragraph", "heading", "quote", "admonition"}:
+                text = block.text
+                if pending_label is not None:
+                    text = f"{pending_label}: {text}"
+                    pending_label = None
+                if kind == "quote":
+                    text = _indent(text, "> ")
+                out.append(Block("heading" if block.kind == "heading" else kind, text))
+            else:
+                if pending_label is not None:
+                    out.append(Block(kind, f"{pending_label}:"))
+                    pending_label = None
+                out.append(block)
+        if pending_label is not None and out:
+            out.insert(0, Block(kind, f"{pending_label}:"))
+        return out
+
+    def _html_block(self, content: str, *, top: bool, depth: int) -> list[Block | _Heading]:
+        remainder = _html_block_markdown(content)
+        if not remainder:
+            return []
+        if depth >= MAX_HTML_REPARSE_DEPTH:
+            return [Block("paragraph", _WHITESPACE_RE.sub(" ", remainder))]
+        # What is left is Markdown written inside a component (<TabItem>…</TabItem>).
+        tokens = self.context.md.parse(remainder)
+        return self.read(tokens, 0, len(tokens), top=top, depth=depth + 1)
+
+
+# --- the page ------------------------------------------------------------------------
+
+
+def _front_matter(tokens: Sequence[Token]) -> dict[str, Any]:
+    if not tokens or tokens[0].type != "front_matter":
+        return {}
+    try:
+        data = yaml.safe_load(tokens[0].content)
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise PageError(FRONT_MATTER_INVALID_MESSAGE.format(error=reason)) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PageError(FRONT_MATTER_NOT_MAPPING_MESSAGE.format(kind=type(data).__name__))
+    return data
+
+
+def humanize_filename(path: str) -> str:
+    """Return a title made from a file name: `02-getting_started.md` -> 'Getting started'."""
+    directory, stem = _split_page_path(path)
+    if stem.lower() in {"index", "readme"} and directory:
+        stem = directory.rsplit("/", 1)[-1]
+    words = re.sub(r"[-_\s]+", " ", strip_number_prefix(stem)).strip()
+    return (words[:1].upper() + words[1:]) if words else stem
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() in {"true", "yes"})
+
+
+def _page_title(
+    path: str, front_matter: dict[str, Any], items: Sequence[Block | _Heading]
+) -> tuple[str, int | None]:
+    """Return the page title and the index of the heading that acts as title (if any)."""
+    headings = [(index, item) for index, item in enumerate(items) if isinstance(item, _Heading)]
+    title_index: int | None = None
+    title_heading: _Heading | None = None
+    if headings and (headings[0][1].level == 1 or headings[0][0] == 0):
+        title_index, title_heading = headings[0]
+    front_title = front_matter.get("title")
+    if front_title not in (None, "") and str(front_title).strip():
+        return str(front_title).strip(), title_index
+    if title_heading is not None and title_heading.text:
+        return title_heading.text, title_index
+    first_h1 = next((item.text for _, item in headings if item.level == 1 and item.text), None)
+    return first_h1 or humanize_filename(path), title_index
+
+
+def parse_page(*, path: str, text: str, site_url: str, docs_prefix: str = "/docs") -> ParsedPage:
+    """Parse a page's text into title, URL and sections.
+
+    Title: front-matter `title:`, else the page's opening heading (an `#` heading, or any
+    heading the page starts with), else the first `#` heading, else the file name. The
+    opening heading is the page's title: it is not part of the sections' heading paths.
+
+    Raises PageError when the front matter is not valid YAML or not a mapping.
+    """
+    context = _Context(md=_parser(mdx=path.lower().endswith(".mdx")))
+    tokens = context.md.parse(text)
+    front_matter = _front_matter(tokens)
+    items = _BlockReader(context).read(tokens, 0, len(tokens), top=True)
+
+    title, title_index = _page_title(path, front_matter, items)
+    sections: list[Section] = []
+    stack: list[_Heading] = []
+    anchor = ""
+    blocks: list[Block] = []
+
+    def close() -> None:
+        sections.append(Section(tuple(h.text for h in stack), anchor, tuple(blocks)))
+
+    for index, item in enumerate(items):
+        if isinstance(item, Block):
+            blocks.append(item)
+        elif index == title_index:
+            if item.text != title:  # e.g. front matter "Chapter 7", page heading "Chapter 4"
+                blocks.append(Block("heading", f"{'#' * item.level} {item.text}"))
+        else:
+            close()
+            while stack and stack[-1].level >= item.level:
+                stack.pop()
+            stack.append(item)
+            anchor, blocks = item.anchor, []
+    close()
+
+    front_slug = front_matter.get("slug")
+    return ParsedPage(
+        path=path,
+        title=title,
+        slug=str(front_slug) if front_slug not in (None, "") else None,
+        draft=_is_true(front_matter.get("draft")),
+        url=page_url(
+            path=path, front_matter=front_matter, site_url=site_url, docs_prefix=docs_prefix
+        ),
+        sections=tuple(sections),
+    )
