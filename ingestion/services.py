@@ -856,7 +856,7 @@ def _prepare(*, book_file: BookFile, plan: _Plan, vectors: _Vectors, force: bool
             max_tokens=config.chunk_tokens,
             overlap_tokens=config.chunk_overlap_tokens,
         )
-    except PageError as exc:
+    except (PageError, ValueError) as exc:  # ValueError: CHUNK_TOKENS too small for the page
         return _Failure(path, str(exc))
     if page.draft:
         return _Removal(path=path, ids=present | expected, action="skipped")
