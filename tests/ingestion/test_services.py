@@ -90,7 +90,8 @@ def test_incremental_ingestion_embeds_only_what_changed(small_book, store, embed
     assert new_hashes, "the edit should produce new chunk text"
     assert third.embeddings_computed == len(new_hashes)
     assert outcomes[INTRO].action == "changed"
-    assert outcomes[renamed].action == "new" and outcomes[renamed].embedded == 0
+    assert outcomes[renamed].action == "new"
+    assert outcomes[renamed].embedded == 0
     assert outcomes[CHAPTER_1].action == "unchanged"
     assert (third.files_changed, third.files_new, third.files_unchanged) == (1, 1, 1)
     assert third.files_deleted == 2  # the deleted page and the renamed page's old path
@@ -195,12 +196,15 @@ def test_draft_pages_are_skipped_and_removed_when_they_become_drafts(tmp_path, s
 def test_dry_run_counts_without_embedding_or_writing(tiny_book, store):
     task, outcomes = ingest(tiny_book, dry_run=True)
 
-    assert task.status == "succeeded" and task.dry_run
+    assert task.status == "succeeded"
+    assert task.dry_run
     assert task.files_new == 2
-    assert task.embeddings_computed > 0 and task.chunks_added > 0
+    assert task.embeddings_computed > 0
+    assert task.chunks_added > 0
     assert {o.action for o in outcomes.values()} == {"new"}
     assert store.count() == 0
-    assert not Document.objects.exists() and not CachedEmbedding.objects.exists()
+    assert not Document.objects.exists()
+    assert not CachedEmbedding.objects.exists()
 
 
 def test_a_path_limits_the_run_and_its_deletions(small_book, store):
