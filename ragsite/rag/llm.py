@@ -243,10 +243,15 @@ class _Candidate:
 
 
 def _stem(word: str) -> str:
-    """Fold plural and verb endings so 'sensors'/'sensor', 'walking'/'walks' match."""
+    """Fold common endings so 'measure', 'measures', 'measured' and 'measuring' match."""
     for suffix in ("ing", "ies", "es", "ed", "s"):
+        if suffix == "s" and word.endswith("ss"):  # "class", not a plural
+            break
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    if word.endswith("e") and len(word) > 3:  # "measure" -> "measur", like "measures"
+        word = word[:-1]
     return word
 
 
