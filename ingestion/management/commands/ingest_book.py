@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ FILE_OUTSIDE_BOOK_MESSAGE = (
     "A single file can only be ingested from inside BOOK_DIR ({book_dir}); give its folder instead."
 )
 BOOK_FAILED_MESSAGE = "The book could not be ingested: {reason}"
+
+# qdrant-client closes a still-open embedded store from `__del__` during interpreter
+# shutdown, when imports fail, and prints a traceback. Close it while Python is whole.
+atexit.register(providers.reset)
 
 
 def _target(path: str | None) -> tuple[Path, str | None]:
