@@ -16,6 +16,7 @@ same Protocol without touching any caller.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import logging
@@ -23,6 +24,7 @@ import math
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient, models
@@ -76,9 +78,10 @@ _RAISE: Any = object()  # sentinel: no fallback value for a missing collection
 # between threads; we call it from asyncio.to_thread workers (searches) while the
 # background ingestion thread writes. Without the lock, searches running during an
 # upsert failed with numpy "operands could not be broadcast together with shapes
-# (1996,) (1995,)" (measured: 1,843 failed searches over 40 upserts). A server client (httpx) is thread-safe, so it
-# gets a no-op context and concurrent calls stay concurrent. The lock costs nothing in
-# throughput: local mode is pure Python and holds the GIL anyway.
+# (1996,) (1995,)" (measured: 1,843 failed searches over 40 upserts). A server client
+# (httpx) is thread-safe, so it gets a no-op context and concurrent calls stay
+# concurrent. The lock costs nothing in throughput: local mode is pure Python and
+# holds the GIL anyway.
 _call_locks: weakref.WeakKeyDictionary[QdrantClient, contextlib.AbstractContextManager[Any]] = (
     weakref.WeakKeyDictionary()
 )
@@ -115,6 +118,8 @@ def _open(config: RagConfig) -> QdrantClient:
             check_compatibility=False,
         )
     path = config.qdrant_path
+    if _held_elsewhere(path):
+        raise VectorStoreLocked(STORE_LOCKED_MESSAGE.format(path=path))
     try:
         return QdrantClient(path=str(path))
     except RuntimeError as exc:
@@ -124,6 +129,37 @@ def _open(config: RagConfig) -> QdrantClient:
         raise VectorStoreError(STORE_OPEN_FAILED_MESSAGE.format(path=path, error=exc)) from exc
     except Exception as exc:  # permissions, a corrupt meta.json, a full disk...
         raise VectorStoreError(STORE_OPEN_FAILED_MESSAGE.format(path=path, error=exc)) from exc
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """Return True when another client holds the embedded folder's lock.
+
+    QdrantLocal loads every collection into memory *before* it tries the lock (3.2 s
+    for 3k chunks), so a refused opener would pay that on every retry, e.g. each
+    request of a server started while `ingest_book` runs. This tries the same
+    non-blocking exclusive lock on the same `.lock` file first, and lets go at once.
+    It is an flock, tied to our own file handle: closing it never releases the lock
+    of the client that holds the folder, even in this process.
+    """
+    lock_file = path / ".lock"
+    if not lock_file.is_file():
+        return False
+    try:
+        import portalocker  # qdrant-client's own locking dependency
+    except ImportError:
+        return False
+    try:
+        with lock_file.open("r+") as handle:
+            try:
+                portalocker.lock(
+                    handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
+                )
+            except portalocker.exceptions.LockException:
+                return True
+            portalocker.unlock(handle)
+    except OSError:  # unreadable: let QdrantClient report the real problem
+        return False
+    return False
 
 
 def get_client(config: RagConfig) -> QdrantClient:
@@ -169,6 +205,12 @@ def close_client() -> None:
         if _client is not None:
             _close(_client)
         _client, _client_key = None, None
+
+
+# Close before interpreter teardown: otherwise QdrantClient.__del__ closes it while
+# modules are being torn down and prints "Exception ignored ... sys.meta_path is None"
+# at the end of every management command.
+atexit.register(close_client)
 
 
 def memory_client() -> QdrantClient:

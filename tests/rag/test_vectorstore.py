@@ -322,6 +322,7 @@ def test_a_second_process_gets_a_clear_lock_error(settings, tmp_path):
     assert locked.returncode == 3, locked.stderr
     assert locked.stdout.strip() == STORE_LOCKED_MESSAGE.format(path=store_dir)
     assert "Traceback" not in locked.stderr
+    assert store.count() == 1  # the holder is undisturbed by the refused opener
 
     # What the message asks for: once the holder lets go, the folder opens again
     # (a second opener in this process would be refused just the same).
