@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 # A citation group: [3] or [1, 4]. Not preceded by a word character, so code such as
 # `items[9]` is left alone.
-_CITATION_RE = re.compile(r"(?<!\w)(\s*)\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_CITATION_RE = re.compile(r"(\s*)(?<!\w)\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # An unfinished group at the end of the text so far, or trailing blanks that an invalid
 # citation would take with it: held back until the next piece decides.
 _HOLD_RE = re.compile(r"(\s*\[[\d,\s]{0,15}|\s+)\Z")

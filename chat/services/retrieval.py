@@ -25,8 +25,13 @@ logger = logging.getLogger(__name__)
 FETCH_FACTOR = 4
 FETCH_MIN = 20
 FETCH_MAX = 100
-# How many below-floor hits to keep as "closest sections" for an uncertain answer.
+# How many below-floor hits to keep as "closest sections" for an uncertain answer, and
+# how near the floor they must be: on the test textbook, questions from other domains
+# ("capital of France": 0.16, "sourdough bread": 0.18) land on unrelated sections,
+# while questions near a covered topic score 0.25-0.30. Offering the former would
+# only mislead.
 CLOSEST_COUNT = 3
+CLOSEST_FLOOR_RATIO = 0.8
 # Two chunks whose word 3-gram sets overlap this much (Jaccard on the smaller set)
 # say the same thing: the second one adds nothing as a source.
 DUPLICATE_OVERLAP = 0.6
@@ -38,8 +43,8 @@ class Retrieval:
     """What retrieval found for one query.
 
     `hits`: distinct chunks at or above the floor, best first, at most k.
-    `closest`: the best distinct chunks whatever their score, so an answer without
-    support can still point the reader at the nearest sections.
+    `closest`: the best distinct chunks near the floor (above or below it), so an
+    answer without support can still point the reader at the nearest sections.
     """
 
     query: str
@@ -123,7 +128,8 @@ async def book_search(
     )
     distinct = hits_collapse(raw)
     hits = [hit for hit in distinct if hit.score >= floor][:k]
-    closest = sorted(distinct, key=lambda hit: hit.score, reverse=True)[:CLOSEST_COUNT]
+    near = [hit for hit in distinct if hit.score >= floor * CLOSEST_FLOOR_RATIO]
+    closest = sorted(near, key=lambda hit: hit.score, reverse=True)[:CLOSEST_COUNT]
     logger.debug(
         "search %r: %d raw, %d distinct, %d above floor %.2f (best cosine %.3f)",
         query[:80],
@@ -131,6 +137,6 @@ async def book_search(
         len(distinct),
         len(hits),
         floor,
-        closest[0].score if closest else 0.0,
+        max((hit.score for hit in distinct), default=0.0),
     )
     return Retrieval(query=query, hits=hits, closest=closest, floor=floor)
