@@ -250,7 +250,7 @@ def test_upsert_without_a_collection_says_what_failed():
         store.upsert([CORPUS["lidar"][0]], [CORPUS["lidar"][1]])
 
 
-def test_health_reports_points_and_fails_on_a_closed_client(tmp_path):
+def test_health_reports_points_and_fails_on_a_closed_client():
     config = get_config()
     store = QdrantStore(get_client(config), "test")
     store.ensure_collection(dimension=4)
