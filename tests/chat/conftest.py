@@ -215,3 +215,13 @@ def by_name(events: list[SSEEvent]) -> dict[str, list[Any]]:
     for event in events:
         grouped.setdefault(event.event, []).append(event.data)
     return grouped
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the process cache: start every test with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
