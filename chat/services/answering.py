@@ -49,6 +49,7 @@ ANSWER_FAILED_MESSAGE = "The answer could not be completed. Please try again."
 INTERNAL_ERROR_MESSAGE = "Something went wrong on our side while answering."
 CANCELLED_ERROR = "The reader closed the connection before the answer was complete."
 
+SELECTION_ID = "selection"  # the chunk id of a highlighted passage (it is not in the store)
 SNIPPET_CHARS = 240
 SELECTION_QUERY_CHARS = 1000  # how much of a highlighted passage joins the search query
 MAX_FOLLOW_UPS = 3
@@ -123,7 +124,7 @@ def selection_source(*, selection: str, hits: Sequence[Hit]) -> Source:
         "",
     )
     chunk = Chunk(
-        id="selection",
+        id=SELECTION_ID,
         text=selection,
         body=selection,
         title=prompts.SELECTION_TITLE,
@@ -179,22 +180,24 @@ def _topic(source: Source) -> str:
 
 
 def follow_ups_from_headings(*, sources: Sequence[Source], question: str) -> list[str]:
-    """Suggest "What does the book say about <heading>?" for distinct source sections."""
+    """Suggest "What does the book say about <heading>?" for distinct source sections.
+
+    Topics the question already names come last: they are the least new to the reader.
+    """
     asked = question.lower()
-    suggestions: list[str] = []
+    fresh: list[str] = []
+    named: list[str] = []
     seen: set[str] = set()
     for source in sources:
-        if source.chunk.id == "selection":
+        if source.chunk.id == SELECTION_ID:
             continue
         topic = _topic(source)
         key = topic.lower().strip()
-        if not key or key in seen or key in GENERIC_HEADINGS or key in asked:
+        if not key or key in seen or key in GENERIC_HEADINGS:
             continue
         seen.add(key)
-        suggestions.append(prompts.FOLLOW_UP_TEMPLATE.format(topic=topic))
-        if len(suggestions) == MAX_FOLLOW_UPS:
-            break
-    return suggestions
+        (named if key in asked else fresh).append(prompts.FOLLOW_UP_TEMPLATE.format(topic=topic))
+    return (fresh + named)[:MAX_FOLLOW_UPS]
 
 
 def _parse_follow_ups(text: str) -> list[str]:
