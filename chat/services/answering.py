@@ -101,15 +101,15 @@ def _mode_of(model: ChatModel) -> str:
     return Message.Mode.EXTRACTIVE if model.provider == "extractive" else Message.Mode.LLM
 
 
-def _error_status(code: str) -> int:
-    """The HTTP status our exception with this code maps to (stream:false answers)."""
+def _error_class(code: str) -> type[RagError]:
+    """Our exception class with this error code (RagError itself for unknown codes)."""
     stack: list[type[RagError]] = [RagError]
     while stack:
         cls = stack.pop()
         if cls.code == code:
-            return cls.status
+            return cls
         stack.extend(cls.__subclasses__())
-    return 500
+    return RagError
 
 
 def selection_source(*, selection: str, hits: Sequence[Hit]) -> Source:
@@ -462,7 +462,8 @@ async def answer_collect(
     """Run `answer_stream` to the end and merge meta, sources and done into one dict.
 
     Raises:
-        RagError: with the code and status of the failure, when the answer failed.
+        RagError: the subclass matching the failure's code (LLMError, EmbeddingError,
+            VectorStoreError, ...), when the answer failed.
     """
     result: dict[str, Any] = {}
     async for event, data in answer_stream(
@@ -475,9 +476,9 @@ async def answer_collect(
         fallback_llm=fallback_llm,
     ):
         if event == "error":
-            error = RagError(data["message"], details={"message_id": result.get("message_id")})
-            error.code, error.status = data["code"], _error_status(data["code"])
-            raise error
+            raise _error_class(data["code"])(
+                data["message"], details={"message_id": result.get("message_id")}
+            )
         if event != "token":
             result.update(data)
     return result
