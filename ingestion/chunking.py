@@ -25,6 +25,8 @@ MIN_CHUNK_TOKENS = 24
 MAX_BREADCRUMB_SHARE = 0.5
 BREADCRUMB_SEPARATOR = " > "
 MAX_REPACK_ATTEMPTS = 8
+# Below this many tokens of room for the body, a chunk limit is unusable.
+MIN_BODY_TOKENS = 8
 
 CHUNK_LIMIT_TOO_SMALL_MESSAGE = (
     "max_tokens={max_tokens} leaves no room for the text of page {path!r}; raise CHUNK_TOKENS."
@@ -113,13 +115,6 @@ class _Draft:
         return "\n\n".join(piece.text for piece in parts)
 
 
-def _is_lead_in(piece: _Piece) -> bool:
-    """Whether a piece introduces the next one (a heading, a line ending with a colon)."""
-    return piece.kind == "heading" or (
-        piece.kind in _PROSE_KINDS and piece.text.rstrip().endswith(":")
-    )
-
-
 class _Chunker:
     """Splits and packs one page; `slack` shrinks budgets if a counter is not additive."""
 
@@ -173,7 +168,7 @@ class _Chunker:
             blocks = [block for block in section.blocks if block.text.strip()]
             if not blocks:
                 continue
-            if self.budgets[index] < 1:
+            if self.budgets[index] < MIN_BODY_TOKENS:
                 raise ValueError(
                     CHUNK_LIMIT_TOO_SMALL_MESSAGE.format(
                         max_tokens=self.max_tokens, path=self.page.path
@@ -184,6 +179,20 @@ class _Chunker:
 
     # -- splitting blocks into pieces that fit --
 
+    def _is_lead_in(self, piece: _Piece) -> bool:
+        """Whether a piece introduces the next one: a heading, "as follows:", a short line."""
+        if piece.kind == "heading":
+            return True
+        return piece.kind in _PROSE_KINDS and (
+            piece.text.rstrip().endswith(":") or piece.tokens < self.min_tokens
+        )
+
+    def _is_fragment(self, draft: _Draft) -> bool:
+        """Whether a chunk is too thin to retrieve well on its own."""
+        return draft.own_tokens < self.min_tokens or all(
+            self._is_lead_in(piece) for piece in draft.pieces
+        )
+
     def _split(self, block: Block, budget: int, first_budget: int) -> list[tuple[str, int]]:
         """Cut an overlong block; the first part fits `first_budget` (the room left)."""
         if block.kind == "code":
@@ -192,6 +201,9 @@ class _Chunker:
             return self._split_table(block.text, budget, first_budget)
         if block.kind == "list":
             return self._split_list(block.text, budget, first_budget)
+        # Leave room for the overlap the next part will start with.
+        if self.overlap_tokens and budget - self.overlap_tokens >= budget // 2:
+            budget -= self.overlap_tokens
         return self._split_prose(block.text, budget, first_budget=first_budget)
 
     def _pack(
@@ -228,16 +240,51 @@ class _Chunker:
         """Cut text at paragraphs, then lines, sentences, words; characters as a last resort."""
         for offset, (pattern, joiner) in enumerate(_PROSE_SPLITS[level:]):
             parts = [part for part in pattern.split(text) if part.strip()]
-            if len(parts) < 2:
-                continue
-            pieces: list[tuple[str, int]] = []
-            for part, tokens in zip(parts, self.counter.content(parts), strict=True):
-                if tokens <= budget:
-                    pieces.append((part, tokens))
-                else:
-                    pieces.extend(self._split_prose(part, budget, level + offset + 1))
-            return self._pack(pieces, budget, joiner, first_budget)
+            if len(parts) >= 2:
+                return self._fill(parts, joiner, budget, level + offset + 1, first_budget)
         return self._split_characters(text, budget)
+
+    def _fill(
+        self,
+        parts: Sequence[str],
+        joiner: str,
+        budget: int,
+        finer: int,
+        first_budget: int | None,
+    ) -> list[tuple[str, int]]:
+        """Pack parts greedily; cut a part at the `finer` level to fill a group under half full.
+
+        So a short paragraph is not left alone in front of a long one, and an overlong
+        part is always cut.
+        """
+        packed: list[tuple[str, int]] = []
+        texts: list[str] = []
+        total = 0
+        limit = budget if first_budget is None else min(first_budget, budget)
+        for part, tokens in zip(parts, self.counter.content(parts), strict=True):
+            room = limit - total
+            if tokens <= room:
+                texts.append(part)
+                total += tokens
+                continue
+            if tokens <= budget and (2 * total >= limit or finer >= len(_PROSE_SPLITS)):
+                if texts:
+                    packed.append((joiner.join(texts), total))
+                texts, total, limit = [part], tokens, budget
+                continue
+            if room < 2 * self.min_tokens:  # too little room to be worth filling
+                if texts:
+                    packed.append((joiner.join(texts), total))
+                texts, total, limit, room = [], 0, budget, budget
+            for sub_text, sub_tokens in self._split_prose(part, budget, finer, room):
+                if texts and total + sub_tokens > limit:
+                    packed.append((joiner.join(texts), total))
+                    texts, total, limit = [], 0, budget
+                texts.append(sub_text)
+                total += sub_tokens
+        if texts:
+            packed.append((joiner.join(texts), total))
+        return [(text, tokens) for text, tokens in packed if text.strip()]
 
     def _split_characters(self, text: str, budget: int) -> list[tuple[str, int]]:
         """Cut one overlong word (a URL, a hash) into the longest prefixes that fit."""
@@ -362,7 +409,7 @@ class _Chunker:
             if current.pieces and current.tokens + piece.tokens > budget:
                 # A heading or "as follows:" line belongs with what it introduces.
                 carried: list[_Piece] = []
-                while len(current.pieces) > 1 and _is_lead_in(current.pieces[-1]):
+                while len(current.pieces) > 1 and self._is_lead_in(current.pieces[-1]):
                     carried.insert(0, current.pieces.pop())
                 if sum(p.tokens for p in carried) + piece.tokens > budget:
                     current.pieces.extend(carried)
@@ -435,7 +482,7 @@ class _Chunker:
         return draft.tokens <= self.budgets[draft.section]
 
     def _merge_tiny(self, drafts: list[_Draft]) -> list[_Draft]:
-        """Merge chunks with fewer than min_tokens of their own into a neighbour.
+        """Merge fragments (under min_tokens of their own, or only lead-ins) into a neighbour.
 
         Preference: the next chunk of the same section, else the previous chunk, else
         the next chunk of the following section; never beyond the token limit.
@@ -443,7 +490,7 @@ class _Chunker:
         index = 0
         while index < len(drafts):
             draft = drafts[index]
-            if draft.own_tokens >= self.min_tokens or len(drafts) == 1:
+            if not self._is_fragment(draft) or len(drafts) == 1:
                 index += 1
                 continue
             following = drafts[index + 1] if index + 1 < len(drafts) else None
