@@ -657,7 +657,7 @@ a { color: var(--rs-link, var(--rs-accent)); }
 }
 .icon-btn:hover { background: var(--rs-surface); color: var(--rs-fg); }
 
-.log { flex: 1; overflow-y: auto; padding: 16px; scroll-behavior: smooth; overscroll-behavior: contain; }
+.log { position: relative; flex: 1; overflow-y: auto; padding: 16px; overscroll-behavior: contain; }
 .welcome { color: var(--rs-muted); margin: 4px 0 12px; }
 .starters-label { margin: 16px 0 8px; font-size: 12px; font-weight: 600; text-transform: uppercase; letter-spacing: .04em; color: var(--rs-muted); }
 .chips { display: flex; flex-wrap: wrap; gap: 8px; margin: 0; padding: 0; list-style: none; }
@@ -782,13 +782,13 @@ textarea::placeholder { color: var(--rs-muted); opacity: 1; }
   }
   .left .panel { left: 0; }
   .open .launcher { display: none; }
+  .new-label { display: none; }
   .launcher { bottom: 16px; right: 16px; }
   .left .launcher { left: 16px; }
   textarea { font-size: 16px; } /* no zoom-on-focus on iOS */
 }
 @media (prefers-reduced-motion: reduce) {
   *, *::before, *::after { animation: none !important; transition: none !important; }
-  .log { scroll-behavior: auto; }
 }
 `;
 
@@ -844,6 +844,8 @@ textarea::placeholder { color: var(--rs-muted); opacity: 1; }
       this.cooldownUntil = 0;
       this.stats = { tokens: 0, renders: 0, requests: 0 };
       this.views = new Map(); // assistant turn -> its DOM references
+      this.anchor = null; // the newest question's bubble: auto-scroll stops there
+      this.lastAutoScroll = 0;
       this.storage = safeStorage();
     }
 
@@ -1053,12 +1055,18 @@ textarea::placeholder { color: var(--rs-muted); opacity: 1; }
 
     renderAll() {
       this.views.clear();
+      this.anchor = null;
+      this.lastAutoScroll = 0;
       this.log.replaceChildren();
       if (!this.turns.length) {
         this.log.append(this.renderWelcome());
         return;
       }
-      for (const turn of this.turns) this.log.append(this.renderTurn(turn));
+      for (const turn of this.turns) {
+        const node = this.renderTurn(turn);
+        if (turn.role === "user") this.anchor = node;
+        this.log.append(node);
+      }
     }
 
     renderWelcome() {
@@ -1249,10 +1257,21 @@ textarea::placeholder { color: var(--rs-muted); opacity: 1; }
       return el("div", { class: "actions" }, [...buttons, message]);
     }
 
+    /**
+     * Follow the growing answer, but never scroll the current question out of view at
+     * the top: a long answer is then read from its start. A reader who scrolled away
+     * is left alone.
+     */
     scrollToEnd(force = false) {
       const log = this.log;
-      const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 120;
-      if (force || nearBottom) log.scrollTop = log.scrollHeight;
+      const bottom = log.scrollHeight - log.clientHeight;
+      const anchor = this.anchor && this.anchor.isConnected ? this.anchor.offsetTop - 12 : bottom;
+      const target = Math.max(0, Math.min(bottom, anchor));
+      const following = log.scrollTop >= this.lastAutoScroll - 4;
+      if (force || (following && target > log.scrollTop)) {
+        log.scrollTop = target;
+        this.lastAutoScroll = log.scrollTop;
+      }
     }
 
     autosize() {
@@ -1301,7 +1320,8 @@ textarea::placeholder { color: var(--rs-muted); opacity: 1; }
       if (selection) userTurn.selection = selection;
       const turn = { role: "assistant", text: "", sources: [], status: "streaming" };
       this.turns.push(userTurn, turn);
-      this.log.append(this.renderTurn(userTurn), this.renderTurn(turn));
+      this.anchor = this.renderTurn(userTurn);
+      this.log.append(this.anchor, this.renderTurn(turn));
       this.scrollToEnd(true);
       this.stream(turn, message, selection);
       return true;
@@ -1370,30 +1390,35 @@ textarea::placeholder { color: var(--rs-muted); opacity: 1; }
       const reader = body.getReader();
       const decoder = new TextDecoder();
       const parser = new SSEParser();
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          const events = done ? parser.push(decoder.decode(), true) : parser.push(decoder.decode(value, { stream: true }));
-          for (const event of events) {
-            let data;
-            try {
-              data = JSON.parse(event.data);
-            } catch {
-              continue; // not ours: ignore rather than break the answer
-            }
-            if (this.handleEvent(turn, event.event, data)) {
-              reader.cancel().catch(() => {});
-              return true;
-            }
+      for (;;) {
+        const { value, done } = await reader.read();
+        const events = done ? parser.push(decoder.decode(), true) : parser.push(decoder.decode(value, { stream: true }));
+        for (const event of events) {
+          let data;
+          try {
+            data = JSON.parse(event.data);
+          } catch {
+            continue; // not ours: ignore rather than break the answer
           }
-          if (done) return false;
+          if (this.handleEvent(turn, event.event, data)) {
+            // The answer is complete; let the server end the response itself (it stores
+            // the message as it closes) instead of hanging up on it.
+            if (!done) this.drain(reader);
+            return true;
+          }
         }
-      } finally {
-        try {
-          reader.releaseLock();
-        } catch {
-          /* already released */
+        if (done) return false;
+      }
+    }
+
+    /** Read what is left of a response, ignoring it. */
+    async drain(reader) {
+      try {
+        while (!(await reader.read()).done) {
+          /* ignore anything after done/error */
         }
+      } catch {
+        /* the connection closed */
       }
     }
 
@@ -1549,7 +1574,21 @@ textarea::placeholder { color: var(--rs-muted); opacity: 1; }
         this.hideSelectionButton();
         return;
       }
-      const rect = document.getSelection().getRangeAt(0).getBoundingClientRect();
+      // The union of the visible line boxes: a triple-click range also ends at the start
+      // of the next block, which would stretch the bounding box past the passage.
+      const lines = [...document.getSelection().getRangeAt(0).getClientRects()].filter((r) => r.width > 1 && r.height > 0);
+      const rect = lines.length
+        ? lines.reduce((a, r) => ({
+            left: Math.min(a.left, r.left),
+            top: Math.min(a.top, r.top),
+            right: Math.max(a.right, r.right),
+            bottom: Math.max(a.bottom, r.bottom),
+          }))
+        : null;
+      if (rect) {
+        rect.width = rect.right - rect.left;
+        rect.height = rect.bottom - rect.top;
+      }
       if (!rect || (!rect.width && !rect.height)) {
         this.hideSelectionButton();
         return;

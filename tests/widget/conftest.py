@@ -27,27 +27,25 @@ WIDGET_JS = REPO_DIR / "static" / "ragsite" / "widget.js"
 ARTIFACTS = REPO_DIR / "test-artifacts"
 
 
-@pytest.fixture(autouse=True)
-def _django_sync_calls_beside_playwright(monkeypatch):
-    """Let test code use the ORM while Playwright's sync API keeps an event loop in this thread.
-
-    Django refuses sync ORM calls when it sees a running loop; here the loop belongs to
-    Playwright's greenlet, not to Django, so the check is a false alarm (tests only).
-    """
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
 @pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the whole module."""
+    """One headless Chromium for the whole module.
+
+    While it runs, Playwright's sync API keeps an asyncio loop in the test thread, and
+    Django then refuses sync ORM calls (the test's own queries, pytest-django's flush
+    after a live-server test) as if they came from async code. The loop is not Django's,
+    so the check is lifted for exactly that span, in tests only.
+    """
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.fail("Chromium is missing: run `apt-get install -y chromium` (CI does this).")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from playwright.sync_api import expect
 
 from .conftest import WIDGET_JS
 
@@ -224,7 +225,7 @@ def test_rate_limit_shows_the_wait_and_holds_the_next_question(context, page):
     )
     box.fill("Second?")
     box.press("Enter")
-    assert "Please wait" in shadow(page, ".composer .error").inner_text()
+    expect(shadow(page, ".composer .error")).to_contain_text("Please wait")
     assert len(requests) == 1  # the widget waits instead of hammering the server
     assert box.input_value() == "Second?"  # the unsent question is kept
 
@@ -341,6 +342,8 @@ def test_feedback_failure_is_reported_and_can_be_retried(context, page):
     page.keyboard.press("Enter")
     shadow(page, ".actions").wait_for()
     page.get_by_role("button", name="Not helpful").click()
-    assert shadow(page, ".feedback-msg").inner_text() == "Your feedback could not be recorded."
-    assert page.get_by_role("button", name="Not helpful").get_attribute("aria-pressed") == "false"
+    expect(shadow(page, ".feedback-msg")).to_have_text("Your feedback could not be recorded.")
+    expect(page.get_by_role("button", name="Not helpful")).to_have_attribute(
+        "aria-pressed", "false"
+    )
     assert requests[-1] == {"message_id": "m-1", "rating": "down"}
