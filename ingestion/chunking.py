@@ -18,6 +18,10 @@ from ragsite.rag.types import Chunk, chunk_id, sha256_text
 
 from .markdown import Block, ParsedPage, Section, parse_page, section_url
 
+# Bump when the same page and settings would give different chunks, so the ingestion
+# services can tell that unchanged pages need chunking (and embedding) again.
+CHUNKER_VERSION = 1
+
 # A chunk whose own content (overlap excluded) has fewer tokens than this is merged
 # into a neighbour: "## Summary" plus one line retrieves badly on its own.
 MIN_CHUNK_TOKENS = 24

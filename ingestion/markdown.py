@@ -414,8 +414,14 @@ def _visible_attributes(tag: str) -> str | None:
     return None
 
 
-def _html_block_markdown(content: str) -> str:
-    """Return the Markdown left in an HTML/JSX block once comments and tags are gone."""
+# A fenced block written inside raw HTML/JSX, which markdown-it hands over unparsed.
+_RAW_FENCE_RE = re.compile(
+    r"^[ \t]*(?P<fence>`{3,}|~{3,})[^\n]*\n.*?^[ \t]*(?P=fence)[`~]*[ \t]*$", re.M | re.S
+)
+
+
+def _strip_markup(content: str) -> str:
+    """Remove comments, scripts and tags (keeping what components show) from HTML/JSX."""
     content = _HTML_COMMENT_RE.sub("", content)
     content = _MDX_COMMENT_RE.sub("", content)
     content = _DROPPED_ELEMENT_RE.sub("", content)
@@ -424,9 +430,23 @@ def _html_block_markdown(content: str) -> str:
         visible = _visible_attributes(match.group(0))
         return f"\n\n{visible}\n\n" if visible else ""
 
-    content = _TAG_RE.sub(replace, content)
-    content = html.unescape(content)
-    return textwrap.dedent(content).strip()
+    return html.unescape(_TAG_RE.sub(replace, content))
+
+
+def _html_block_markdown(content: str) -> str:
+    """Return the Markdown left in an HTML/JSX block once comments and tags are gone.
+
+    Fenced code inside the block (a sample in a `<TabItem>` written without blank
+    lines) is left exactly as written: `make_shared<Node>()` is code, not a tag.
+    """
+    parts: list[str] = []
+    last = 0
+    for match in _RAW_FENCE_RE.finditer(content):
+        parts.append(_strip_markup(content[last : match.start()]))
+        parts.append(match.group(0))
+        last = match.end()
+    parts.append(_strip_markup(content[last:]))
+    return textwrap.dedent("".join(parts)).strip()
 
 
 class _BlockReader:

@@ -400,3 +400,50 @@ def test_mdbook_listing_captions_and_html_comments(rust_book_dir):
     assert "manual-regeneration" not in joined  # an HTML comment in the source
     # The inline comment after a link is gone; the link text stays.
     assert "Structs are similar to tuples, discussed in “The Tuple Type” section" in joined
+
+
+def test_code_written_inside_a_component_is_left_exactly_as_written():
+    text = """<Tabs>
+  <TabItem value="cpp" label="C++">
+    ```cpp
+    auto node = std::make_shared<RobotNode>(); // a &amp; b <!-- kept -->
+    ```
+  </TabItem>
+</Tabs>
+
+<details>
+<summary>Show the answer</summary>
+
+The answer is 42.
+
+</details>
+
+::::note
+Outer
+
+:::tip[Inner title]
+Inner text.
+:::
+::::
+"""
+    texts = page_texts(parse_page(path="tabs.mdx", text=text, site_url=""))
+    assert texts == [
+        "C++:",
+        "```cpp\nauto node = std::make_shared<RobotNode>(); // a &amp; b <!-- kept -->\n```",
+        "Show the answer",
+        "The answer is 42.",
+        "Note: Outer",
+        "Inner title: Inner text.",
+    ]
+
+
+def test_indented_text_in_mdx_is_prose_but_in_markdown_is_code():
+    text = "Intro.\n\n    indented line\n"
+    assert page_texts(parse_page(path="a.mdx", text=text, site_url="")) == [
+        "Intro.",
+        "indented line",
+    ]
+    assert page_texts(parse_page(path="a.md", text=text, site_url="")) == [
+        "Intro.",
+        "```\nindented line\n```",
+    ]
