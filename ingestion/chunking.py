@@ -38,7 +38,8 @@ CHUNK_LIMIT_TOO_SMALL_MESSAGE = (
 
 # Kinds whose trailing sentences are carried into the next chunk as overlap.
 _PROSE_KINDS = frozenset({"paragraph", "quote", "admonition"})
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
+# Whitespace after a sentence end, which may be followed by a closing quote or bracket.
+_SENTENCE_END_RE = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+")
 _LIST_ITEM_RE = re.compile(r"^(?:[-*+]|\d+[.)]) ", re.MULTILINE)
 _FENCE_RE = re.compile(r"^(?P<indent>[ \t]*(?:(?:[-*+]|\d+[.)]) )?)(?P<fence>`{3,}|~{3,})")
 # Prose is cut at the coarsest boundary that works: paragraphs, lines, sentences, words.
@@ -465,9 +466,15 @@ class _Chunker:
 
     # -- merging tiny chunks --
 
-    def _heading_piece(self, section_index: int) -> _Piece:
-        path = self.page.sections[section_index].heading_path
-        text = f"{'#' * min(6, len(path) + 1)} {path[-1]}" if path else self.page.title
+    def _heading_piece(self, from_section: int, to_section: int) -> _Piece:
+        """Return the heading lines that lead from one section into another, "## B\n### B1"."""
+        before = self.page.sections[from_section].heading_path
+        path = self.page.sections[to_section].heading_path
+        common = 0
+        while common < min(len(before), len(path)) and before[common] == path[common]:
+            common += 1
+        lines = [f"{'#' * min(6, depth + 2)} {path[depth]}" for depth in range(common, len(path))]
+        text = "\n".join(lines) or f"# {self.page.title}"
         return _Piece("heading", text, self.counter.one(text))
 
     def _joined(self, first: _Draft, second: _Draft) -> _Draft:
@@ -475,7 +482,7 @@ class _Chunker:
         pieces = list(first.pieces)
         if second.section != first.last_section:
             # Content from another section keeps its heading, so it still reads right.
-            pieces.append(self._heading_piece(second.section))
+            pieces.append(self._heading_piece(first.last_section, second.section))
             if second.overlap is not None:
                 pieces.append(second.overlap)
         # Same section: second's overlap repeats the end of first, so it is dropped.
