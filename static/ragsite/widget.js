@@ -670,7 +670,8 @@ a { color: var(--rs-link, var(--rs-accent)); }
 
 .turn { margin: 0 0 18px; }
 .user {
-  margin-left: 36px; padding: 9px 13px; border-radius: 14px 14px 4px 14px;
+  width: fit-content; max-width: calc(100% - 36px); margin-left: auto;
+  padding: 9px 13px; border-radius: 14px 14px 4px 14px;
   background: var(--rs-user); white-space: pre-wrap; overflow-wrap: anywhere;
 }
 .passage {
@@ -679,7 +680,6 @@ a { color: var(--rs-link, var(--rs-accent)); }
   white-space: normal;
 }
 .passage b { display: block; font-size: 11px; text-transform: uppercase; letter-spacing: .04em; font-weight: 600; }
-.assistant { margin-right: 4px; }
 .label { margin: 0 0 6px; font-size: 12px; font-weight: 600; color: var(--rs-muted); }
 
 .sources { margin: 0 0 10px; padding: 8px 10px; border: 1px solid var(--rs-border); border-radius: 10px; background: var(--rs-surface); }

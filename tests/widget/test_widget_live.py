@@ -37,8 +37,10 @@ FOLLOW_UPS = "- How are deleted pages handled?\n- Where are the vectors stored?"
 
 
 @pytest.fixture(scope="module")
-def ingested_store(tmp_path_factory, django_db_setup, django_db_blocker):
+def ingested_store(browser, tmp_path_factory, django_db_setup, django_db_blocker):
     """docs/ ingested once per module into its own Qdrant folder (embedding is the slow part).
+
+    It asks for the browser first, so a machine without Chromium skips before embedding.
 
     Chat reads only the vector store, so each test points QDRANT_PATH at this folder; the
     ingestion's database rows are flushed by the first test's teardown.
