@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 import yaml
 from markdown_it import MarkdownIt
@@ -217,8 +217,9 @@ def doc_slug(*, path: str, front_matter: dict[str, Any]) -> str:
     front_id = front_matter.get("id")
     base = front_slug or (str(front_id).strip() if front_id not in (None, "") else None)
     base = base or strip_number_prefix(stem)
-    # Browser-style resolution, as Docusaurus' resolvePathname: `../x` climbs folders.
-    return urljoin(f"http://docs{dir_slug}", base).removeprefix("http://docs") or "/"
+    # Resolved like a relative link, as Docusaurus' resolvePathname: `../x` climbs folders.
+    resolved = posixpath.normpath(posixpath.join(dir_slug, base))
+    return resolved + "/" if base.endswith("/") and resolved != "/" else resolved
 
 
 def page_url(*, path: str, front_matter: dict, site_url: str, docs_prefix: str) -> str | None:
