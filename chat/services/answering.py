@@ -291,10 +291,17 @@ async def answer_stream(
     """
     config = get_config()
     started = time.perf_counter()
-    conversation = await sync_to_async(conversation_resolve)(session_id=session_id)
-    row = await sync_to_async(message_start)(
-        conversation=conversation, question=message, selection=selection or ""
-    )
+    try:
+        conversation = await sync_to_async(conversation_resolve)(session_id=session_id)
+        row = await sync_to_async(message_start)(
+            conversation=conversation, question=message, selection=selection or ""
+        )
+    except Exception:
+        # The database is unusable: there is no message to report on, but the stream
+        # (whose headers are already sent) still ends with one readable event.
+        logger.exception("could not start a conversation")
+        yield "error", {"code": "internal_error", "message": INTERNAL_ERROR_MESSAGE}
+        return
     yield "meta", {"session_id": str(conversation.session_id), "message_id": str(row.message_id)}
 
     emitted: list[str] = []
@@ -304,6 +311,7 @@ async def answer_stream(
     try:
         parts = await asyncio.to_thread(_resolve, embedder, store, llm, fallback_llm)
         model = parts.llm
+        outcome["mode"] = _mode_of(model)
         history: list[Turn] = await sync_to_async(conversation_history)(
             conversation=conversation, turns=config.chat_history_turns, exclude_id=row.pk
         )
@@ -406,7 +414,7 @@ async def answer_stream(
             await _close(tokens)
         if outcome["status"] == Message.Status.PARTIAL:
             outcome["error"] = CANCELLED_ERROR
-        outcome.setdefault("mode", _mode_of(llm or providers.get_chat_model()))
+        outcome.setdefault("mode", Message.Mode.EXTRACTIVE)
         try:
             await sync_to_async(message_finish)(
                 message=row,

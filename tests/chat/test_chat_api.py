@@ -15,7 +15,7 @@ from chat.services.conversations import MESSAGE_NOT_FOUND_MESSAGE
 from ragsite.http import INVALID_JSON_MESSAGE
 from ragsite.rag.llm import EXTRACTIVE_NOTICE
 from ragsite.ratelimit import RATE_LIMITED_MESSAGE
-from tests.chat.conftest import SSEReader, by_name
+from tests.chat.conftest import SSEReader, by_name, chat_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -147,6 +147,20 @@ async def test_extractive_stream_has_the_events_of_api_md(async_client, small_bo
     assert message.sources == sources["sources"]
     assert message.latency_ms is not None
     assert message.ttft_ms is not None
+
+
+async def test_extractive_answer_streams_over_http(live_server, small_book):
+    # The default mode, end to end: uvicorn, the ASGI handler, a real HTTP client.
+    response, events = await chat_events(live_server.url, {"message": "What is an IMU?"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    grouped = by_name(events)
+    assert [event.event for event in events][:2] == ["meta", "sources"]
+    assert grouped["sources"][0]["sources"][0]["heading"] == "Inertial Measurement Units"
+    [done] = grouped["done"]
+    assert done["mode"] == "extractive"
+    assert "accelerometers and gyroscopes" in done["answer"]
+    assert done["citations"][0] == 1
 
 
 async def test_stream_false_returns_one_json_object(async_client, small_book):
