@@ -143,5 +143,7 @@ def ingestion_stats(*, store: VectorStore | None = None) -> dict[str, Any]:
             )[:5]
         ),
         "failed_pages": list(documents.filter(status=Document.Status.FAILED).order_by("path")[:20]),
-        "largest_pages": list(documents.order_by("-chunk_count", "path")[:5]),
+        "largest_pages": list(
+            documents.filter(chunk_count__gt=0).order_by("-chunk_count", "path")[:5]
+        ),
     }

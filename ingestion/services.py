@@ -69,6 +69,7 @@ NO_FILES_MESSAGE = "No .md or .mdx files found in {path}."
 ALL_FILES_FAILED_MESSAGE = "None of the {count} files could be ingested."
 INGESTION_RUNNING_MESSAGE = "An ingestion is already running (task {task_id})."
 STALE_TASK_MESSAGE = "interrupted: the process running it stopped"
+CANCELLED_MESSAGE = "cancelled: interrupted by the user; the pages written so far stay indexed"
 READ_ERROR_MESSAGE = "could not be read: {error}"
 
 # Set by task_create and cleared when the run ends: tasks this process owns. A task row
@@ -886,6 +887,18 @@ def _cache_prune() -> int:
     return deleted
 
 
+def _task_finish(run: _Run, status: str) -> None:
+    """Save the task's final status, counters and timings."""
+    task = run.task
+    run.save()
+    task.status = status
+    task.finished_at = timezone.now()
+    task.duration_s = round(time.monotonic() - run.started, 3)
+    if status == IngestionTask.Status.SUCCEEDED:
+        task.progress = 1.0
+    task.save()
+
+
 def book_ingest(
     *,
     book_dir: Path,
@@ -954,6 +967,10 @@ def book_ingest(
                 embedder=embedder or providers.get_embedder(),
                 store=store or providers.get_store(),
             )
+        except KeyboardInterrupt:  # Ctrl+C on the command: record it, then let it stop the process
+            run.error("", CANCELLED_MESSAGE)
+            _task_finish(run, IngestionTask.Status.CANCELLED)
+            raise
         except Exception as exc:
             message = exc.message if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}"
             if isinstance(exc, RagError):
@@ -968,12 +985,7 @@ def book_ingest(
                 task.status = IngestionTask.Status.FAILED
             else:
                 task.status = IngestionTask.Status.SUCCEEDED
-        run.save()
-        task.finished_at = timezone.now()
-        task.duration_s = round(time.monotonic() - run.started, 3)
-        if task.status == IngestionTask.Status.SUCCEEDED:
-            task.progress = 1.0
-        task.save()
+        _task_finish(run, task.status)
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE_HERE.discard(str(task.id))

@@ -25,7 +25,7 @@ def ingest_book(*args: str) -> str:
 
 def test_command_ingests_the_book_and_prints_a_summary(tiny_book, store):
     dry = ingest_book("--dry-run")
-    assert "Dry run, nothing written" in dry
+    assert "(nothing was embedded or written)" in dry
     assert "2 new" in dry
     assert store.count() == 0
 

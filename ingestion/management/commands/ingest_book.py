@@ -20,6 +20,9 @@ FILE_OUTSIDE_BOOK_MESSAGE = (
     "A single file can only be ingested from inside BOOK_DIR ({book_dir}); give its folder instead."
 )
 BOOK_FAILED_MESSAGE = "The book could not be ingested: {reason}"
+INTERRUPTED_MESSAGE = (
+    "Interrupted. The pages written so far stay indexed; the next run finishes the job."
+)
 
 # qdrant-client closes a still-open embedded store from `__del__` during interpreter
 # shutdown, when imports fail, and prints a traceback. Close it while Python is whole.
@@ -137,6 +140,8 @@ class Command(BaseCommand):
             )
         except RagError as exc:  # another ingestion is running, a bad path
             raise CommandError(exc.message) from None
+        except KeyboardInterrupt:
+            raise CommandError(INTERRUPTED_MESSAGE) from None
         finally:
             progress.close()
         self._summary(task)
@@ -148,7 +153,9 @@ class Command(BaseCommand):
 
     def _summary(self, task: IngestionTask) -> None:
         where = task.book_dir + (f"/{task.path}" if task.path else "")
-        prefix = "Dry run, nothing written: would ingest" if task.dry_run else "Ingested"
+        prefix = "Dry run of" if task.dry_run else "Ingestion of"
+        if task.dry_run:
+            where += " (nothing was embedded or written)"
         style = (
             self.style.SUCCESS
             if task.status == IngestionTask.Status.SUCCEEDED
