@@ -35,6 +35,10 @@ IN_BOOK = [
 ]
 OUT_OF_BOOK = ["What is the capital of France?", "How do I bake sourdough bread?"]
 
+# Every test of the module in one pytest-django group: it orders tests by database use,
+# and a test moved away from the others would index the book a second time.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @pytest.fixture(scope="module")
 def textbook_store(textbook_dir):
@@ -61,7 +65,6 @@ async def _answer(question: str, store) -> tuple[dict, dict]:
     return events["sources"], events["done"]
 
 
-@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("question", "page"), IN_BOOK)
 async def test_in_book_questions_are_answered_from_the_right_page(textbook_store, question, page):
     sources, done = await _answer(question, textbook_store)
@@ -75,7 +78,6 @@ async def test_in_book_questions_are_answered_from_the_right_page(textbook_store
     assert not done["answer"].startswith(UNCERTAIN_ANSWER)
 
 
-@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("question", OUT_OF_BOOK)
 async def test_out_of_book_questions_are_uncertain_and_logged(textbook_store, question):
     sources, done = await _answer(question, textbook_store)
