@@ -223,7 +223,8 @@ _MDX_LINE = re.compile(r"^\s*(import|export)\s.*$", re.MULTILINE)
 _ADMONITION = re.compile(r"^\s*:::\s*\w*.*$", re.MULTILINE)
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_EMPHASIS = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
+# Underscores only emphasise at word edges (CommonMark), so snake_case identifiers survive.
+_EMPHASIS = re.compile(r"(\*\*|\*)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(__|_)(?=\S)(.+?)(?<=\S)\3(?!\w)")
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
@@ -274,7 +275,7 @@ def _clean_markdown(text: str) -> str:
     text = _HTML_TAG.sub("", text)
     text = _LINK.sub(r"\1", text)
     text = _INLINE_CODE.sub(r"\1", text)
-    text = _EMPHASIS.sub(r"\2", text)
+    text = _EMPHASIS.sub(lambda m: m.group(2) or m.group(4), text)
     text = _CITATION.sub("", text)  # a quoted "[2]" from the book would pose as our citation
     return text
 

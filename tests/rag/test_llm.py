@@ -279,3 +279,12 @@ async def test_extractive_streams_word_by_word():
 async def test_extractive_cannot_complete():
     with pytest.raises(LLMError):
         await ExtractiveChatModel().complete([ChatMessage("user", "rewrite this")])
+
+
+def test_extractive_cleaning_keeps_snake_case_identifiers():
+    from ragsite.rag.llm import _clean_markdown
+
+    cleaned = _clean_markdown(
+        "Set `RETRIEVAL_SCORE_FLOOR` and pass input_ids; this is **bold** and _soft_."
+    )
+    assert cleaned == "Set RETRIEVAL_SCORE_FLOOR and pass input_ids; this is bold and soft."
