@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -220,6 +221,11 @@ STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+# WhiteNoise serves files through a sync iterator; under ASGI Django reads it in a thread
+# and warns on every static request. The files are small, so the warning is only noise.
+warnings.filterwarnings(
+    "ignore", message="StreamingHttpResponse must consume synchronous iterators"
+)
 
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 CORS_ALLOW_ALL_ORIGINS = env_bool("CORS_ALLOW_ALL_ORIGINS", not CORS_ALLOWED_ORIGINS)
@@ -248,6 +254,9 @@ QDRANT_API_KEY = env_str("QDRANT_API_KEY")
 QDRANT_PATH = _path("QDRANT_PATH", DATA_DIR / "qdrant")
 QDRANT_COLLECTION = env_str("QDRANT_COLLECTION", "book")
 QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
+# Engine of the embedded store (no QDRANT_URL): qdrant-client's local mode (pure Python,
+# the default) or qdrant-edge (Qdrant's Rust engine in-process; ~10x faster at 10k chunks).
+VECTOR_ENGINE = env_choice("VECTOR_ENGINE", "qdrant-local", {"qdrant-local", "qdrant-edge"})
 
 EMBEDDING_PROVIDER = env_choice("EMBEDDING_PROVIDER", "local", {"local", "openai"})
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 16, minimum=1, maximum=2048)

@@ -28,6 +28,7 @@ class RagConfig:
     qdrant_path: Path
     qdrant_collection: str
     qdrant_timeout: float
+    vector_engine: str  # embedded mode only: "qdrant-local" | "qdrant-edge"
     embedding_provider: str
     embedding_batch_size: int
     openai_embedding_model: str
@@ -76,6 +77,7 @@ def get_config() -> RagConfig:
             qdrant_path=Path(settings.QDRANT_PATH),
             qdrant_collection=settings.QDRANT_COLLECTION,
             qdrant_timeout=settings.QDRANT_TIMEOUT,
+            vector_engine=settings.VECTOR_ENGINE,
             embedding_provider=settings.EMBEDDING_PROVIDER,
             embedding_batch_size=settings.EMBEDDING_BATCH_SIZE,
             openai_embedding_model=settings.OPENAI_EMBEDDING_MODEL,

@@ -8,6 +8,7 @@ or loads the ONNX model. Tests call `reset()` (wired to Django's `setting_change
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 
 from django.core.signals import setting_changed
@@ -59,16 +60,22 @@ def get_store(collection: str | None = None) -> VectorStore:
     """Return the store for a collection (default: the book's), sharing one client.
 
     In embedded mode the first call opens the data folder and takes its lock; a second
-    process gets `VectorStoreLocked`.
+    process gets `VectorStoreLocked`. VECTOR_ENGINE=qdrant-edge swaps the embedded
+    engine for qdrant-edge (`EdgeStore`); server mode always uses qdrant-client.
     """
     config = get_config()
     name = collection or config.qdrant_collection
     with _lock:
         store = _stores.get(name)
         if store is None:
-            from .vectorstore import QdrantStore, get_client
+            if config.store_mode == "embedded" and config.vector_engine == "qdrant-edge":
+                from .edgestore import EdgeStore, get_engine
 
-            store = QdrantStore(get_client(config), name)
+                store = EdgeStore(get_engine(config), name)
+            else:
+                from .vectorstore import QdrantStore, get_client
+
+                store = QdrantStore(get_client(config), name)
             _stores[name] = store
         return store
 
@@ -83,6 +90,9 @@ def reset() -> None:
         get_chat_model.cache_clear()
         get_extractive_model.cache_clear()
         config_module.get_config.cache_clear()
+        edgestore = sys.modules.get(f"{__package__}.edgestore")
+        if edgestore is not None:  # only if the edge engine was ever used
+            edgestore.close_engine()
         try:
             from .vectorstore import close_client
         except ImportError:  # vectorstore not importable: nothing was opened
