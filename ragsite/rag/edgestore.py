@@ -326,21 +326,18 @@ def _paths_filter(paths: Sequence[str] | None) -> Filter | None:
     return Filter(must=[FieldCondition(key="path", match=MatchAny(list(paths)))])
 
 
-def _rrf(rankings: Sequence[Sequence[Any]], limit: int) -> list[tuple[Any, float]]:
-    """Fuse ranked lists by reciprocal rank: sum of 1 / (RRF_K + rank), rank from 0.
+def _rrf(rankings: Sequence[Sequence[Any]], limit: int) -> list[tuple[str, float]]:
+    """Fuse ranked lists by reciprocal rank: [(point id, sum of 1 / (RRF_K + rank))].
 
-    The same arithmetic and tie order as qdrant-client's local mode: equal scores keep
-    the order in which points were first seen (the dense list first).
+    The same arithmetic and tie order as qdrant-client's local mode (rank from 0;
+    equal scores keep the order in which points were first seen, the dense list first).
     """
     scores: dict[str, float] = {}
-    first: dict[str, Any] = {}
     for ranking in rankings:
         for rank, point in enumerate(ranking):
             key = str(point.id)
-            first.setdefault(key, point)
             scores[key] = scores.get(key, 0.0) + 1.0 / (rank + RRF_K)
-    best = sorted(scores.items(), key=lambda item: item[1], reverse=True)[:limit]
-    return [(first[key], score) for key, score in best]
+    return sorted(scores.items(), key=lambda item: item[1], reverse=True)[:limit]
 
 
 def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -539,41 +536,43 @@ class EdgeStore:
     ) -> list[Hit]:
         limit = max(PREFETCH_FACTOR * k, PREFETCH_MIN)
         flt = _paths_filter(paths)
-        # Both halves in one engine call, fused here rather than by `Fusion.Rrf`: the
-        # engine breaks RRF ties (a chunk 1st in one list vs another 1st in the other)
-        # in a different order on every call, so the same question could show other
-        # sources. `_rrf` is local mode's fusion, ties included, so both engines agree.
-        dense_points, sparse_points = self._call(
-            "search",
-            lambda shard: shard.query_batch(
-                QueryBatchRequest(
-                    [
-                        QueryRequest(
-                            limit=limit,
-                            query=Query.Nearest([float(x) for x in query_vector], using=DENSE),
-                            filter=flt,
-                            with_payload=True,
-                            with_vector=[DENSE],
-                        ),
-                        QueryRequest(
-                            limit=limit,
-                            query=Query.Nearest(_edge_sparse(sparse_query), using=SPARSE),
-                            filter=flt,
-                            with_payload=True,
-                            with_vector=[DENSE],
-                        ),
-                    ]
-                )
-            ),
-            missing=([], []),
+        halves = QueryBatchRequest(
+            [
+                QueryRequest(
+                    limit=limit,
+                    query=Query.Nearest([float(x) for x in query_vector], using=DENSE),
+                    filter=flt,
+                ),
+                QueryRequest(
+                    limit=limit,
+                    query=Query.Nearest(_edge_sparse(sparse_query), using=SPARSE),
+                    filter=flt,
+                ),
+            ]
         )
+
+        def run(shard: EdgeShard) -> tuple[list[tuple[str, float]], dict[str, Any]]:
+            # Both halves in one engine call, fused here rather than by `Fusion.Rrf`:
+            # the engine breaks RRF ties (one chunk 1st in one list, another 1st in the
+            # other) in a different order on every call, so the same question could
+            # show other sources. `_rrf` is local mode's fusion, ties included. Only
+            # the k winners' payloads and vectors cross into Python.
+            dense_points, sparse_points = shard.query_batch(halves)
+            fused = _rrf([dense_points, sparse_points], k)
+            records = shard.retrieve(
+                [point_id for point_id, _ in fused], with_payload=True, with_vector=[DENSE]
+            )
+            return fused, {str(record.id): record for record in records}
+
+        fused, records = self._call("search", run, missing=([], {}))
         return [
             Hit(
-                chunk=Chunk.from_payload(str(point.id), point.payload or {}),
-                score=self._cosine_or(query_vector, point, 0.0),
-                rank_score=fused,
+                chunk=Chunk.from_payload(point_id, records[point_id].payload or {}),
+                score=self._cosine_or(query_vector, records[point_id], 0.0),
+                rank_score=score,
             )
-            for point, fused in _rrf([dense_points, sparse_points], k)
+            for point_id, score in fused
+            if point_id in records  # deleted between the two calls
         ]
 
     def _search_dense(self, query_vector: Vector, k: int, paths: Sequence[str] | None) -> list[Hit]:
