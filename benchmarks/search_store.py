@@ -4,20 +4,32 @@ Chunks are 150-word windows of the books in ../shared/books (real term statistic
 the sparse half) with random unit 384-d vectors; queries are 6-word windows of the
 same text. Prints p50/p95 per mode, in milliseconds.
 
+`--engine` picks the embedded engine: `client` (qdrant-client local mode, the default),
+`edge` (qdrant-edge, `VECTOR_ENGINE=qdrant-edge`) or `both`, which loads the same
+chunks into each and asks them the same queries, side by side. The edge engine is
+measured as ingested and again after `optimize()` (HNSW index; skip with --no-optimize).
+
     uv run python benchmarks/search_store.py                # 1k and 10k, in memory
     uv run python benchmarks/search_store.py --sizes 5000 --path /tmp/qdrant-bench
+    uv run python benchmarks/search_store.py --engine both  # client vs edge, 1k and 10k
+    uv run python benchmarks/search_store.py --engine edge --sizes 100000
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import platform
 import random
 import re
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR))
@@ -26,9 +38,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 import django  # noqa: E402
 
 django.setup()
+logging.getLogger("ragsite").setLevel(logging.WARNING)  # no per-collection INFO lines
 
 import numpy as np  # noqa: E402
 
+from ragsite.rag.edgestore import EdgeEngine, EdgeStore  # noqa: E402
 from ragsite.rag.types import Chunk, chunk_id, sha256_text  # noqa: E402
 from ragsite.rag.vectorstore import QdrantClient, QdrantStore, memory_client  # noqa: E402
 
@@ -78,53 +92,126 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def bench(size: int, *, words: list[str], queries: int, path: Path | None) -> None:
-    rng = random.Random(size)
-    client = QdrantClient(path=str(path / str(size))) if path else memory_client()
-    store = QdrantStore(client, "bench")
+RUNS = [
+    ("dense", {"mode": "dense"}),
+    ("sparse", {"mode": "sparse"}),
+    ("hybrid", {"mode": "hybrid"}),
+    ("hybrid + paths", {"mode": "hybrid", "paths": [f"bench/{i}.md" for i in range(3)]}),
+]
+
+
+def open_store(
+    engine: str, size: int, *, client_dir: Path | None, edge_dir: Path
+) -> tuple[Any, Callable[[], None]]:
+    """Return an empty "bench" store on the engine and the function that closes it."""
+    if engine == "edge":
+        edge = EdgeEngine(edge_dir / f"edge-{size}")
+        store: Any = EdgeStore(edge, "bench")
+        close = edge.close
+    else:
+        client = QdrantClient(path=str(client_dir / str(size))) if client_dir else memory_client()
+        store = QdrantStore(client, "bench")
+        close = client.close
     store.drop()
     store.ensure_collection(dimension=DIMENSION)
-    chunks = make_chunks(words, size, rng)
-    vectors = unit_vectors(size, seed=size)
-    started = time.perf_counter()
-    store.upsert(chunks, vectors.tolist())
-    upsert_s = time.perf_counter() - started
+    return store, close
 
+
+def measure(store: Any, queries: list[tuple[str, list[float]]]) -> dict[str, tuple[float, float]]:
+    """Return {mode label: (p50 ms, p95 ms)} over the queries."""
+    figures = {}
+    for label, kwargs in RUNS:
+        store.search(query_text=queries[0][0], query_vector=queries[0][1], k=K, **kwargs)
+        timings = []
+        for text, vector in queries:
+            started = time.perf_counter()
+            store.search(query_text=text, query_vector=vector, k=K, **kwargs)
+            timings.append((time.perf_counter() - started) * 1000)
+        figures[label] = (percentile(timings, 50), percentile(timings, 95))
+    return figures
+
+
+def bench(
+    size: int,
+    *,
+    words: list[str],
+    queries: int,
+    client_dir: Path | None,
+    edge_dir: Path,
+    engines: list[str],
+    optimize: bool,
+) -> None:
+    rng = random.Random(size)
+    chunks = make_chunks(words, size, rng)
+    vectors = unit_vectors(size, seed=size).tolist()
     query_texts = []
     for _ in range(queries):
         start = rng.randrange(0, len(words) - 6)
         query_texts.append(" ".join(words[start : start + 6]))
-    query_vectors = unit_vectors(queries, seed=size + 1).tolist()
-    some_paths = [f"bench/{i}.md" for i in range(3)]
+    asked = list(zip(query_texts, unit_vectors(queries, seed=size + 1).tolist(), strict=True))
 
-    print(f"\n{size} chunks ({'folder' if path else 'memory'}), upsert {upsert_s:.1f} s, k={K}")
-    print(f"  {'mode':<18} {'p50 ms':>8} {'p95 ms':>8}")
-    runs = [
-        ("dense", {"mode": "dense"}),
-        ("sparse", {"mode": "sparse"}),
-        ("hybrid", {"mode": "hybrid"}),
-        ("hybrid + paths", {"mode": "hybrid", "paths": some_paths}),
-    ]
-    for label, kwargs in runs:
-        store.search(query_text=query_texts[0], query_vector=query_vectors[0], k=K, **kwargs)
-        timings = []
-        for text, vector in zip(query_texts, query_vectors, strict=True):
+    columns: list[tuple[str, dict[str, tuple[float, float]]]] = []
+    notes = []
+    for engine in engines:
+        store, close = open_store(engine, size, client_dir=client_dir, edge_dir=edge_dir)
+        try:
             started = time.perf_counter()
-            store.search(query_text=text, query_vector=vector, k=K, **kwargs)
-            timings.append((time.perf_counter() - started) * 1000)
-        print(f"  {label:<18} {percentile(timings, 50):8.1f} {percentile(timings, 95):8.1f}")
-    client.close()
+            store.upsert(chunks, vectors)
+            notes.append(f"{engine} upsert {time.perf_counter() - started:.1f} s")
+            where = "memory" if engine == "client" and not client_dir else "folder"
+            columns.append((f"{engine} ({where})", measure(store, asked)))
+            if engine == "edge" and optimize:
+                started = time.perf_counter()
+                store.optimize()
+                notes.append(f"edge optimize {time.perf_counter() - started:.1f} s")
+                columns.append(("edge, optimized", measure(store, asked)))
+        finally:
+            close()
+
+    print(f"\n{size} chunks, k={K}, {queries} queries; {', '.join(notes)}")
+    print(f"  {'mode':<16}" + "".join(f" {title:>22}" for title, _ in columns))
+    print(f"  {'':<16}" + "".join(f" {'p50 ms':>11}{'p95 ms':>11}" for _ in columns))
+    for label, _ in RUNS:
+        cells = "".join(f" {fig[label][0]:11.1f}{fig[label][1]:11.1f}" for _, fig in columns)
+        print(f"  {label:<16}{cells}")
+
+
+def machine() -> str:
+    """One line on what the figures were measured on (load matters on a shared VM)."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{platform.platform()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, load average {load}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--queries", type=int, default=40)
-    parser.add_argument("--path", type=Path, help="a folder for the store (default: memory)")
+    parser.add_argument(
+        "--path",
+        type=Path,
+        help="a folder for the stores (default: client in memory, edge in a temp folder)",
+    )
+    parser.add_argument("--engine", choices=["client", "edge", "both"], default="client")
+    parser.add_argument("--no-optimize", action="store_true", help="edge: skip the optimize() pass")
     args = parser.parse_args()
+    engines = ["client", "edge"] if args.engine == "both" else [args.engine]
     words = book_words()
-    for size in args.sizes:
-        bench(size, words=words, queries=args.queries, path=args.path)
+    print(machine())
+    with tempfile.TemporaryDirectory(prefix="ragsite-bench-") as scratch:
+        for size in args.sizes:
+            bench(
+                size,
+                words=words,
+                queries=args.queries,
+                # The edge engine always needs a folder; the client gets one only with --path.
+                client_dir=args.path,
+                edge_dir=args.path or Path(scratch),
+                engines=engines,
+                optimize=not args.no_optimize,
+            )
 
 
 if __name__ == "__main__":
