@@ -344,15 +344,25 @@ def running_server(**kwargs: Any) -> Iterator[Server]:
         server.stop()
 
 
-def ingestion_wait(url: str, *, timeout: float = 900.0) -> dict[str, Any]:
-    """Poll /api/ingest/status until the latest ingestion ends; return its task."""
+def ingestion_wait(url: str, *, timeout: float = 1800.0) -> dict[str, Any] | None:
+    """Poll /api/ingest/status until the latest ingestion ends; return its task.
+
+    None when there is no task at all (serve --ingest if-empty found an index).
+    """
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=10.0) as client:
         while time.monotonic() < deadline:
             response = client.get(f"{url}/api/ingest/status")
+            if response.status_code == 404:
+                return None
             if response.status_code == 200:
                 task = response.json()
                 if task.get("status") in ("succeeded", "failed", "cancelled"):
                     return task
             time.sleep(0.5)
     raise RuntimeError(f"the ingestion did not finish within {timeout:.0f} s")
+
+
+def index_summary(url: str) -> dict[str, Any]:
+    """The `index` part of /api/health (documents, chunks, last_ingested_at)."""
+    return httpx.get(f"{url}/api/health", timeout=30.0).json().get("index", {})

@@ -1,0 +1,400 @@
+"""Chat streams under load: time to `sources` and to the first `token` at 1/10/50/200 streams.
+
+What runs: a real `manage.py serve` on 127.0.0.1 with a fresh data folder ingests the
+book (the robotics textbook by default) with the packaged embedding model, answers
+with the offline extractive default (no LLM), and this script opens N concurrent
+`POST /api/chat` streams (httpx.AsyncClient reading the SSE events). Each of the N
+clients asks the book's reader questions one after another (a closed loop), so there
+are always N streams open until the level's request count or time budget is used up.
+Each request is a new conversation. Rate limits are raised for the run.
+
+For every stream it records the time from sending the request to the `meta`,
+`sources`, first `token` and `done` events; errors are non-200 answers, `error`
+events, broken connections and timeouts. Server memory (VmRSS/VmHWM from /proc) is
+read at rest after ingestion and sampled during each level; the peak is the highest.
+
+This client runs on the same 2 cores as the server, so its own CPU time is printed
+too: at 200 streams it is part of the load.
+
+    uv run python benchmarks/chat_load.py                        # 1, 10, 50, 200 streams
+    uv run python benchmarks/chat_load.py --levels 1 50 --json /tmp/chat.json
+    uv run python benchmarks/chat_load.py --book docs            # the project's own docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    REPO_DIR,
+    TEXTBOOK_DIR,
+    fmt_ms,
+    index_summary,
+    ingestion_wait,
+    load_average,
+    machine,
+    machine_line,
+    process_memory_mb,
+    reset_peak_memory,
+    running_server,
+    summary,
+    textbook_questions,
+    write_json,
+)
+
+DEFAULT_LEVELS = [1, 10, 50, 200]
+TARGET_STREAMS = 50
+TARGET_SOURCES_P95_MS = 100.0
+REQUEST_TIMEOUT_S = 120.0
+MEMORY_SAMPLE_S = 0.1
+WARMUP_REQUESTS = 3
+
+# Questions about the project's own docs (used with --book docs).
+DOCS_QUESTIONS = [
+    "How do I add the chat widget to my book site?",
+    "What happens when the index is empty at start-up?",
+    "Which embedding model does ragsite use by default?",
+    "Why can only one process open the embedded vector store?",
+    "How are chunks cut from a page?",
+    "What does the sources event contain?",
+    "How does the rate limit work?",
+    "How do I switch to OpenAI embeddings?",
+    "What is the score floor and how was it chosen?",
+    "How do I deploy ragsite on Hugging Face Spaces?",
+    "What does an unchanged re-ingest cost?",
+    "How are follow-up questions rewritten?",
+]
+
+
+@dataclass
+class Stream:
+    """What one chat request saw, in milliseconds from sending it."""
+
+    meta: float | None = None
+    sources: float | None = None
+    first_token: float | None = None
+    done: float | None = None
+    error: str | None = None
+    tokens: int = 0
+
+
+async def chat_once(client: httpx.AsyncClient, question: str) -> Stream:
+    """Send one chat request and time its events."""
+    result = Stream()
+    started = time.perf_counter()
+
+    def now() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        async with client.stream("POST", "/api/chat", json={"message": question}) as response:
+            if response.status_code != 200:
+                await response.aread()
+                result.error = f"http {response.status_code}"
+                return result
+            event = ""
+            async for line in response.aiter_lines():
+                if not line.startswith("event: "):
+                    continue
+                event = line[7:].strip()
+                if event == "meta":
+                    result.meta = now()
+                elif event == "sources":
+                    result.sources = now()
+                elif event == "token":
+                    result.tokens += 1
+                    if result.first_token is None:
+                        result.first_token = now()
+                elif event == "done":
+                    result.done = now()
+                elif event == "error":
+                    result.error = "error event"
+            if result.done is None and result.error is None:
+                result.error = f"stream ended after {event or 'nothing'}"
+    except httpx.TimeoutException:
+        result.error = "timeout"
+    except httpx.HTTPError as exc:
+        result.error = type(exc).__name__
+    return result
+
+
+async def _sample_memory(pid: int, peak: list[float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        rss = process_memory_mb(pid)["rss_mb"]
+        if rss is not None:
+            peak[0] = max(peak[0], rss)
+        try:
+            await asyncio.wait_for(stop.wait(), MEMORY_SAMPLE_S)
+        except TimeoutError:
+            pass
+
+
+async def run_level(
+    *, url: str, pid: int, streams: int, requests: int, budget_s: float, questions: list[str]
+) -> dict[str, Any]:
+    """Keep `streams` chat streams open until `requests` are done or the budget is spent."""
+    remaining = [requests]
+    results: list[Stream] = []
+    cycle = itertools.cycle(questions)
+    deadline = time.monotonic() + budget_s
+    limits = httpx.Limits(max_connections=streams, max_keepalive_connections=streams)
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=30.0)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while remaining[0] > 0 and time.monotonic() < deadline:
+            remaining[0] -= 1
+            results.append(await chat_once(client, next(cycle)))
+
+    reset = reset_peak_memory(pid)
+    rest = process_memory_mb(pid)["rss_mb"] or 0.0
+    peak = [rest]
+    stop = asyncio.Event()
+    load_before = load_average()
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+        sampler = asyncio.create_task(_sample_memory(pid, peak, stop))
+        await asyncio.gather(*(worker(client) for _ in range(streams)))
+        stop.set()
+        await sampler
+    wall = time.perf_counter() - started
+    memory = process_memory_mb(pid)
+    peak_mb = max(peak[0], memory["hwm_mb"] or 0.0) if reset else peak[0]
+
+    def times(name: str) -> list[float]:
+        return [
+            getattr(r, name) for r in results if getattr(r, name) is not None and r.error is None
+        ]
+
+    errors: dict[str, int] = {}
+    for r in results:
+        if r.error:
+            errors[r.error] = errors.get(r.error, 0) + 1
+    completed = sum(1 for r in results if r.done is not None and r.error is None)
+    return {
+        "streams": streams,
+        "requests": len(results),
+        "completed": completed,
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "wall_s": round(wall, 2),
+        "answers_per_s": round(completed / wall, 2) if wall else None,
+        "meta_ms": summary(times("meta")),
+        "sources_ms": summary(times("sources")),
+        "first_token_ms": summary(times("first_token")),
+        "done_ms": summary(times("done")),
+        "tokens_mean": round(sum(r.tokens for r in results) / len(results), 1) if results else None,
+        "server_rss_mb": {"before": rest, "peak": peak_mb, "after": memory["rss_mb"]},
+        "client_cpu_s": round(time.process_time() - cpu_before, 2),
+        "load_average": load_before,
+    }
+
+
+def print_level(row: dict[str, Any]) -> None:
+    """One level's figures."""
+    print(
+        f"{row['streams']:>4} streams: {row['requests']} requests in {row['wall_s']} s "
+        f"({row['answers_per_s']} answers/s), {row['errors']} errors {row['error_kinds'] or ''}"
+    )
+    for label, key in (
+        ("meta", "meta_ms"),
+        ("sources", "sources_ms"),
+        ("first token", "first_token_ms"),
+        ("done", "done_ms"),
+    ):
+        figures = row[key]
+        print(
+            f"      {label:<12} p50 {fmt_ms(figures['p50']):>7} ms   p95 {fmt_ms(figures['p95']):>7} ms"
+            f"   max {fmt_ms(figures['max']):>7} ms"
+        )
+    memory = row["server_rss_mb"]
+    print(
+        f"      server RSS {memory['before']} MB before, peak {memory['peak']} MB; "
+        f"client CPU {row['client_cpu_s']} s; load {row['load_average'][0]}"
+    )
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """All levels as one table."""
+    print(
+        f"\n{'streams':>7} {'n':>5} {'err':>4} {'ans/s':>6} {'sources p50':>12} {'p95':>8} "
+        f"{'1st token p50':>14} {'p95':>8} {'peak RSS MB':>12}"
+    )
+    for row in rows:
+        print(
+            f"{row['streams']:>7} {row['requests']:>5} {row['errors']:>4} {row['answers_per_s']:>6} "
+            f"{fmt_ms(row['sources_ms']['p50']):>12} {fmt_ms(row['sources_ms']['p95']):>8} "
+            f"{fmt_ms(row['first_token_ms']['p50']):>14} {fmt_ms(row['first_token_ms']['p95']):>8} "
+            f"{row['server_rss_mb']['peak']:>12}"
+        )
+
+
+def requests_for(streams: int, rounds: int, minimum: int) -> int:
+    """How many requests a level sends: `rounds` per stream, at least `minimum`."""
+    return max(minimum, streams * rounds)
+
+
+async def _ingest(*, data_dir: Path, book: Path, extra: dict[str, str]) -> dict[str, Any]:
+    """Serve with --ingest if-empty until the book is indexed; the figures of that run."""
+    with running_server(
+        data_dir=data_dir, book_dir=book, ingest="if-empty", extra_env=extra
+    ) as server:
+        started = time.perf_counter()
+        task = await asyncio.to_thread(ingestion_wait, server.url)
+        seconds = round(time.perf_counter() - started, 1)
+        if task is not None and task["status"] != "succeeded":
+            raise SystemExit(f"the ingestion {task['status']}: {task.get('errors')}")
+        index = await asyncio.to_thread(index_summary, server.url)
+        memory = server.memory()
+    fresh = task is not None and task["embeddings_computed"] > 0
+    print(
+        f"{'ingested' if fresh else 'found'} {book.name}: {index.get('documents')} files, "
+        f"{index.get('chunks')} chunks"
+        + (
+            f" in {seconds} s; server RSS after ingesting {memory['rss_mb']} MB, peak {memory['hwm_mb']} MB"
+            if fresh
+            else ""
+        )
+    )
+    return {
+        "files": index.get("documents"),
+        "chunks": index.get("chunks"),
+        "ingest_s": seconds if fresh else None,
+        "rss_after_ingest_mb": memory["rss_mb"] if fresh else None,
+        "hwm_ingest_mb": memory["hwm_mb"] if fresh else None,
+    }
+
+
+async def bench(args: argparse.Namespace, book: Path, questions: list[str]) -> dict[str, Any]:
+    """Index the book, restart the server over that index, warm up, run every level.
+
+    The restart makes "at rest" mean what a deployed server holds: the index and the
+    model, not what the ingestion left behind in the heap.
+    """
+    extra = {"VECTOR_ENGINE": args.engine} if args.engine else {}
+    with tempfile.TemporaryDirectory(prefix="ragsite-bench-chat-") as tmp:
+        data_dir = args.data or Path(tmp) / "data"
+        ingested = await _ingest(data_dir=data_dir, book=book, extra=extra)
+        with running_server(
+            data_dir=data_dir, book_dir=book, ingest="never", extra_env=extra
+        ) as server:
+            async with httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as client:
+                for question in questions[:WARMUP_REQUESTS]:
+                    warm = await chat_once(client, question)
+                    if warm.error:
+                        raise SystemExit(
+                            f"warm-up request failed: {warm.error}\n{server.log_tail()}"
+                        )
+            at_rest = server.memory()
+            print(
+                f"server restarted over the index in {server.started_s} s; "
+                f"RSS at rest (after {WARMUP_REQUESTS} answers): {at_rest['rss_mb']} MB"
+            )
+            levels = []
+            for streams in args.levels:
+                row = await run_level(
+                    url=server.url,
+                    pid=server.pid,
+                    streams=streams,
+                    requests=requests_for(streams, args.rounds, args.min_requests),
+                    budget_s=args.budget_s,
+                    questions=questions,
+                )
+                print_level(row)
+                levels.append(row)
+                await asyncio.sleep(1.0)  # let the server's pending writes settle
+    return {
+        "book": str(book),
+        **ingested,
+        "engine": args.engine or "default",
+        "server_start_s": server.started_s,
+        "server_rss_at_rest_mb": at_rest["rss_mb"],
+        "levels": levels,
+    }
+
+
+def verdict(levels: list[dict[str, Any]]) -> str | None:
+    """The issue's target: time to sources p95 < 100 ms at 50 streams."""
+    row = next((row for row in levels if row["streams"] == TARGET_STREAMS), None)
+    if row is None or row["sources_ms"]["p95"] is None:
+        return None
+    p95 = row["sources_ms"]["p95"]
+    met = p95 < TARGET_SOURCES_P95_MS
+    return (
+        f"target time-to-sources p95 < {TARGET_SOURCES_P95_MS:.0f} ms at {TARGET_STREAMS} streams: "
+        f"{'met' if met else 'NOT met'} ({fmt_ms(p95)} ms)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--book",
+        default=str(TEXTBOOK_DIR),
+        help="book folder, or 'docs' for the project's docs (default: the robotics textbook)",
+    )
+    parser.add_argument("--levels", type=int, nargs="+", default=DEFAULT_LEVELS)
+    parser.add_argument("--rounds", type=int, default=3, help="requests per stream (default 3)")
+    parser.add_argument(
+        "--min-requests", type=int, default=20, help="requests per level at least (default 20)"
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=90.0,
+        help="no new request after this many seconds per level",
+    )
+    parser.add_argument(
+        "--engine", help="VECTOR_ENGINE for the server (default: the configured one)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="data folder to keep and re-use (an indexed book is not ingested again)",
+    )
+    parser.add_argument(
+        "--json", dest="json_out", metavar="OUT", help="write the figures to this file"
+    )
+    args = parser.parse_args()
+
+    book = REPO_DIR / "docs" if args.book == "docs" else Path(args.book).resolve()
+    if not book.is_dir():
+        raise SystemExit(f"no book at {book}")
+    questions = textbook_questions() if book == TEXTBOOK_DIR.resolve() else DOCS_QUESTIONS
+    info = machine()
+    print(machine_line(info))
+    result = asyncio.run(bench(args, book, questions))
+    print_table(result["levels"])
+    line = verdict(result["levels"])
+    if line:
+        print(line)
+    print(machine_line())
+    if args.json_out:
+        write_json(
+            args.json_out,
+            {
+                "benchmark": "chat_load",
+                "machine": info,
+                "load_average_end": load_average(),
+                "llm": "extractive",
+                "rounds": args.rounds,
+                "budget_s": args.budget_s,
+                **result,
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
