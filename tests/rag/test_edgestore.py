@@ -567,3 +567,25 @@ def test_chunks_survive_a_killed_process(tmp_path):
         assert hits[0].chunk.text == "Lidar returns a point cloud."
     finally:
         engine.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_switching_to_edge_reingests_without_embedding_again(settings, tmp_path):
+    """Set VECTOR_ENGINE=qdrant-edge, run the ingestion again: same chunks, zero embeddings."""
+    from ingestion.services import book_ingest
+    from tests.ingestion.conftest import TINY_PAGES, copy_pages
+
+    book = copy_pages(TEXTBOOK_DIR, tmp_path / "book", TINY_PAGES)
+    first = book_ingest(book_dir=book, source="manage.py")
+    assert first.status == "succeeded", first.errors
+    assert first.embeddings_computed > 0
+    local_ids = providers.get_store().ids_by_path()
+
+    settings.VECTOR_ENGINE = "qdrant-edge"  # resets the providers: the edge store is empty
+    assert providers.get_store().count() == 0
+    second = book_ingest(book_dir=book, source="manage.py")
+    assert second.status == "succeeded", second.errors
+    assert second.embeddings_computed == 0  # vectors come from the embedding cache
+    edge = providers.get_store()
+    assert isinstance(edge, EdgeStore)
+    assert edge.ids_by_path() == local_ids
