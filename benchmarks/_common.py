@@ -364,5 +364,6 @@ def ingestion_wait(url: str, *, timeout: float = 1800.0) -> dict[str, Any] | Non
 
 
 def index_summary(url: str) -> dict[str, Any]:
-    """The `index` part of /api/health (documents, chunks, last_ingested_at)."""
-    return httpx.get(f"{url}/api/health", timeout=30.0).json().get("index", {})
+    """The `index` part of /api/health (documents, chunks, ...) plus the store's points."""
+    health = httpx.get(f"{url}/api/health", timeout=30.0).json()
+    return {**health.get("index", {}), "points": health["checks"]["vector_store"].get("points")}

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,7 @@ def requests_for(streams: int, rounds: int, minimum: int) -> int:
 
 async def _ingest(*, data_dir: Path, book: Path, extra: dict[str, str]) -> dict[str, Any]:
     """Serve with --ingest if-empty until the book is indexed; the figures of that run."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
     with running_server(
         data_dir=data_dir, book_dir=book, ingest="if-empty", extra_env=extra
     ) as server:
@@ -258,12 +260,18 @@ async def _ingest(*, data_dir: Path, book: Path, extra: dict[str, str]) -> dict[
             raise SystemExit(f"the ingestion {task['status']}: {task.get('errors')}")
         index = await asyncio.to_thread(index_summary, server.url)
         memory = server.memory()
-    fresh = task is not None and task["embeddings_computed"] > 0
+    # A re-used --data folder has an older task: that is not this run's ingestion.
+    fresh = task is not None and datetime.fromisoformat(task["started_at"]) >= since
+    how = (
+        f"indexed in {seconds} s ({task['embeddings_computed']} embeddings computed)"
+        if fresh
+        else "already indexed"
+    )
     print(
-        f"{'ingested' if fresh else 'found'} {book.name}: {index.get('documents')} files, "
-        f"{index.get('chunks')} chunks"
+        f"{book.name}: {index.get('documents')} files, {index.get('chunks')} chunks, "
+        f"{index.get('points')} points in the store, {how}"
         + (
-            f" in {seconds} s; server RSS after ingesting {memory['rss_mb']} MB, peak {memory['hwm_mb']} MB"
+            f"; server RSS after ingesting {memory['rss_mb']} MB, peak {memory['hwm_mb']} MB"
             if fresh
             else ""
         )
@@ -271,6 +279,7 @@ async def _ingest(*, data_dir: Path, book: Path, extra: dict[str, str]) -> dict[
     return {
         "files": index.get("documents"),
         "chunks": index.get("chunks"),
+        "points": index.get("points"),
         "ingest_s": seconds if fresh else None,
         "rss_after_ingest_mb": memory["rss_mb"] if fresh else None,
         "hwm_ingest_mb": memory["hwm_mb"] if fresh else None,

@@ -1,0 +1,256 @@
+"""Where a chat answer's time goes before `sources`, with N answers at once, in-process.
+
+chat_load.py measures from outside, over HTTP. This runs the same service
+(`chat.services.answer_stream`, the real embedder, store and extractive model, SQLite)
+inside this process on an already indexed data folder, N answers concurrently on one
+event loop as uvicorn would, and times the parts of each answer:
+
+- `meta`: from the start to the `meta` event (session and message rows in SQLite,
+  through Django's single thread for sync code);
+- embed: waiting for a worker thread + running the ONNX model on the query;
+- search: waiting for a worker thread + the store's hybrid search (in local mode
+  this includes waiting for the store's lock: one search at a time);
+- `sources`: from the start to the `sources` event;
+- event-loop lag: how late a 5 ms ticker wakes up; the loop is blocked by code that
+  runs on it (packing sources, counting tokens, the extractive answer, JSON).
+
+The data folder must not be in use by a server (the embedded store is single-process);
+`chat_load.py --data DIR` leaves one behind.
+
+    uv run python benchmarks/chat_breakdown.py --data /tmp/bench-chat --streams 1 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import cProfile
+import itertools
+import os
+import pstats
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    REPO_DIR,
+    TEXTBOOK_DIR,
+    fmt_ms,
+    load_average,
+    machine,
+    machine_line,
+    server_env,
+    summary,
+    textbook_questions,
+    write_json,
+)
+
+TICK_S = 0.005
+# The timings of the answer the current task is producing (a dict per answer).
+_marks: contextvars.ContextVar[dict[str, float]] = contextvars.ContextVar("marks")
+
+
+def _add(name: str, seconds: float) -> None:
+    marks = _marks.get(None)
+    if marks is not None:
+        marks[name] = marks.get(name, 0.0) + seconds * 1000
+
+
+class TimedEmbedder:
+    """The real embedder; records thread wait and model time of each call."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.provider, self.model, self.dimension = inner.provider, inner.model, inner.dimension
+
+    def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
+        started = time.perf_counter()
+        try:
+            return self.inner.embed_sync(texts)
+        finally:
+            _add("embed_run", time.perf_counter() - started)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        # As LocalEmbedder.embed: the model runs in the default thread pool.
+        started = time.perf_counter()
+        try:
+            return await asyncio.to_thread(self.embed_sync, texts)
+        finally:
+            _add("embed_total", time.perf_counter() - started)
+
+
+class TimedStore:
+    """The real store; records the time inside `search` (incl. its lock) per call."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def search(self, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self.inner.search(**kwargs)
+        finally:
+            _add("search_run", time.perf_counter() - started)
+            marks = _marks.get(None)
+            if marks is not None:
+                marks["search_end"] = (time.perf_counter() - marks["t0"]) * 1000
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def _ticker(lags: list[float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(TICK_S)
+        lags.append((time.perf_counter() - before - TICK_S) * 1000)
+
+
+async def run(streams: int, questions: list[str], parts: dict[str, Any]) -> dict[str, Any]:
+    """`streams` answers at once (each from the start); the timings of their parts."""
+    from chat.services import answer_stream
+
+    cycle = itertools.cycle(questions)
+
+    async def one(question: str) -> dict[str, float]:
+        marks = {"t0": time.perf_counter()}
+        _marks.set(marks)
+        async for event, _ in answer_stream(message=question, **parts):
+            marks.setdefault(event, (time.perf_counter() - marks["t0"]) * 1000)
+        return marks
+
+    lags: list[float] = []
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(_ticker(lags, stop))
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(next(cycle)) for _ in range(streams)))
+    wall = time.perf_counter() - started
+    stop.set()
+    await ticker
+
+    def values(key: str) -> list[float]:
+        return [r[key] for r in results if key in r]
+
+    embed_wait = [r["embed_total"] - r["embed_run"] for r in results if "embed_total" in r]
+    return {
+        "streams": streams,
+        "wall_s": round(wall, 2),
+        "meta_ms": summary(values("meta")),
+        "embed_wait_ms": summary(embed_wait),
+        "embed_run_ms": summary(values("embed_run")),
+        "search_run_ms": summary(values("search_run")),
+        "search_end_ms": summary(values("search_end")),
+        "sources_ms": summary(values("sources")),
+        "first_token_ms": summary(values("token")),
+        "done_ms": summary(values("done")),
+        "loop_lag_ms": {**summary(lags), "total": round(sum(lags), 1)},
+        "load_average": load_average(),
+    }
+
+
+def print_run(row: dict[str, Any]) -> None:
+    """One run's parts, p50 / p95 / max."""
+    print(
+        f"\n{row['streams']} answers at once, {row['wall_s']} s in all (load {row['load_average'][0]})"
+    )
+    for label, key in (
+        ("meta (SQLite rows)", "meta_ms"),
+        ("embed: thread wait", "embed_wait_ms"),
+        ("embed: model", "embed_run_ms"),
+        ("search (incl. lock)", "search_run_ms"),
+        ("search done at", "search_end_ms"),
+        ("sources at", "sources_ms"),
+        ("first token at", "first_token_ms"),
+        ("done at", "done_ms"),
+        ("event-loop lag", "loop_lag_ms"),
+    ):
+        figures = row[key]
+        print(
+            f"  {label:<22} p50 {fmt_ms(figures['p50']):>7}  p95 {fmt_ms(figures['p95']):>7}  "
+            f"max {fmt_ms(figures['max']):>7} ms"
+        )
+    print(
+        f"  event loop blocked {row['loop_lag_ms']['total']:.0f} ms in all (5 ms ticker lateness)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="an indexed RAGSITE_DATA_DIR")
+    parser.add_argument("--book", type=Path, default=TEXTBOOK_DIR, help="the book that was indexed")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 50])
+    parser.add_argument("--engine", help="VECTOR_ENGINE (default: the configured one)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the event-loop thread during the last run (cProfile, top functions)",
+    )
+    parser.add_argument(
+        "--json", dest="json_out", metavar="OUT", help="write the figures to this file"
+    )
+    args = parser.parse_args()
+
+    extra = {"VECTOR_ENGINE": args.engine} if args.engine else {}
+    os.environ.update(
+        server_env(data_dir=args.data.resolve(), book_dir=args.book.resolve(), extra=extra)
+    )
+    sys.path.insert(0, str(REPO_DIR))
+    import django
+
+    django.setup()
+    from ragsite.rag import providers
+
+    info = machine()
+    print(machine_line(info))
+    parts = {
+        "embedder": TimedEmbedder(providers.get_embedder()),
+        "store": TimedStore(providers.get_store()),
+        "llm": providers.get_chat_model(),
+        "fallback_llm": providers.get_extractive_model(),
+    }
+    points = parts["store"].count()
+    print(
+        f"{points} points in {args.data}, default thread pool {min(32, (os.cpu_count() or 1) + 4)} threads"
+    )
+    questions = textbook_questions()
+
+    async def all_runs() -> list[dict[str, Any]]:
+        await run(3, questions, parts)  # warm-up: model, tokenizer, connections
+        rows = []
+        for i, streams in enumerate(args.streams):
+            profiler = None
+            if args.profile and i == len(args.streams) - 1:
+                # cProfile sees this thread only: the event loop, where blocking hurts.
+                profiler = cProfile.Profile()
+                profiler.enable()
+            row = await run(streams, questions, parts)
+            if profiler is not None:
+                profiler.disable()
+                print(f"\nevent-loop thread, {streams} answers at once: top functions by own time")
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
+            print_run(row)
+            rows.append(row)
+        return rows
+
+    rows = asyncio.run(all_runs())
+    providers.reset()
+    if args.json_out:
+        write_json(
+            args.json_out,
+            {
+                "benchmark": "chat_breakdown",
+                "machine": info,
+                "points": points,
+                "engine": args.engine or "default",
+                "runs": rows,
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
