@@ -14,10 +14,12 @@ event loop as uvicorn would, and times the parts of each answer:
 - event-loop lag: how late a 5 ms ticker wakes up; the loop is blocked by code that
   runs on it (packing sources, counting tokens, the extractive answer, JSON).
 
-The data folder must not be in use by a server (the embedded store is single-process);
-`chat_load.py --data DIR` leaves one behind.
+Without --data (or with an empty folder) the book is ingested first, in this process.
+A folder given with --data must not be in use by a server (the embedded store is
+single-process); `chat_load.py --data DIR` leaves an indexed one behind.
 
-    uv run python benchmarks/chat_breakdown.py --data /tmp/bench-chat --streams 1 50
+    uv run python benchmarks/chat_breakdown.py                          # ingests the textbook
+    uv run python benchmarks/chat_breakdown.py --data /tmp/bench-chat --streams 1 50 --profile
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import itertools
 import os
 import pstats
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -179,26 +182,22 @@ def print_run(row: dict[str, Any]) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="an indexed RAGSITE_DATA_DIR")
-    parser.add_argument("--book", type=Path, default=TEXTBOOK_DIR, help="the book that was indexed")
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 50])
-    parser.add_argument("--engine", help="VECTOR_ENGINE (default: the configured one)")
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="also profile the event-loop thread during the last run (cProfile, top functions)",
-    )
-    parser.add_argument(
-        "--json", dest="json_out", metavar="OUT", help="write the figures to this file"
-    )
-    args = parser.parse_args()
+def _ensure_index(book: Path) -> None:
+    """Migrate, and ingest the book when the store is empty (a fresh folder)."""
+    from django.core.management import call_command
 
-    extra = {"VECTOR_ENGINE": args.engine} if args.engine else {}
-    os.environ.update(
-        server_env(data_dir=args.data.resolve(), book_dir=args.book.resolve(), extra=extra)
-    )
+    from ingestion.services import book_ingest
+    from ragsite.rag import providers
+
+    call_command("migrate", interactive=False, verbosity=0)
+    if providers.get_store().count() == 0:
+        started = time.perf_counter()
+        task = book_ingest(book_dir=book, source="manage.py")
+        print(f"ingested {book.name}: {task.status} in {time.perf_counter() - started:.0f} s")
+
+
+def measure(args: argparse.Namespace, data_dir: Path) -> None:
+    """Set Django up on `data_dir` (already in the environment), index, run each level."""
     sys.path.insert(0, str(REPO_DIR))
     import django
 
@@ -207,6 +206,7 @@ def main() -> None:
 
     info = machine()
     print(machine_line(info))
+    _ensure_index(args.book.resolve())
     parts = {
         "embedder": TimedEmbedder(providers.get_embedder()),
         "store": TimedStore(providers.get_store()),
@@ -214,9 +214,8 @@ def main() -> None:
         "fallback_llm": providers.get_extractive_model(),
     }
     points = parts["store"].count()
-    print(
-        f"{points} points in {args.data}, default thread pool {min(32, (os.cpu_count() or 1) + 4)} threads"
-    )
+    threads = min(32, (os.cpu_count() or 1) + 4)
+    print(f"{points} points in {data_dir}, default thread pool {threads} threads")
     questions = textbook_questions()
 
     async def all_runs() -> list[dict[str, Any]]:
@@ -247,9 +246,36 @@ def main() -> None:
                 "machine": info,
                 "points": points,
                 "engine": args.engine or "default",
+                "thread_pool": threads,
                 "runs": rows,
             },
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data", type=Path, help="a RAGSITE_DATA_DIR to use (default: a temporary one, ingested)"
+    )
+    parser.add_argument("--book", type=Path, default=TEXTBOOK_DIR, help="the book to index")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--engine", help="VECTOR_ENGINE (default: the configured one)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the event-loop thread during the last run (cProfile, top functions)",
+    )
+    parser.add_argument(
+        "--json", dest="json_out", metavar="OUT", help="write the figures to this file"
+    )
+    args = parser.parse_args()
+
+    extra = {"VECTOR_ENGINE": args.engine} if args.engine else {}
+    with tempfile.TemporaryDirectory(prefix="ragsite-bench-breakdown-") as tmp:
+        data_dir = (args.data or Path(tmp)).resolve()
+        env = server_env(data_dir=data_dir, book_dir=args.book.resolve(), extra=extra)
+        os.environ.update(env)
+        measure(args, data_dir)
 
 
 if __name__ == "__main__":

@@ -62,8 +62,11 @@ def _accepts_json(script: Path) -> bool:
     return "--json" in help_text
 
 
-def plan(*, quick: bool, engines: list[str] | None) -> list[tuple[str, list[str]]]:
-    """(name, command without --json) for every benchmark, in running order."""
+def plan(*, quick: bool, engines: list[str] | None, work: Path) -> list[tuple[str, list[str]]]:
+    """(name, command without --json) for every benchmark, in running order.
+
+    `work` is a folder that lives for the whole run (data shared between benchmarks).
+    """
     engine_args = [arg for engine in engines or [] for arg in ("--engine", engine)]
     search_sizes = ["1000", "10000"] if quick else ["1000", "10000", "100000"]
     levels = ["1", "10", "50"] if quick else ["1", "10", "50", "200"]
@@ -81,13 +84,28 @@ def plan(*, quick: bool, engines: list[str] | None) -> list[tuple[str, list[str]
         ),
     ]
     for engine in engines or [None]:
-        name = f"chat_load_{engine}" if engine else "chat_load"
-        command = [str(BENCH_DIR / "chat_load.py"), "--levels", *levels]
-        if engine:
-            command += ["--engine", engine]
+        suffix = f"_{engine}" if engine else ""
+        # chat_load indexes the textbook into this folder and leaves it for the
+        # breakdown, which then needs no ingestion of its own.
+        data = str(work / f"chat{suffix}")
+        engine_arg = ["--engine", engine] if engine else []
+        command = [
+            str(BENCH_DIR / "chat_load.py"),
+            "--levels",
+            *levels,
+            "--data",
+            data,
+            *engine_arg,
+        ]
         if quick:
             command += ["--rounds", "2"]
-        commands.append((name, command))
+        commands.append((f"chat_load{suffix}", command))
+        commands.append(
+            (
+                f"chat_breakdown{suffix}",
+                [str(BENCH_DIR / "chat_breakdown.py"), "--data", data, "--profile", *engine_arg],
+            )
+        )
     commands.append(
         (
             "retrieval",
@@ -192,13 +210,14 @@ def main() -> None:
         previous = json.loads(args.out.read_text(encoding="utf-8")).get("benchmarks", {})
     started = time.perf_counter()
     benchmarks = dict(previous)
-    for name, command in plan(quick=args.quick, engines=engines):
-        if args.only and not any(name.startswith(wanted) for wanted in args.only):
-            continue
-        with tempfile.TemporaryDirectory(prefix=f"ragsite-bench-{name}-") as data_dir:
-            benchmarks[name] = run_one(
-                name, command, results_dir=results_dir, data_dir=Path(data_dir)
-            )
+    with tempfile.TemporaryDirectory(prefix="ragsite-bench-run-") as work:
+        for name, command in plan(quick=args.quick, engines=engines, work=Path(work)):
+            if args.only and not any(name.startswith(wanted) for wanted in args.only):
+                continue
+            with tempfile.TemporaryDirectory(prefix=f"ragsite-bench-{name}-") as data_dir:
+                benchmarks[name] = run_one(
+                    name, command, results_dir=results_dir, data_dir=Path(data_dir)
+                )
     write_json(
         args.out,
         {
