@@ -307,6 +307,14 @@ def _edge_sparse(vector: SparseVector) -> EdgeSparseVector:
     return EdgeSparseVector(list(vector.indices), list(vector.values))
 
 
+def _point(chunk: Chunk, vector: Vector) -> Point:
+    point_vectors: dict[str, Any] = {DENSE: [float(x) for x in vector]}
+    sparse = encode_document(chunk.text)
+    if sparse.indices:  # a chunk of stopwords only has no sparse vector at all
+        point_vectors[SPARSE] = _edge_sparse(sparse)
+    return Point(chunk.id, point_vectors, chunk.payload())
+
+
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
     norms = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
@@ -468,17 +476,20 @@ class EdgeStore:
         """Insert or replace chunks (dense vector given, sparse computed from text)."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        points = []
-        for chunk, vector in zip(chunks, vectors, strict=True):
-            point_vectors: dict[str, Any] = {DENSE: [float(x) for x in vector]}
-            sparse = encode_document(chunk.text)
-            if sparse.indices:  # a chunk of stopwords only has no sparse vector at all
-                point_vectors[SPARSE] = _edge_sparse(sparse)
-            points.append(Point(chunk.id, point_vectors, chunk.payload()))
-        for batch in _batches(points, UPSERT_BATCH_SIZE):
+        # Points are built one batch at a time: a 100k-chunk load would otherwise hold
+        # a second Python copy of every vector and payload at once.
+        for start in range(0, len(chunks), UPSERT_BATCH_SIZE):
+            batch = [
+                _point(chunk, vector)
+                for chunk, vector in zip(
+                    chunks[start : start + UPSERT_BATCH_SIZE],
+                    vectors[start : start + UPSERT_BATCH_SIZE],
+                    strict=True,
+                )
+            ]
             self._call(
                 "store chunks",
-                lambda shard, batch=batch: shard.update(UpdateOperation.upsert_points(list(batch))),
+                lambda shard, batch=batch: shard.update(UpdateOperation.upsert_points(batch)),
             )
 
     def delete(self, ids: Sequence[str]) -> None:
