@@ -589,3 +589,14 @@ def test_switching_to_edge_reingests_without_embedding_again(settings, tmp_path)
     edge = providers.get_store()
     assert isinstance(edge, EdgeStore)
     assert edge.ids_by_path() == local_ids
+
+
+def test_health_names_the_edge_engine(edge_settings):
+    from ragsite import health
+
+    providers.get_store().ensure_collection(dimension=4)
+    report = health.check_vector_store()
+    assert report["status"] == "ok"
+    assert report["mode"] == "embedded"
+    assert report["engine"] == "qdrant-edge"
+    assert report["points"] == 0
