@@ -19,6 +19,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_DIR
 
 from .conftest import copy_pages, subprocess_env
@@ -133,6 +135,7 @@ def newest_task(db_path: Path) -> tuple[int, str, int] | None:
     return (count, *newest) if newest else None
 
 
+@pytest.mark.timeout(600)  # four Python processes; slow on a busy machine
 def test_a_killed_ingestion_leaves_every_page_searchable_and_the_next_run_repairs(
     tmp_path, textbook_dir
 ):

@@ -284,6 +284,7 @@ def test_discovery_skips_hidden_vendored_ignored_and_escaping_files(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~30 s alone; much longer on a machine busy with other jobs
 def test_the_whole_textbook_ingests_and_reingests_for_free(tmp_path, textbook_dir, store):
     import shutil
 
