@@ -12,6 +12,7 @@ import pytest
 from ingestion.models import CachedEmbedding, Document, DocumentChunk, IngestionTask
 from ingestion.services import (
     ALL_FILES_FAILED_MESSAGE,
+    CANCELLED_MESSAGE,
     NO_FILES_MESSAGE,
     STALE_TASK_MESSAGE,
     book_discover,
@@ -218,6 +219,29 @@ def test_a_path_limits_the_run_and_its_deletions(small_book, store):
     assert set(outcomes) == {CALCULATOR, WORKSTATION}
     assert task.files_deleted == 0
     assert INTRO in store.ids_by_path()
+
+
+def test_ctrl_c_cancels_the_task_and_keeps_the_pages_written(tiny_book, store, embedder):
+    class Interrupted:
+        """The real embedder, interrupted (Ctrl+C) on its second call: the second page."""
+
+        provider, model, dimension = embedder.provider, embedder.model, embedder.dimension
+        calls = 0
+
+        def embed_sync(self, texts):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return embedder.embed_sync(texts)
+
+    with pytest.raises(KeyboardInterrupt):
+        book_ingest(book_dir=tiny_book, source="manage.py", embedder=Interrupted())
+
+    task = IngestionTask.objects.get()
+    assert task.status == "cancelled"
+    assert task.errors[-1] == {"path": "", "message": CANCELLED_MESSAGE}
+    assert list(Document.objects.values_list("path", flat=True)) == [INTRO]
+    assert_index_consistent(store)
 
 
 def test_only_one_ingestion_at_a_time(tiny_book):
