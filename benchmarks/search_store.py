@@ -13,6 +13,7 @@ measured as ingested and again after `optimize()` (HNSW index; skip with --no-op
     uv run python benchmarks/search_store.py --sizes 5000 --path /tmp/qdrant-bench
     uv run python benchmarks/search_store.py --engine both  # client vs edge, 1k and 10k
     uv run python benchmarks/search_store.py --engine edge --sizes 100000
+    uv run python benchmarks/search_store.py --engine both --json results/search_store.json
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import random
 import re
 import statistics
@@ -34,6 +34,7 @@ from typing import Any
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR))
+sys.path.insert(0, str(REPO_DIR / "benchmarks"))  # _common
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 import django  # noqa: E402
@@ -42,6 +43,7 @@ django.setup()
 logging.getLogger("ragsite").setLevel(logging.WARNING)  # no per-collection INFO lines
 
 import numpy as np  # noqa: E402
+from _common import machine, machine_line, write_json  # noqa: E402
 
 from ragsite.rag.edgestore import EdgeEngine, EdgeStore  # noqa: E402
 from ragsite.rag.types import Chunk, chunk_id, sha256_text  # noqa: E402
@@ -167,7 +169,8 @@ def bench(
     edge_dir: Path,
     engines: list[str],
     optimize: bool,
-) -> None:
+) -> dict[str, Any]:
+    """Load `size` chunks into each engine, print the table; return the figures."""
     rng = random.Random(size)
     chunks = make_chunks(words, size, rng)
     vectors = unit_vectors(size, seed=size).tolist()
@@ -179,21 +182,26 @@ def bench(
 
     columns: list[tuple[str, dict[str, tuple[float, float]]]] = []
     notes = []
+    result: dict[str, Any] = {"upsert_s": {}, "search_ms": {}}
     for engine in engines:
         store, close = open_store(engine, size, client_dir=client_dir, edge_dir=edge_dir)
         try:
             started = time.perf_counter()
             store.upsert(chunks, vectors)
-            notes.append(f"{engine} upsert {time.perf_counter() - started:.1f} s")
+            result["upsert_s"][engine] = round(time.perf_counter() - started, 2)
+            notes.append(f"{engine} upsert {result['upsert_s'][engine]:.1f} s")
             where = "memory" if engine == "client" and not client_dir else "folder"
             columns.append((f"{engine} ({where})", measure(store, asked)))
+            result["search_ms"][engine] = columns[-1][1]
             if engine == "edge" and optimize:
                 seconds, ticks = optimize_with_ticker(store)
+                result["edge_optimize"] = {"seconds": round(seconds, 2), "ticker_ticks": ticks}
                 notes.append(
                     f"edge optimize {seconds:.1f} s (a 10 ms ticker thread ticked {ticks} "
                     f"times, ~{seconds / 0.01:.0f} if the GIL were free)"
                 )
                 columns.append(("edge, optimized", measure(store, asked)))
+                result["search_ms"]["edge_optimized"] = columns[-1][1]
         finally:
             close()
 
@@ -203,15 +211,13 @@ def bench(
     for label, _ in RUNS:
         cells = "".join(f" {fig[label][0]:11.1f}{fig[label][1]:11.1f}" for _, fig in columns)
         print(f"  {label:<16}{cells}")
-
-
-def machine() -> str:
-    """One line on what the figures were measured on (load matters on a shared VM)."""
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, load average {load}"
-    )
+    result["search_ms"] = {
+        column: {
+            label: {"p50": round(p50, 2), "p95": round(p95, 2)} for label, (p50, p95) in fig.items()
+        }
+        for column, fig in result["search_ms"].items()
+    }
+    return result
 
 
 def main() -> None:
@@ -225,13 +231,16 @@ def main() -> None:
     )
     parser.add_argument("--engine", choices=["client", "edge", "both"], default="client")
     parser.add_argument("--no-optimize", action="store_true", help="edge: skip the optimize() pass")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     engines = ["client", "edge"] if args.engine == "both" else [args.engine]
     words = book_words()
-    print(machine())
+    info = machine()
+    print(machine_line(info))
+    figures: dict[str, Any] = {"machine": info, "k": K, "queries": args.queries, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="ragsite-bench-") as scratch:
         for size in args.sizes:
-            bench(
+            figures["sizes"][str(size)] = bench(
                 size,
                 words=words,
                 queries=args.queries,
@@ -241,6 +250,8 @@ def main() -> None:
                 engines=engines,
                 optimize=not args.no_optimize,
             )
+    if args.json:
+        write_json(args.json, figures)
 
 
 if __name__ == "__main__":
