@@ -13,7 +13,7 @@ _SUBPROCESS = os.environ.get("RAGSITE_TEST_SUBPROCESS") == "1"
 
 for _name in [] if _SUBPROCESS else list(os.environ):
     if _name.startswith(("OPENAI_", "QDRANT_", "EMBEDDING_", "LLM_", "CHAT_", "SEARCH_", "CHUNK_",
-                         "RETRIEVAL_", "SITE_", "INGEST_", "CORS_")) or _name in {
+                         "RETRIEVAL_", "SITE_", "INGEST_", "CORS_", "VECTOR_")) or _name in {
         "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "BOOK_DIR", "PORT", "RAGSITE_DATA_DIR",
     }:
         del os.environ[_name]
