@@ -61,7 +61,9 @@ async def check_embedder() -> dict[str, Any]:
     """Embed one short text (cached for remote embedders)."""
     config = get_config()
     provider = config.embedding_provider
-    model = config.openai_embedding_model if provider == "openai" else "all-MiniLM-L6-v2 (int8 ONNX)"
+    model = (
+        config.openai_embedding_model if provider == "openai" else "all-MiniLM-L6-v2 (int8 ONNX)"
+    )
 
     async def probe() -> dict[str, Any]:
         started = time.perf_counter()
@@ -73,8 +75,13 @@ async def check_embedder() -> dict[str, Any]:
         except Exception as exc:
             logger.warning("health: embedder check failed: %s", exc)
             return {"status": "down", "provider": provider, "model": model, "error": str(exc)}
-        return {"status": "ok", "provider": provider, "model": embedder.model,
-                "dimension": embedder.dimension, "latency_ms": _elapsed_ms(started)}
+        return {
+            "status": "ok",
+            "provider": provider,
+            "model": embedder.model,
+            "dimension": embedder.dimension,
+            "latency_ms": _elapsed_ms(started),
+        }
 
     if provider == "local":
         return await probe()
@@ -96,8 +103,12 @@ async def check_llm() -> dict[str, Any]:
             await model.ping()
         except Exception as exc:
             logger.warning("health: LLM check failed: %s", exc)
-            return {"status": "degraded", "provider": "openai", "model": config.openai_chat_model,
-                    "error": str(exc)}
+            return {
+                "status": "degraded",
+                "provider": "openai",
+                "model": config.openai_chat_model,
+                "error": str(exc),
+            }
         return {"status": "ok", "provider": "openai", "model": config.openai_chat_model}
 
     return await _cached("llm", probe)
@@ -138,4 +149,9 @@ async def health_report() -> tuple[dict[str, Any], int]:
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
-    return {"status": status, "version": ragsite.__version__, "checks": checks, "index": index}, code
+    return {
+        "status": status,
+        "version": ragsite.__version__,
+        "checks": checks,
+        "index": index,
+    }, code

@@ -13,7 +13,9 @@ from .rag.exceptions import BadRequest, RagError
 INVALID_JSON_MESSAGE = "The request body must be a JSON object."
 
 
-def json_error(code: str, message: str, status: int, details: dict[str, Any] | None = None) -> JsonResponse:
+def json_error(
+    code: str, message: str, status: int, details: dict[str, Any] | None = None
+) -> JsonResponse:
     """Return an API error response."""
     return JsonResponse(
         {"error": {"code": code, "message": message, "details": details or {}}}, status=status

@@ -44,7 +44,9 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false (got {raw!r}).")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     """Return an integer variable within bounds, or raise naming the variable."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
@@ -54,9 +56,7 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number (got {raw!r}).") from None
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ImproperlyConfigured(
-            f"{name} must be between {minimum} and {maximum} (got {value})."
-        )
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum} (got {value}).")
     return value
 
 
@@ -274,9 +274,7 @@ LLM_PROVIDER = env_choice("LLM_PROVIDER", "auto", {"auto", "openai", "extractive
 if LLM_PROVIDER == "openai" and not (OPENAI_API_KEY or OPENAI_BASE_URL):
     raise ImproperlyConfigured("LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.")
 if EMBEDDING_PROVIDER == "openai" and not (OPENAI_API_KEY or OPENAI_BASE_URL):
-    raise ImproperlyConfigured(
-        "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL."
-    )
+    raise ImproperlyConfigured("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.")
 
 CHUNK_TOKENS = env_int("CHUNK_TOKENS", 256, minimum=32, maximum=8192)
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32, minimum=0, maximum=1024)
@@ -291,7 +289,10 @@ CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 3, minimum=0, maximum=20)
 CHAT_SESSION_IDLE_MINUTES = env_int("CHAT_SESSION_IDLE_MINUTES", 60 * 24, minimum=1)
 CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "30/m")
 SEARCH_RATE_LIMIT = env_str("SEARCH_RATE_LIMIT", "120/m")
-for _name, _value in (("CHAT_RATE_LIMIT", CHAT_RATE_LIMIT), ("SEARCH_RATE_LIMIT", SEARCH_RATE_LIMIT)):
+for _name, _value in (
+    ("CHAT_RATE_LIMIT", CHAT_RATE_LIMIT),
+    ("SEARCH_RATE_LIMIT", SEARCH_RATE_LIMIT),
+):
     _count, _, _period = _value.partition("/")
     if not _count.isdigit() or not _period or _period[-1] not in "smhd":
         raise ImproperlyConfigured(f"{_name} must look like 30/m (got {_value!r}).")

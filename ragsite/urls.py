@@ -13,7 +13,9 @@ urlpatterns = [
     path("api/health", views.health, name="health"),
     path("api/ingest", ingestion_views.ingest, name="ingest"),
     path("api/ingest/status", ingestion_views.ingest_status, name="ingest-status"),
-    path("api/ingest/status/<str:task_id>", ingestion_views.ingest_status, name="ingest-status-task"),
+    path(
+        "api/ingest/status/<str:task_id>", ingestion_views.ingest_status, name="ingest-status-task"
+    ),
     path("api/search", chat_views.search, name="search"),
     path("api/chat", chat_views.chat, name="chat"),
     path("api/feedback", chat_views.feedback, name="feedback"),

@@ -12,9 +12,28 @@ import tempfile
 _SUBPROCESS = os.environ.get("RAGSITE_TEST_SUBPROCESS") == "1"
 
 for _name in [] if _SUBPROCESS else list(os.environ):
-    if _name.startswith(("OPENAI_", "QDRANT_", "EMBEDDING_", "LLM_", "CHAT_", "SEARCH_", "CHUNK_",
-                         "RETRIEVAL_", "SITE_", "INGEST_", "CORS_", "VECTOR_")) or _name in {
-        "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "BOOK_DIR", "PORT", "RAGSITE_DATA_DIR",
+    if _name.startswith(
+        (
+            "OPENAI_",
+            "QDRANT_",
+            "EMBEDDING_",
+            "LLM_",
+            "CHAT_",
+            "SEARCH_",
+            "CHUNK_",
+            "RETRIEVAL_",
+            "SITE_",
+            "INGEST_",
+            "CORS_",
+            "VECTOR_",
+        )
+    ) or _name in {
+        "SECRET_KEY",
+        "DEBUG",
+        "ALLOWED_HOSTS",
+        "BOOK_DIR",
+        "PORT",
+        "RAGSITE_DATA_DIR",
     }:
         del os.environ[_name]
 os.environ["RAGSITE_SKIP_DOTENV"] = "1"

@@ -25,7 +25,12 @@ def test_all_ok_on_the_embedded_default(client):
     checks = body["checks"]
     assert checks["database"]["status"] == "ok"
     assert checks["database"]["latency_ms"] >= 0
-    assert checks["vector_store"] == {**checks["vector_store"], "status": "ok", "mode": "embedded", "points": 0}
+    assert checks["vector_store"] == {
+        **checks["vector_store"],
+        "status": "ok",
+        "mode": "embedded",
+        "points": 0,
+    }
     assert checks["embedder"]["status"] == "ok"
     assert checks["embedder"]["provider"] == "local"
     assert checks["embedder"]["dimension"] == 384

@@ -45,7 +45,11 @@ def test_serve_migrates_ingests_and_answers(tmp_path, tiny_book):
     }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -66,7 +70,9 @@ def test_serve_migrates_ingests_and_answers(tmp_path, tiny_book):
         assert health["checks"]["vector_store"]["points"] >= 2
         assert (tmp_path / "data" / "ragsite.sqlite3").exists()
 
-        results = httpx.get(f"{base}/api/search", params={"q": "winter cluster queen"}, timeout=10).json()["results"]
+        results = httpx.get(
+            f"{base}/api/search", params={"q": "winter cluster queen"}, timeout=10
+        ).json()["results"]
         assert results[0]["path"] == "guide/index.mdx"
         assert results[0]["url"] == "https://bees.example/docs/guide#winter"
 

@@ -22,8 +22,13 @@ def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str
         "s.BOOK_DIR.name, s.SITE_DOCS_PREFIX or '-', s.ALLOWED_HOSTS[0], s.CORS_ALLOW_ALL_ORIGINS)"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_DIR, env=clean, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-c", code],
+        cwd=REPO_DIR,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -31,7 +36,14 @@ def test_defaults_run_offline_and_keep_a_generated_secret_key(tmp_path):
     first = load_settings(tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.split() == [
-        "False", "local", "auto", "-", "docs", "/docs", "127.0.0.1", "True",
+        "False",
+        "local",
+        "auto",
+        "-",
+        "docs",
+        "/docs",
+        "127.0.0.1",
+        "True",
     ]
     key_file = tmp_path / "data" / "secret_key"
     key = key_file.read_text()
@@ -56,14 +68,29 @@ def test_blank_variables_mean_the_default(tmp_path):
         ({"DEBUG": "maybe"}, "DEBUG must be true or false (got 'maybe')."),
         ({"PORT": "eighty"}, "PORT must be a whole number (got 'eighty')."),
         ({"PORT": "70000"}, "PORT must be between 1 and 65535 (got 70000)."),
-        ({"QDRANT_URL": "localhost:6333"}, "QDRANT_URL must be an http(s) URL (got 'localhost:6333')."),
+        (
+            {"QDRANT_URL": "localhost:6333"},
+            "QDRANT_URL must be an http(s) URL (got 'localhost:6333').",
+        ),
         ({"SITE_URL": "ftp://x"}, "SITE_URL must be an http(s) URL (got 'ftp://x')."),
-        ({"EMBEDDING_PROVIDER": "torch"}, "EMBEDDING_PROVIDER must be one of local, openai (got 'torch')."),
-        ({"LLM_PROVIDER": "openai"}, "LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL."),
-        ({"EMBEDDING_PROVIDER": "openai"}, "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL."),
+        (
+            {"EMBEDDING_PROVIDER": "torch"},
+            "EMBEDDING_PROVIDER must be one of local, openai (got 'torch').",
+        ),
+        (
+            {"LLM_PROVIDER": "openai"},
+            "LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.",
+        ),
+        (
+            {"EMBEDDING_PROVIDER": "openai"},
+            "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.",
+        ),
         ({"OPENAI_TIMEOUT": "soon"}, "OPENAI_TIMEOUT must be a number (got 'soon')."),
         ({"CHAT_RATE_LIMIT": "lots"}, "CHAT_RATE_LIMIT must look like 30/m (got 'lots')."),
-        ({"CHUNK_TOKENS": "64", "CHUNK_OVERLAP_TOKENS": "64"}, "CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TOKENS."),
+        (
+            {"CHUNK_TOKENS": "64", "CHUNK_OVERLAP_TOKENS": "64"},
+            "CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TOKENS.",
+        ),
     ],
 )
 def test_malformed_variable_stops_start_up_naming_it(tmp_path, env, expected):
@@ -74,7 +101,9 @@ def test_malformed_variable_stops_start_up_naming_it(tmp_path, env, expected):
 
 def test_provider_settings_switch_on_llm_and_server_mode(tmp_path):
     result = load_settings(
-        tmp_path, OPENAI_BASE_URL="http://127.0.0.1:11434/v1/", QDRANT_URL="https://qdrant.example:6333",
+        tmp_path,
+        OPENAI_BASE_URL="http://127.0.0.1:11434/v1/",
+        QDRANT_URL="https://qdrant.example:6333",
         SITE_DOCS_PREFIX="/",
     )
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ from typing import Any
 STORE_LOCKED_MESSAGE = (
     "The embedded vector store in {path} is in use by another ragsite process "
     "(probably the running server). Stop the server first, or ingest through the "
-    "admin's \"Ingest now\" action or POST /api/ingest."
+    'admin\'s "Ingest now" action or POST /api/ingest.'
 )
 LLM_UNAVAILABLE_MESSAGE = "The language model could not be reached."
 EMBEDDER_FAILED_MESSAGE = "The embedding model failed."

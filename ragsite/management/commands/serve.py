@@ -25,8 +25,12 @@ class Command(BaseCommand):
     help = "Migrate, ingest the book if the index is empty, and serve ragsite with uvicorn."
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (default 127.0.0.1).")
-        parser.add_argument("--port", type=int, default=settings.PORT, help="Port (default PORT or 8000).")
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="Interface to bind (default 127.0.0.1)."
+        )
+        parser.add_argument(
+            "--port", type=int, default=settings.PORT, help="Port (default PORT or 8000)."
+        )
         parser.add_argument(
             "--ingest",
             choices=["if-empty", "always", "never"],
