@@ -156,6 +156,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "corsheaders",
+    "ragsite",  # for its `serve` management command; it has no models
     "ingestion",
     "chat",
 ]

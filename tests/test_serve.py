@@ -28,7 +28,11 @@ def tiny_book(tmp_path: Path) -> Path:
     )
     (book / "guide" / "index.mdx").write_text(
         "---\ntitle: Seasons\n---\nimport Tabs from '@theme/Tabs';\n\n"
-        "## Winter\n\nIn winter the colony forms a tight cluster to keep the queen warm.\n"
+        "A colony lives through the year in four rhythms, and the keeper follows them: "
+        "building up in spring, foraging hard in summer, storing honey in autumn.\n\n"
+        "## Winter\n\nIn winter the colony forms a tight cluster to keep the queen warm. "
+        "The bees shiver their flight muscles to make heat, and the cluster slowly moves "
+        "across the combs to reach the stored honey. Never open the hive on a cold day.\n"
     )
     return book
 
@@ -74,7 +78,7 @@ def test_serve_migrates_ingests_and_answers(tmp_path, tiny_book):
             f"{base}/api/search", params={"q": "winter cluster queen"}, timeout=10
         ).json()["results"]
         assert results[0]["path"] == "guide/index.mdx"
-        assert results[0]["url"] == "https://bees.example/docs/guide#winter"
+        assert results[0]["url"] == "https://bees.example/docs/guide/#winter"
 
         status = httpx.get(f"{base}/api/ingest/status", timeout=5).json()
         assert status["status"] == "succeeded"
