@@ -9,9 +9,8 @@ to protect.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -22,37 +21,19 @@ from pydantic import ValidationError
 from chat.schemas import ChatRequest, FeedbackRequest, SearchParams
 from chat.services import answer_collect, answer_stream, book_search, feedback_submit
 from chat.sse import sse_event, with_keepalive
-from ragsite.http import error_response, json_error, parse_json_body, validation_details
+from ragsite.http import (
+    allow_methods,
+    error_response,
+    json_error,
+    parse_json_body,
+    validation_details,
+)
 from ragsite.rag.exceptions import BadRequest, RagError
 from ragsite.ratelimit import async_ratelimit
 
 logger = logging.getLogger(__name__)
 
 INVALID_REQUEST_MESSAGE = "The request is invalid."
-METHOD_NOT_ALLOWED_MESSAGE = "This endpoint only accepts {methods}."
-
-AsyncView = Callable[..., Awaitable[HttpResponse]]
-
-
-def allow_methods(*methods: str) -> Callable[[AsyncView], AsyncView]:
-    """Answer other methods with a JSON 405 (and an Allow header) before anything else."""
-
-    def decorator(view: AsyncView) -> AsyncView:
-        @functools.wraps(view)
-        async def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if request.method not in methods:
-                response = json_error(
-                    "method_not_allowed",
-                    METHOD_NOT_ALLOWED_MESSAGE.format(methods=", ".join(methods)),
-                    405,
-                )
-                response["Allow"] = ", ".join(methods)
-                return response
-            return await view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 def _invalid(error: ValidationError) -> JsonResponse:

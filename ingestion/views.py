@@ -10,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from ragsite.http import error_response, json_error, parse_json_body, validation_details
+from ragsite.http import allow_methods, error_response, parse_json_body, validation_details
 from ragsite.rag.exceptions import BadRequest, Forbidden, NotFound, RagError, Unauthorized
 
 from .selectors import task_as_dict, task_get, task_latest
@@ -22,7 +22,6 @@ INGEST_DISABLED_MESSAGE = "Ingestion over the API is disabled: no INGEST_TOKEN i
 INVALID_BODY_MESSAGE = "The request body is not valid."
 NO_TASK_MESSAGE = "No ingestion has run yet."
 UNKNOWN_TASK_MESSAGE = "No ingestion task with this id."
-METHOD_NOT_ALLOWED_MESSAGE = "Method {method} is not allowed here; use {allowed}."
 
 
 class IngestRequest(BaseModel):
@@ -32,16 +31,6 @@ class IngestRequest(BaseModel):
 
     path: str | None = Field(default=None, max_length=1024)
     force: StrictBool = False
-
-
-def _method_not_allowed(request: HttpRequest, allowed: str) -> JsonResponse:
-    response = json_error(
-        "method_not_allowed",
-        METHOD_NOT_ALLOWED_MESSAGE.format(method=request.method, allowed=allowed),
-        405,
-    )
-    response["Allow"] = allowed
-    return response
 
 
 def _check_token(request: HttpRequest) -> None:
@@ -58,10 +47,9 @@ def _check_token(request: HttpRequest) -> None:
 
 
 @csrf_exempt  # bearer-token API, no cookies involved
+@allow_methods("POST")
 async def ingest(request: HttpRequest) -> JsonResponse:
     """POST /api/ingest: start an ingestion in the background; 202 with its task id."""
-    if request.method != "POST":
-        return _method_not_allowed(request, "POST")
     try:
         _check_token(request)
         try:
@@ -74,10 +62,9 @@ async def ingest(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"task_id": str(task.id), "status": task.status}, status=202)
 
 
+@allow_methods("GET", "HEAD")
 async def ingest_status(request: HttpRequest, task_id: str | None = None) -> JsonResponse:
     """GET /api/ingest/status[/<task_id>]: the latest task, or the one named."""
-    if request.method not in {"GET", "HEAD"}:
-        return _method_not_allowed(request, "GET")
     if task_id is None:
         task = await sync_to_async(task_latest)()
         if task is None:

@@ -3,14 +3,19 @@ exceptions to statuses (API.md: `{"error": {"code", "message", "details"}}`)."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .rag.exceptions import BadRequest, RagError
 
 INVALID_JSON_MESSAGE = "The request body must be a JSON object."
+METHOD_NOT_ALLOWED_MESSAGE = "This endpoint only accepts {methods}."
+
+AsyncView = Callable[..., Awaitable[HttpResponse]]
 
 
 def json_error(
@@ -48,3 +53,24 @@ def validation_details(error: Any) -> dict[str, Any]:
             for item in error.errors()
         ]
     }
+
+
+def allow_methods(*methods: str) -> Callable[[AsyncView], AsyncView]:
+    """Answer other methods with a JSON 405 (and an Allow header) before anything else."""
+
+    def decorator(view: AsyncView) -> AsyncView:
+        @functools.wraps(view)
+        async def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in methods:
+                response = json_error(
+                    "method_not_allowed",
+                    METHOD_NOT_ALLOWED_MESSAGE.format(methods=", ".join(methods)),
+                    405,
+                )
+                response["Allow"] = ", ".join(methods)
+                return response
+            return await view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

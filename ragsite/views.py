@@ -5,20 +5,20 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from .health import health_report
-from .http import json_error
+from .http import allow_methods, json_error
 
 
-@require_GET
+@allow_methods("GET", "HEAD")
 async def health(request: HttpRequest) -> JsonResponse:
     """GET /api/health: the state of every component (200 ok/degraded, 503 down)."""
     report, status = await health_report()
     return JsonResponse(report, status=status)
 
 
-@require_GET
+@require_safe
 def demo(request: HttpRequest) -> HttpResponse:
     """GET /: a page about ragsite that embeds the widget the way a book site would."""
     return render(request, "demo.html", {"site_url": settings.SITE_URL})
