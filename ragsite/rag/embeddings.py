@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import logging
 import threading
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .exceptions import EMBEDDER_FAILED_MESSAGE, EmbeddingError
+from .openai_clients import OpenAIClients
 from .tokens import load_tokenizer
 from .types import Vector
 
 if TYPE_CHECKING:
-    import openai
     from tokenizers import Tokenizer
 
     from .config import RagConfig
@@ -59,7 +58,6 @@ KNOWN_OPENAI_DIMENSIONS = {
 }
 OPENAI_BATCH_SIZE = 128  # inputs per request; the API allows 2048 but large bodies retry badly
 # The SDK insists on a key even for servers that need none (Ollama, vLLM, llama.cpp).
-PLACEHOLDER_API_KEY = "not-needed"  # noqa: S105
 DIMENSION_PROBE_TEXT = "dimension probe"
 
 
@@ -233,19 +231,9 @@ class OpenAIEmbedder:
         self._requested_dimensions = dimensions if dimensions > 0 else None
         self._dimension = dimensions if dimensions > 0 else KNOWN_OPENAI_DIMENSIONS.get(model)
         self._batch_size = max(1, batch_size)
-        self._client_options: dict[str, Any] = {
-            "api_key": api_key or PLACEHOLDER_API_KEY,
-            "base_url": base_url or None,  # None: the SDK's default (api.openai.com)
-            "timeout": timeout,
-            "max_retries": max_retries,
-        }
-        self._sync_client: openai.OpenAI | None = None
-        # httpx connection pools belong to the loop that opened them, so each running
-        # loop (uvicorn's, a test's, an asyncio.run in a command) gets its own client.
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
+        self._clients = OpenAIClients(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: RagConfig) -> OpenAIEmbedder:
@@ -277,7 +265,7 @@ class OpenAIEmbedder:
         for start in range(0, len(items), self._batch_size):
             batch = items[start : start + self._batch_size]
             try:
-                response = self._sync().embeddings.create(**self._args(batch))
+                response = self._clients.sync_client().embeddings.create(**self._args(batch))
             except (openai.OpenAIError, ValueError) as exc:
                 raise self._error(exc) from exc
             vectors.extend(self._vectors(response, len(batch)))
@@ -289,7 +277,7 @@ class OpenAIEmbedder:
 
         items = _check_texts(texts)
         vectors: list[Vector] = []
-        client = self._async()
+        client = self._clients.async_client()
         for start in range(0, len(items), self._batch_size):
             batch = items[start : start + self._batch_size]
             try:
@@ -302,23 +290,11 @@ class OpenAIEmbedder:
 
     def close(self) -> None:
         """Close the synchronous client's connections."""
-        with self._lock:
-            client, self._sync_client = self._sync_client, None
-        if client is not None:
-            client.close()
+        self._clients.close()
 
     async def aclose(self) -> None:
-        """Close the connections of the running loop's client and of the sync client.
-
-        A long-lived server never needs this; scripts and tests that run several
-        event loops call it before their loop ends.
-        """
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async_clients.pop(loop, None)
-        if client is not None:
-            await client.close()
-        await asyncio.to_thread(self.close)
+        """Close the running loop's client and the sync client (scripts, tests)."""
+        await self._clients.aclose()
 
     def _args(self, batch: list[str]) -> dict[str, Any]:
         args: dict[str, Any] = {"model": self.model, "input": batch}
@@ -349,22 +325,3 @@ class OpenAIEmbedder:
                 )
             )
         return _normalise(matrix).tolist()
-
-    def _sync(self) -> openai.OpenAI:
-        import openai
-
-        with self._lock:
-            if self._sync_client is None:
-                self._sync_client = openai.OpenAI(**self._client_options)
-            return self._sync_client
-
-    def _async(self) -> openai.AsyncOpenAI:
-        import openai
-
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async_clients.get(loop)
-            if client is None:
-                client = openai.AsyncOpenAI(**self._client_options)
-                self._async_clients[loop] = client
-            return client

@@ -7,21 +7,17 @@ and embeddings.py are the only ones that import `openai`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import threading
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import LLM_UNAVAILABLE_MESSAGE, LLMError, LLMTimeout
+from .openai_clients import OpenAIClients
 from .types import AnswerRequest, ChatMessage, Source
 
 if TYPE_CHECKING:
-    import openai
-
     from .config import RagConfig
 
 logger = logging.getLogger(__name__)
@@ -38,7 +34,6 @@ NO_SOURCES_MESSAGE = (
 EXTRACTIVE_CANNOT_COMPLETE_MESSAGE = (
     "No language model is configured: the extractive answerer can only quote the book."
 )
-PLACEHOLDER_API_KEY = "not-needed"  # noqa: S105 - the SDK insists on a key even for local servers
 ANSWER_TEMPERATURE = 0.2
 
 
@@ -63,18 +58,9 @@ class OpenAIChatModel:
         """Configure the client; nothing is sent until the first call."""
         self.model = model
         self.temperature = temperature
-        self._client_options: dict[str, Any] = {
-            "api_key": api_key or PLACEHOLDER_API_KEY,
-            "base_url": base_url or None,  # None: the SDK's default (api.openai.com)
-            "timeout": timeout,
-            "max_retries": max_retries,  # the SDK backs off exponentially on 5xx/timeouts
-        }
-        # httpx connection pools belong to the loop that opened them, so each running
-        # loop (uvicorn's, a test's, an asyncio.run in a command) gets its own client.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
+        self._clients = OpenAIClients(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: RagConfig) -> OpenAIChatModel:
@@ -98,7 +84,7 @@ class OpenAIChatModel:
         messages = _as_openai_messages(request.messages) or [
             {"role": "user", "content": request.question}
         ]
-        client = self._client()
+        client = self._clients.async_client()
         try:
             stream = await client.chat.completions.create(
                 model=self.model,
@@ -131,7 +117,7 @@ class OpenAIChatModel:
         import openai
 
         try:
-            response = await self._client().chat.completions.create(
+            response = await self._clients.async_client().chat.completions.create(
                 model=self.model,
                 messages=_as_openai_messages(messages),
                 max_tokens=max_tokens,
@@ -149,32 +135,13 @@ class OpenAIChatModel:
 
         try:
             # No retries: health checks should report a dead server quickly.
-            await self._client().with_options(max_retries=0).models.list()
+            await self._clients.async_client().with_options(max_retries=0).models.list()
         except openai.OpenAIError as exc:
             raise _llm_error(exc, model=self.model) from exc
 
     async def aclose(self) -> None:
-        """Close the HTTP connections opened from the running event loop.
-
-        A long-lived server never needs this; scripts and tests that run several
-        event loops call it before their loop ends.
-        """
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.close()
-
-    def _client(self) -> openai.AsyncOpenAI:
-        import openai
-
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._clients.get(loop)
-            if client is None:
-                client = openai.AsyncOpenAI(**self._client_options)
-                self._clients[loop] = client
-            return client
+        """Close the HTTP connections opened from the running event loop (scripts, tests)."""
+        await self._clients.aclose()
 
 
 def _as_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
