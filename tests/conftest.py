@@ -15,6 +15,55 @@ TEXTBOOK_DIR = SHARED_BOOKS / "physical-ai-humanoid-robotics"
 RUST_BOOK_DIR = SHARED_BOOKS / "rust-book"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run `slow` tests (the whole-textbook ingest) first: they fill the session's
+    embedding memo below, so later tests that index the same pages embed nothing new."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+class EmbeddingMemo:
+    """Remembers the packaged model's vector for each text for the whole session.
+
+    The real model still embeds every distinct text once; the memo only spares the
+    2-core CI machine from embedding the same textbook page again in another module.
+    Services count the texts they send to the embedder, so embedding counts that tests
+    assert on are unchanged. Tests marked `no_embedding_memo` reach the model directly.
+    """
+
+    def __init__(self, original):
+        self.original = original
+        self.vectors: dict[str, list[float]] = {}
+        self.enabled = True
+
+    def embed(self, embedder, texts: list[str]) -> list[list[float]]:
+        if not self.enabled:
+            return self.original(embedder, texts)
+        missing = list(dict.fromkeys(text for text in texts if text not in self.vectors))
+        if missing:
+            self.vectors.update(zip(missing, self.original(embedder, missing), strict=True))
+        return [list(self.vectors[text]) for text in texts]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _embedding_memo():
+    """Install the session's EmbeddingMemo on the local embedder."""
+    from ragsite.rag.embeddings import LocalEmbedder
+
+    original = LocalEmbedder._embed
+    memo = EmbeddingMemo(original)
+    LocalEmbedder._embed = lambda self, texts: memo.embed(self, texts)
+    yield memo
+    LocalEmbedder._embed = original
+
+
+@pytest.fixture(autouse=True)
+def _memo_switch(request, _embedding_memo):
+    """Turn the memo off for tests marked `no_embedding_memo`."""
+    _embedding_memo.enabled = request.node.get_closest_marker("no_embedding_memo") is None
+    yield
+    _embedding_memo.enabled = True
+
+
 @pytest.fixture(autouse=True)
 def _isolated_store(settings, tmp_path):
     """Point the embedded store at a fresh folder; close it afterwards (releases the lock)."""

@@ -18,6 +18,9 @@ from ragsite.rag.exceptions import EmbeddingError
 from ragsite.rag.tokens import MAX_MODEL_TOKENS, count_tokens
 from tests.fake_openai import fake_embedding
 
+# These tests judge the model itself, so they bypass the session's embedding memo.
+pytestmark = pytest.mark.no_embedding_memo
+
 QUESTION = "How does a robot measure the distance to a wall?"
 PARAPHRASE = "A lidar sensor tells the robot how far away the wall is."
 UNRELATED = "Bake the bread for forty minutes until the crust is golden."
