@@ -137,19 +137,20 @@ def retrieval(data: dict[str, Any], out: Path) -> Path | None:
     for i, method in enumerate(methods):
         xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(metrics))]
         bars = ax.bar(xs, [method[key] for key in metrics], width, label=method["label"])
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        ax.bar_label(bars, fmt="%.3f", fontsize=6)
     ax.set_xticks(
         range(len(metrics)),
         [key.replace("recall", "Recall").replace("mrr", "MRR") for key in metrics],
     )
-    ax.set_ylim(0, 1.08)
+    ax.set_ylim(0, 1.3)  # room above the bars for the legend
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("share of questions")
     ax.set_title(
         f"Retrieval on the textbook question set ({figures['questions']} questions, "
         f"{figures['chunks']} chunks)",
         fontsize=9,
     )
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", ncols=2)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     path = out / "bench-retrieval.png"
