@@ -6,7 +6,7 @@ inside this process on an already indexed data folder, N answers concurrently on
 event loop as uvicorn would, and times the parts of each answer:
 
 - `meta`: from the start to the `meta` event (session and message rows in SQLite,
-  through Django's single thread for sync code);
+  written from the answer's own sync thread, as under Django's ASGI handler);
 - embed: waiting for a worker thread + running the ONNX model on the query;
 - search: waiting for a worker thread + the store's hybrid search (in local mode
   this includes waiting for the store's lock: one search at a time);
@@ -116,6 +116,8 @@ async def _ticker(lags: list[float], stop: asyncio.Event) -> None:
 
 async def run(streams: int, questions: list[str], parts: dict[str, Any]) -> dict[str, Any]:
     """`streams` answers at once (each from the start); the timings of their parts."""
+    from asgiref.sync import ThreadSensitiveContext
+
     from chat.services import answer_stream
 
     cycle = itertools.cycle(questions)
@@ -123,8 +125,11 @@ async def run(streams: int, questions: list[str], parts: dict[str, Any]) -> dict
     async def one(question: str) -> dict[str, float]:
         marks = {"t0": time.perf_counter()}
         _marks.set(marks)
-        async for event, _ in answer_stream(message=question, **parts):
-            marks.setdefault(event, (time.perf_counter() - marks["t0"]) * 1000)
+        # As Django's ASGI handler does per request: the answer's sync_to_async calls
+        # (SQLite) get a thread of their own instead of the process-wide one.
+        async with ThreadSensitiveContext():
+            async for event, _ in answer_stream(message=question, **parts):
+                marks.setdefault(event, (time.perf_counter() - marks["t0"]) * 1000)
         return marks
 
     lags: list[float] = []
