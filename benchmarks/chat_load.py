@@ -99,13 +99,14 @@ async def chat_once(client: httpx.AsyncClient, question: str) -> Stream:
     def now() -> float:
         return (time.perf_counter() - started) * 1000
 
+    event = ""
     try:
         async with client.stream("POST", "/api/chat", json={"message": question}) as response:
             if response.status_code != 200:
                 await response.aread()
                 result.error = f"http {response.status_code}"
                 return result
-            event = ""
+            event = "headers"
             async for line in response.aiter_lines():
                 if not line.startswith("event: "):
                     continue
@@ -127,7 +128,9 @@ async def chat_once(client: httpx.AsyncClient, question: str) -> Stream:
     except httpx.TimeoutException:
         result.error = "timeout"
     except httpx.HTTPError as exc:
-        result.error = type(exc).__name__
+        # Where it broke tells a refused or reset connection (before any response)
+        # from a stream cut in the middle.
+        result.error = f"{type(exc).__name__} after {event or 'nothing'}"
     return result
 
 
