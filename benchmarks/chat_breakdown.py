@@ -72,6 +72,7 @@ class TimedEmbedder:
         self.provider, self.model, self.dimension = inner.provider, inner.model, inner.dimension
 
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
+        """The inner embed_sync, its time added to the current answer's `embed_run`."""
         started = time.perf_counter()
         try:
             return self.inner.embed_sync(texts)
@@ -79,6 +80,7 @@ class TimedEmbedder:
             _add("embed_run", time.perf_counter() - started)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """embed_sync in the default thread pool; the wait + run goes to `embed_total`."""
         # As LocalEmbedder.embed: the model runs in the default thread pool.
         started = time.perf_counter()
         try:
@@ -94,6 +96,7 @@ class TimedStore:
         self.inner = inner
 
     def search(self, **kwargs: Any) -> Any:
+        """The inner search, timed (`search_run`) and its end marked (`search_end`)."""
         started = time.perf_counter()
         try:
             return self.inner.search(**kwargs)
@@ -258,6 +261,7 @@ def measure(args: argparse.Namespace, data_dir: Path) -> None:
 
 
 def main() -> None:
+    """Parse the options and measure on the given (or a temporary) data folder."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data", type=Path, help="a RAGSITE_DATA_DIR to use (default: a temporary one, ingested)"

@@ -351,6 +351,7 @@ def verdict(levels: list[dict[str, Any]]) -> str | None:
 
 
 def main() -> None:
+    """Parse the options, run every level against a fresh server, print and save."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--book",

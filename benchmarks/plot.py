@@ -160,6 +160,7 @@ def retrieval(data: dict[str, Any], out: Path) -> Path | None:
 
 
 def main() -> None:
+    """Draw every plot that latest.json has figures for."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="?", type=Path, default=RESULTS_DIR / "latest.json")
     parser.add_argument("--out", type=Path, default=IMG_DIR, help="folder for the PNGs")

@@ -190,6 +190,7 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 
 def main() -> None:
+    """Run the planned benchmarks, write latest.json, redraw the plots."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer levels")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")

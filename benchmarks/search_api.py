@@ -371,6 +371,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
+    """Parse the options; build and measure each size and engine (or be the builder)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
     parser.add_argument(
