@@ -237,20 +237,6 @@ def server_env(
     return env
 
 
-# `manage.py serve --host 127.0.0.1 --port PORT --ingest MODE`, run through its Command
-# class: at the time of writing `ragsite` is not in INSTALLED_APPS, so Django does not
-# find the command by name. Same code path either way.
-_SERVE = """
-import sys
-import django
-django.setup()
-from django.core.management import call_command, get_commands
-from ragsite.management.commands.serve import Command
-command = "serve" if "serve" in get_commands() else Command()
-call_command(command, host="127.0.0.1", port=int(sys.argv[1]), ingest=sys.argv[2])
-"""
-
-
 @dataclass
 class Server:
     """A `manage.py serve` subprocess on a loopback port."""
@@ -306,7 +292,17 @@ def server_start(
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     env = server_env(data_dir=data_dir, book_dir=book_dir, extra=extra_env)
-    command = [sys.executable, "-c", _SERVE, str(port), ingest]
+    command = [
+        sys.executable,
+        str(REPO_DIR / "manage.py"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ingest",
+        ingest,
+    ]
     started = time.perf_counter()
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own manage.py, fixed arguments
