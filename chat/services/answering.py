@@ -9,6 +9,7 @@ who leaves mid-answer leaves a `partial` message behind, and feedback can name i
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -143,6 +144,13 @@ def sources_pack(*, hits: Sequence[Hit], budget: int, selection: str | None = No
     The first source is always kept (a highlighted passage, or the best hit) so the
     model has something to work with even when one long chunk exceeds the budget.
     """
+    return _sources_pack_counted(hits=hits, budget=budget, selection=selection)[0]
+
+
+def _sources_pack_counted(
+    *, hits: Sequence[Hit], budget: int, selection: str | None = None
+) -> tuple[list[Source], int]:
+    """`sources_pack`, plus the prompt tokens of the packed sources (counted once)."""
     candidates: list[Source] = []
     if selection:
         candidates.append(selection_source(selection=selection, hits=hits))
@@ -169,7 +177,7 @@ def sources_pack(*, hits: Sequence[Hit], budget: int, selection: str | None = No
             continue  # a shorter, less relevant one may still fit
         packed.append(numbered)
         used += cost
-    return packed
+    return packed, used
 
 
 def _topic(source: Source) -> str:
@@ -322,12 +330,15 @@ async def answer_stream(
             query=search_query, k=config.retrieval_k, embedder=parts.embedder, store=parts.store
         )
         uncertain = not retrieval.supported and not selection
-        sources = sources_pack(
-            hits=retrieval.closest if uncertain else retrieval.hits,
-            budget=config.context_token_budget,
-            selection=selection,
+        # Token counting is CPU work: keep it off the event loop, and count each source once.
+        sources, context_tokens = await asyncio.to_thread(
+            functools.partial(
+                _sources_pack_counted,
+                hits=retrieval.closest if uncertain else retrieval.hits,
+                budget=config.context_token_budget,
+                selection=selection,
+            )
         )
-        context_tokens = sum(count_tokens(prompts.format_source(source)) for source in sources)
         source_dicts = [source.as_dict() for source in sources]
         outcome["sources"] = source_dicts
         yield "sources", {"sources": source_dicts}
