@@ -118,16 +118,30 @@ class MessageAdmin(ReadOnlyAdmin):
 
 @admin.register(Feedback)
 class FeedbackAdmin(ReadOnlyAdmin):
-    list_display = ("rating", "question", "comment_short", "created_at")
+    list_display = ("rating", "question", "rated_answer", "comment_short", "created_at")
     list_filter = ("rating", "created_at")
-    search_fields = ("comment", "message__question")
+    search_fields = ("comment", "message__question", "message__answer")
     date_hierarchy = "created_at"
     list_select_related = ("message",)
-    readonly_fields = ("message", "rating", "comment", "created_at")
+    fields = ("rating", "comment", "question_full", "answer_full", "message", "created_at")
+    readonly_fields = fields
 
     @admin.display(description="question")
     def question(self, obj: Feedback) -> str:
         return obj.message.question[:100]
+
+    @admin.display(description="rated answer")
+    def rated_answer(self, obj: Feedback) -> str:
+        answer = obj.message.answer
+        return answer[:160] + ("…" if len(answer) > 160 else "")
+
+    @admin.display(description="question")
+    def question_full(self, obj: Feedback) -> str:
+        return obj.message.question
+
+    @admin.display(description="answer")
+    def answer_full(self, obj: Feedback) -> str:
+        return obj.message.answer
 
     @admin.display(description="comment")
     def comment_short(self, obj: Feedback) -> str:

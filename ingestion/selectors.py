@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Max, Sum
 
+from ragsite.rag.config import get_config
 from ragsite.rag.exceptions import RagError
 from ragsite.rag.types import VectorStore
 
+from .markdown import PageError, decode_page, parse_page
 from .models import CachedEmbedding, Document, DocumentChunk, IngestionTask
 
 logger = logging.getLogger(__name__)
 
 RECENT_TASKS = 10
+# Pages whose title is the book's: a book's opening page, by file name.
+_OPENING_NAMES = {"index", "intro", "introduction", "readme", "foreword"}
 
 
 def iso_z(value: datetime | None) -> str | None:
@@ -147,3 +152,69 @@ def ingestion_stats(*, store: VectorStore | None = None) -> dict[str, Any]:
             documents.filter(chunk_count__gt=0).order_by("-chunk_count", "path")[:5]
         ),
     }
+
+
+# --- pages, for agents (llms.txt, MCP) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PageText:
+    """One indexed page as Markdown: its title, published URL and section texts."""
+
+    path: str
+    title: str
+    url: str | None
+    markdown: str
+
+
+def book_pages() -> list[Document]:
+    """Return the indexed pages (with at least one chunk), in book order (by path)."""
+    return list(Document.objects.filter(chunk_count__gt=0).order_by("path"))
+
+
+def page_read(path: str) -> PageText | None:
+    """Return an indexed page as Markdown, or None when `path` is not an indexed page.
+
+    Only paths the index knows are read, so a caller cannot reach any other file. The
+    text is the page as parsed for the index (front matter, imports and JSX removed),
+    one `##`-style heading per section.
+    """
+    document = Document.objects.filter(path=path, chunk_count__gt=0).first()
+    if document is None:
+        return None
+    config = get_config()
+    try:
+        data = (config.book_dir / document.path).read_bytes()
+        page = parse_page(
+            path=document.path,
+            text=decode_page(data),
+            site_url=config.site_url,
+            docs_prefix=config.site_docs_prefix,
+        )
+    except (OSError, PageError) as exc:
+        logger.warning("page %s could not be read for agents: %s", path, exc)
+        return None
+    parts = [f"# {page.title}"]
+    for section in page.sections:
+        if section.heading_path:
+            level = min(6, len(section.heading_path) + 1)
+            parts.append(f"{'#' * level} {section.heading_path[-1]}")
+        parts.extend(block.text for block in section.blocks if block.text.strip())
+    markdown = "\n\n".join(parts)
+    return PageText(
+        path=document.path, title=page.title, url=document.url or None, markdown=markdown
+    )
+
+
+def book_title() -> str:
+    """Return the book's title: the title of its opening page (index, intro, README...)."""
+    pages = book_pages()
+    opening = next(
+        (
+            page
+            for page in pages
+            if page.path.rsplit("/", 1)[-1].split(".")[0].lower() in _OPENING_NAMES
+        ),
+        pages[0] if pages else None,
+    )
+    return (opening.title if opening and opening.title else "") or "This book"

@@ -32,29 +32,37 @@ def client_key(group: str, request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "unknown")
 
 
+async def limit_response(
+    request: HttpRequest, *, group: str, rate_setting: str
+) -> HttpResponse | None:
+    """Count this request against `group`; return the 429 answer when it is over the limit."""
+    rate = getattr(settings, rate_setting)
+    limited = await sync_to_async(is_ratelimited)(
+        request=request,
+        group=group,
+        key=client_key,
+        rate=rate,
+        method=django_ratelimit.ALL,  # the tuple; the string "ALL" never limits
+        increment=True,
+    )
+    if not limited:
+        return None
+    _, period = _split_rate(rate)
+    retry_after = max(1, int(period - (time.time() % period)))
+    response = json_error("rate_limited", RATE_LIMITED_MESSAGE, 429, {"retry_after": retry_after})
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 def async_ratelimit(*, group: str, rate_setting: str) -> Callable[[AsyncView], AsyncView]:
     """Limit an async view to the rate named by a setting (e.g. CHAT_RATE_LIMIT="30/m")."""
 
     def decorator(view: AsyncView) -> AsyncView:
         @functools.wraps(view)
         async def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            rate = getattr(settings, rate_setting)
-            limited = await sync_to_async(is_ratelimited)(
-                request=request,
-                group=group,
-                key=client_key,
-                rate=rate,
-                method=django_ratelimit.ALL,  # the tuple; the string "ALL" never limits
-                increment=True,
-            )
-            if limited:
-                _, period = _split_rate(rate)
-                retry_after = max(1, int(period - (time.time() % period)))
-                response = json_error(
-                    "rate_limited", RATE_LIMITED_MESSAGE, 429, {"retry_after": retry_after}
-                )
-                response["Retry-After"] = str(retry_after)
-                return response
+            limited = await limit_response(request, group=group, rate_setting=rate_setting)
+            if limited is not None:
+                return limited
             return await view(request, *args, **kwargs)
 
         return wrapped

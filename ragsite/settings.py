@@ -290,9 +290,12 @@ CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 3, minimum=0, maximum=20)
 CHAT_SESSION_IDLE_MINUTES = env_int("CHAT_SESSION_IDLE_MINUTES", 60 * 24, minimum=1)
 CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "30/m")
 SEARCH_RATE_LIMIT = env_str("SEARCH_RATE_LIMIT", "120/m")
+# MCP requests (each JSON-RPC call, /mcp) per client address; like search by default.
+MCP_RATE_LIMIT = env_str("MCP_RATE_LIMIT", SEARCH_RATE_LIMIT)
 for _name, _value in (
     ("CHAT_RATE_LIMIT", CHAT_RATE_LIMIT),
     ("SEARCH_RATE_LIMIT", SEARCH_RATE_LIMIT),
+    ("MCP_RATE_LIMIT", MCP_RATE_LIMIT),
 ):
     _count, _, _period = _value.partition("/")
     if not _count.isdigit() or not _period or _period[-1] not in "smhd":

@@ -6,7 +6,7 @@ from django.urls import path
 from chat import views as chat_views
 from ingestion import views as ingestion_views
 
-from . import views
+from . import agents, views
 
 urlpatterns = [
     path("", views.demo, name="demo"),
@@ -19,6 +19,9 @@ urlpatterns = [
     path("api/search", chat_views.search, name="search"),
     path("api/chat", chat_views.chat, name="chat"),
     path("api/feedback", chat_views.feedback, name="feedback"),
+    path("llms.txt", agents.llms_txt, name="llms-txt"),
+    path("llms-full.txt", agents.llms_full_txt, name="llms-full-txt"),
+    path("pages/<path:path>", agents.page_markdown, name="page-markdown"),
     path("admin/", admin.site.urls),
 ]
 

@@ -132,3 +132,13 @@ def test_admin_cannot_add_or_edit_answers(admin_client, history):
     assert response.status_code == 403
     message.refresh_from_db()
     assert message.answer != "rewritten"
+
+
+def test_feedback_shows_the_rated_answer_beside_the_question(admin_client, history):
+    feedback = Feedback.objects.get()
+    listing = admin_client.get(reverse("admin:chat_feedback_changelist")).content.decode()
+    assert "How does LiDAR work?" in listing
+    assert feedback.message.answer[:40] in listing
+    page = admin_client.get(reverse("admin:chat_feedback_change", args=[feedback.pk]))
+    assert page.status_code == 200
+    assert feedback.message.answer in page.content.decode()
