@@ -183,6 +183,16 @@ class IngestionTask(models.Model):
             models.Index(fields=["status"], name="ingestion_task_status"),
             models.Index(fields=["-created_at"], name="ingestion_task_created"),
         ]
+        constraints = [
+            # One ingestion at a time, across every process and replica: the database,
+            # not a process flag, refuses a second active (non dry-run) task. All such
+            # rows have dry_run=False, so "unique dry_run" among them means "at most one".
+            models.UniqueConstraint(
+                fields=["dry_run"],
+                condition=models.Q(status__in=["queued", "running"], dry_run=False),
+                name="ingestion_one_active_task",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"

@@ -33,16 +33,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from ragsite import observability as metrics
 from ragsite.rag import providers
 from ragsite.rag.config import get_config
 from ragsite.rag.exceptions import (
     BadRequest,
     DimensionMismatch,
     EmbeddingError,
+    IngestionQueueUnavailable,
     IngestionRunning,
     PathOutsideBook,
     RagError,
@@ -61,6 +63,11 @@ IGNORE_FILE_NAME = ".ragsiteignore"
 CACHE_KEEP_DAYS = 30
 # A task of another host that has not saved progress for this long is considered dead.
 OTHER_HOST_STALE_AFTER = timedelta(minutes=30)
+# The `hostname` of a task queued for a Celery worker that has not claimed it yet.
+QUEUE_OWNER = "(queued for a worker)"
+QUEUE_UNAVAILABLE_MESSAGE = (
+    "The ingestion queue (CELERY_BROKER_URL) is unreachable; the task was not queued."
+)
 
 PATH_OUTSIDE_BOOK_MESSAGE = "The path must be a folder or file inside the book folder."
 PATH_NOT_FOUND_MESSAGE = "No such folder or file in the book: {path}"
@@ -293,31 +300,39 @@ def task_create(
         IngestionRunning: a (non dry-run) task is queued or running; `details.task_id` names it.
     """
     pid = os.getpid()
-    with transaction.atomic():
-        if not dry_run:
-            active = (
-                IngestionTask.objects.filter(status__in=IngestionTask.ACTIVE, dry_run=False)
-                .order_by("created_at")
-                .first()
+    try:
+        with transaction.atomic():
+            if not dry_run:
+                _raise_if_active()
+            task = IngestionTask.objects.create(
+                source=source,
+                book_dir=_display_dir(book_dir),
+                path=path or "",
+                force=force,
+                dry_run=dry_run,
+                pid=pid,
+                hostname=socket.gethostname(),
+                process_token=_process_token(pid) or "",
             )
-            if active is not None:
-                raise IngestionRunning(
-                    INGESTION_RUNNING_MESSAGE.format(task_id=active.id),
-                    details={"task_id": str(active.id)},
-                )
-        task = IngestionTask.objects.create(
-            source=source,
-            book_dir=_display_dir(book_dir),
-            path=path or "",
-            force=force,
-            dry_run=dry_run,
-            pid=pid,
-            hostname=socket.gethostname(),
-            process_token=_process_token(pid) or "",
-        )
+    except IntegrityError:  # another process inserted its task between our check and insert
+        _raise_if_active()
+        raise
     with _ACTIVE_LOCK:
         _ACTIVE_HERE.add(str(task.id))
     return task
+
+
+def _raise_if_active() -> None:
+    active = (
+        IngestionTask.objects.filter(status__in=IngestionTask.ACTIVE, dry_run=False)
+        .order_by("created_at")
+        .first()
+    )
+    if active is not None:
+        raise IngestionRunning(
+            INGESTION_RUNNING_MESSAGE.format(task_id=active.id),
+            details={"task_id": str(active.id)},
+        )
 
 
 def task_start(*, source: str, path: str | None = None, force: bool = False) -> IngestionTask:
@@ -334,33 +349,106 @@ def task_start(*, source: str, path: str | None = None, force: bool = False) -> 
     rel = "" if target == book_dir else target.relative_to(book_dir).as_posix()
     tasks_fail_stale()
     task = task_create(source=source, book_dir=book_dir, path=rel, force=force)
+    task_dispatch(task=task, book_dir=book_dir)
+    return task
+
+
+def ingest_queue() -> str:
+    """Return where ingestions run: "celery" (a worker process) or "thread" (this one)."""
+    if settings.INGEST_QUEUE != "auto":
+        return settings.INGEST_QUEUE
+    return "celery" if settings.QDRANT_URL and settings.CELERY_BROKER_URL else "thread"
+
+
+def task_dispatch(*, task: IngestionTask, book_dir: Path) -> None:
+    """Run a queued task: in a background thread here, or by a Celery worker.
+
+    A queued Celery task belongs to no process until a worker claims it (`task_run`), so
+    it is marked as owned by the queue: `tasks_fail_stale` then treats it like a task of
+    another host, failing it only when it has made no progress for OTHER_HOST_STALE_AFTER.
+
+    Raises:
+        IngestionQueueUnavailable: the broker refused the task (it is marked failed).
+    """
+    if ingest_queue() == "celery":
+        from ragsite.celery import app
+
+        from .tasks import INGEST_TASK_NAME
+
+        with _ACTIVE_LOCK:
+            _ACTIVE_HERE.discard(str(task.id))
+        IngestionTask.objects.filter(pk=task.pk).update(hostname=QUEUE_OWNER, pid=None)
+        try:
+            app.send_task(
+                INGEST_TASK_NAME, kwargs={"task_id": str(task.id), "book_dir": str(book_dir)}
+            )
+        except Exception as exc:  # kombu raises many kinds of connection errors
+            logger.warning("ingestion task %s could not be queued: %s", task.id, exc)
+            _task_fail(task.id, QUEUE_UNAVAILABLE_MESSAGE)
+            raise IngestionQueueUnavailable(QUEUE_UNAVAILABLE_MESSAGE) from None
+        logger.info("ingestion task %s queued for a worker (source %s)", task.id, task.source)
+        return
     thread = threading.Thread(
-        target=_task_run,
+        target=task_run,
         kwargs={"task_id": task.id, "book_dir": book_dir},
         name=f"ingest-{task.id}",
         daemon=True,
     )
     thread.start()
-    logger.info("ingestion task %s started in the background (source %s)", task.id, source)
-    return task
+    logger.info("ingestion task %s started in the background (source %s)", task.id, task.source)
 
 
-def _task_run(*, task_id, book_dir: Path) -> None:
-    """Body of the background thread: run the task, then release this thread's DB connection."""
+def _task_fail(task_id, message: str) -> None:
+    now = timezone.now()
+    IngestionTask.objects.filter(pk=task_id, status__in=IngestionTask.ACTIVE).update(
+        status=IngestionTask.Status.FAILED,
+        finished_at=now,
+        errors=[{"path": "", "message": message}],
+        updated_at=now,
+    )
+
+
+def _task_claim(task_id) -> IngestionTask | None:
+    """Make this process the owner of a queued task; None when it is no longer queued."""
+    pid = os.getpid()
+    claimed = IngestionTask.objects.filter(pk=task_id, status=IngestionTask.Status.QUEUED).update(
+        pid=pid,
+        hostname=socket.gethostname(),
+        process_token=_process_token(pid) or "",
+        updated_at=timezone.now(),
+    )
+    if not claimed:
+        return None
+    with _ACTIVE_LOCK:
+        _ACTIVE_HERE.add(str(task_id))
+    return IngestionTask.objects.get(pk=task_id)
+
+
+def task_run(*, task_id, book_dir: Path) -> str:
+    """Run a queued task in this process (a background thread or a Celery worker).
+
+    Returns the task's final status ("skipped" when it was no longer queued, e.g. failed
+    as stale before a busy worker got to it). Releases this thread's DB connection.
+    """
     try:
-        task = IngestionTask.objects.get(pk=task_id)
-        book_ingest(
-            book_dir=book_dir,
+        task = _task_claim(task_id)
+        if task is None:
+            logger.warning("ingestion task %s is no longer queued; not run", task_id)
+            return "skipped"
+        task = book_ingest(
+            book_dir=Path(book_dir),
             path=task.path or None,
             force=task.force,
             source=task.source,
             task=task,
         )
+        return task.status
     except Exception:  # book_ingest records its own failures; this is a last resort
         logger.exception("ingestion task %s crashed", task_id)
         IngestionTask.objects.filter(pk=task_id, status__in=IngestionTask.ACTIVE).update(
             status=IngestionTask.Status.FAILED, finished_at=timezone.now()
         )
+        return IngestionTask.Status.FAILED
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE_HERE.discard(str(task_id))
@@ -897,6 +985,8 @@ def _task_finish(run: _Run, status: str) -> None:
     if status == IngestionTask.Status.SUCCEEDED:
         task.progress = 1.0
     task.save()
+    if not task.dry_run:
+        metrics.ingestion_finished(task)
 
 
 def book_ingest(

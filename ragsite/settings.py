@@ -162,6 +162,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "ragsite.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -191,23 +192,59 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "ragsite.sqlite3",
-        "OPTIONS": {
-            # WAL lets the serving process read while an ingestion writes.
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-        },
+# --- database and cache: SQLite and memory by default, PostgreSQL and Redis to scale out ---
+# DATABASE_URL (e.g. postgres://user:pass@host:5432/ragsite) moves the database off the
+# data folder so several web replicas and the ingestion worker share it.
+DATABASE_URL = env_str("DATABASE_URL")
+# PostgreSQL connections are pooled in each process (psycopg_pool): async views run the
+# ORM in a worker thread, where persistent per-thread connections (CONN_MAX_AGE) would
+# leak; a pool hands a warm connection to whichever thread asks.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1, maximum=200)
+if DATABASE_URL:
+    import dj_database_url
+
+    try:
+        _database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+    except (ValueError, KeyError) as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
+    if _database["ENGINE"] == "django.db.backends.postgresql":
+        _database.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": 10,
+        }
+    DATABASES = {"default": _database}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "ragsite.sqlite3",
+            "OPTIONS": {
+                # WAL lets the serving process read while an ingestion writes.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
     }
-}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Local Qdrant allows one process per data folder, so ragsite serves from one process
-# and an in-process cache is the right (and only) shared cache.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The cache holds rate-limit counters, LLM token budgets and the health probe. With the
+# embedded store ragsite serves from one process, so memory is shared enough; REDIS_URL
+# (redis://host:6379/0) shares them across processes and replicas.
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL and urlparse(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
+    raise ImproperlyConfigured(f"REDIS_URL must be a redis:// URL (got {REDIS_URL!r}).")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "ragsite",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 RATELIMIT_USE_CACHE = "default"
 
@@ -234,11 +271,27 @@ CORS_URLS_REGEX = r"^/(api|static)/.*$"
 CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
+# "json": one JSON object a line (for log collectors), each with the request id.
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "ragsite.observability.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"httpx": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
 }
@@ -246,6 +299,24 @@ LOGGING = {
 # --- ragsite ------------------------------------------------------------------------
 
 INGEST_TOKEN = env_str("INGEST_TOKEN")
+
+# --- scale-out: workers, the ingestion queue, metrics --------------------------------------
+# uvicorn worker processes for `manage.py serve`; more than 1 needs QDRANT_URL (the embedded
+# store allows one process).
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
+# Where ingestions run: "thread" (a background thread of the serving process), "celery"
+# (queued to a `celery -A ragsite worker` process through CELERY_BROKER_URL), or "auto":
+# celery when QDRANT_URL and a broker are set, else thread.
+INGEST_QUEUE = env_choice("INGEST_QUEUE", "auto", {"auto", "thread", "celery"})
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_ACKS_LATE = False  # a killed worker's task is failed and re-run by hand, not replayed
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+if INGEST_QUEUE == "celery" and not CELERY_BROKER_URL:
+    raise ImproperlyConfigured("INGEST_QUEUE=celery needs CELERY_BROKER_URL or REDIS_URL.")
+# /metrics (Prometheus text format). Empty METRICS_TOKEN: open; else Bearer token required.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 # Proxies whose X-Forwarded-For uvicorn trusts ("*" behind Hugging Face Spaces' proxy).
 FORWARDED_ALLOW_IPS = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -6,7 +6,7 @@ from django.urls import path
 from chat import views as chat_views
 from ingestion import views as ingestion_views
 
-from . import agents, views
+from . import agents, observability, views
 
 urlpatterns = [
     path("", views.demo, name="demo"),
@@ -22,6 +22,7 @@ urlpatterns = [
     path("llms.txt", agents.llms_txt, name="llms-txt"),
     path("llms-full.txt", agents.llms_full_txt, name="llms-full-txt"),
     path("pages/<path:path>", agents.page_markdown, name="page-markdown"),
+    path("metrics", observability.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]
 

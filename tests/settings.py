@@ -26,6 +26,8 @@ for _name in [] if _SUBPROCESS else list(os.environ):
             "INGEST_",
             "CORS_",
             "VECTOR_",
+            "CELERY_",
+            "METRICS_",
         )
     ) or _name in {
         "SECRET_KEY",
@@ -34,12 +36,20 @@ for _name in [] if _SUBPROCESS else list(os.environ):
         "BOOK_DIR",
         "PORT",
         "RAGSITE_DATA_DIR",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "INGEST_QUEUE",
+        "WEB_CONCURRENCY",
+        "LOG_FORMAT",
     }:
         del os.environ[_name]
 os.environ["RAGSITE_SKIP_DOTENV"] = "1"
 if not _SUBPROCESS:
     os.environ["RAGSITE_DATA_DIR"] = tempfile.mkdtemp(prefix="ragsite-test-")
     os.environ["SITE_URL"] = "https://book.example"
+    # The PostgreSQL pass of CI (.ci/run): the same tests on a real PostgreSQL server.
+    if os.environ.get("RAGSITE_TEST_DATABASE_URL"):
+        os.environ["DATABASE_URL"] = os.environ["RAGSITE_TEST_DATABASE_URL"]
 
 from ragsite.settings import *  # noqa: E402,F403
 
@@ -47,4 +57,5 @@ ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A file, not SQLite's in-memory default: uvicorn serves live-server tests from
 # another thread, which must see the same database.
-DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405

@@ -117,6 +117,13 @@ class IngestionRunning(RagError):
     code = "ingestion_running"
 
 
+class IngestionQueueUnavailable(RagError):
+    """The ingestion queue (the Celery broker) cannot be reached."""
+
+    status = 503
+    code = "ingestion_queue_unavailable"
+
+
 class PathOutsideBook(BadRequest):
     """The requested path escapes BOOK_DIR."""
 

@@ -20,6 +20,11 @@ from ragsite.rag.exceptions import VectorStoreLocked
 
 logger = logging.getLogger(__name__)
 
+WORKERS_NEED_SERVER_MESSAGE = (
+    "Several workers need a Qdrant server: the embedded store allows one process, so set "
+    "QDRANT_URL (and QDRANT_API_KEY) or serve with --workers 1."
+)
+
 
 class Command(BaseCommand):
     help = "Migrate, ingest the book if the index is empty, and serve ragsite with uvicorn."
@@ -39,8 +44,21 @@ class Command(BaseCommand):
             "(incremental, only changed files are embedded) or never.",
         )
         parser.add_argument("--no-migrate", action="store_true", help="Skip `migrate`.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=settings.WEB_CONCURRENCY,
+            help="uvicorn worker processes (default WEB_CONCURRENCY or 1); more than 1 "
+            "needs QDRANT_URL.",
+        )
 
-    def handle(self, *args, host: str, port: int, ingest: str, no_migrate: bool, **options):
+    def handle(
+        self, *args, host: str, port: int, ingest: str, no_migrate: bool, workers: int, **options
+    ):
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        if workers > 1 and not settings.QDRANT_URL:
+            raise CommandError(WORKERS_NEED_SERVER_MESSAGE)
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         from ingestion import services
@@ -56,13 +74,15 @@ class Command(BaseCommand):
             task = services.task_start(source="manage.py")
             self.stdout.write(f"Ingesting {settings.BOOK_DIR} in the background (task {task.pk}).")
         self.stdout.write(f"ragsite is serving on http://{host}:{port}/ (Ctrl+C to stop)")
-        # One worker: local Qdrant is single-process (see docs/vector-store.md).
+        # One worker on the embedded store, which allows one process (docs/vector-store.md).
+        # The access log is ragsite's own (ragsite.observability: with the request id).
         uvicorn.run(
             "ragsite.asgi:application",
             host=host,
             port=port,
-            workers=1,
-            lifespan="off",
+            workers=workers,
+            access_log=False,
+            lifespan="auto",
             log_level=settings.LOG_LEVEL.lower(),
             proxy_headers=True,
             forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
