@@ -15,12 +15,12 @@ ENV PYTHONUNBUFFERED=1 \
     ALLOWED_HOSTS=* \
     FORWARDED_ALLOW_IPS=*
 
-RUN pip install --no-cache-dir uv \
+RUN pip install --no-cache-dir uv==0.13.9 \
     && useradd --create-home --uid 1000 user \
     && mkdir -p /data /opt/venv /app \
     && chown -R user:user /data /opt/venv /app
 
-USER user
+USER 1000
 WORKDIR /app
 
 # Dependencies first, so code changes do not reinstall them.
@@ -32,6 +32,6 @@ RUN uv sync --frozen --no-dev
 
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/api/health', timeout=4).status != 200)"
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/api/health', timeout=4).status != 200)"]
 
 CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "7860"]
