@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import hmac
 import logging
-import os
 import re
 import time
 import uuid
@@ -154,7 +153,7 @@ class ObservabilityMiddleware:
 
 
 def _registry() -> CollectorRegistry | None:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if settings.PROMETHEUS_MULTIPROC_DIR:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return registry

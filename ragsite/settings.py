@@ -317,6 +317,9 @@ if INGEST_QUEUE == "celery" and not CELERY_BROKER_URL:
 # /metrics (Prometheus text format). Empty METRICS_TOKEN: open; else Bearer token required.
 METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# With several workers: a folder they share for prometheus-client's multiprocess mode
+# (read by prometheus-client itself too; `manage.py serve` empties it at start-up).
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 # Proxies whose X-Forwarded-For uvicorn trusts ("*" behind Hugging Face Spaces' proxy).
 FORWARDED_ALLOW_IPS = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")

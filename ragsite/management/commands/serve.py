@@ -9,6 +9,8 @@ allows one process, so the ingestion thread and the server share one client.
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 import uvicorn
 from django.conf import settings
@@ -73,6 +75,10 @@ class Command(BaseCommand):
         if ingest == "always" or (ingest == "if-empty" and empty):
             task = services.task_start(source="manage.py")
             self.stdout.write(f"Ingesting {settings.BOOK_DIR} in the background (task {task.pk}).")
+        if settings.PROMETHEUS_MULTIPROC_DIR:  # last run's figures would be added to ours
+            metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True, exist_ok=True)
         self.stdout.write(f"ragsite is serving on http://{host}:{port}/ (Ctrl+C to stop)")
         # One worker on the embedded store, which allows one process (docs/vector-store.md).
         # The access log is ragsite's own (ragsite.observability: with the request id).
