@@ -200,20 +200,27 @@ DATABASE_URL = env_str("DATABASE_URL")
 # ORM in a worker thread, where persistent per-thread connections (CONN_MAX_AGE) would
 # leak; a pool hands a warm connection to whichever thread asks.
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1, maximum=200)
-if DATABASE_URL:
+
+
+def database_from_url(url: str, *, pool_max_size: int = 10) -> dict:
+    """Return Django's DATABASES entry for a database URL (PostgreSQL gets a pool)."""
     import dj_database_url
 
     try:
-        _database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+        database = dj_database_url.parse(url, conn_max_age=0)
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
-    if _database["ENGINE"] == "django.db.backends.postgresql":
-        _database.setdefault("OPTIONS", {})["pool"] = {
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        database.setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
-            "max_size": DATABASE_POOL_MAX_SIZE,
+            "max_size": pool_max_size,
             "timeout": 10,
         }
-    DATABASES = {"default": _database}
+    return database
+
+
+if DATABASE_URL:
+    DATABASES = {"default": database_from_url(DATABASE_URL, pool_max_size=DATABASE_POOL_MAX_SIZE)}
 else:
     DATABASES = {
         "default": {

@@ -47,9 +47,6 @@ os.environ["RAGSITE_SKIP_DOTENV"] = "1"
 if not _SUBPROCESS:
     os.environ["RAGSITE_DATA_DIR"] = tempfile.mkdtemp(prefix="ragsite-test-")
     os.environ["SITE_URL"] = "https://book.example"
-    # The PostgreSQL pass of CI (.ci/run): the same tests on a real PostgreSQL server.
-    if os.environ.get("RAGSITE_TEST_DATABASE_URL"):
-        os.environ["DATABASE_URL"] = os.environ["RAGSITE_TEST_DATABASE_URL"]
 
 from ragsite.settings import *  # noqa: E402,F403
 
@@ -57,5 +54,9 @@ ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A file, not SQLite's in-memory default: uvicorn serves live-server tests from
 # another thread, which must see the same database.
+# The PostgreSQL pass of CI (.ci/run): the same tests on a real PostgreSQL server. Only
+# this process: subprocesses started by tests keep SQLite in their own data folder.
+if not _SUBPROCESS and os.environ.get("RAGSITE_TEST_DATABASE_URL"):
+    DATABASES = {"default": database_from_url(os.environ["RAGSITE_TEST_DATABASE_URL"])}  # noqa: F405
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405

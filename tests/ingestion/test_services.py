@@ -259,10 +259,12 @@ def test_tasks_of_a_dead_process_are_marked_failed(tiny_book):
     orphan = task_create(source="api", book_dir=tiny_book)
     IngestionTask.objects.filter(pk=orphan.pk).update(status="running", pid=int(dead.stdout))
     # A task row with this process's pid that this process does not own (an earlier
-    # server that had the same pid) is stale too.
+    # server that had the same pid) is stale too. (A dry run: the database allows one
+    # active real ingestion, the orphan.)
     earlier = IngestionTask.objects.create(source="admin", book_dir="docs", status="running",
                                            pid=os.getpid(), hostname=orphan.hostname,
-                                           process_token=orphan.process_token)  # fmt: skip
+                                           process_token=orphan.process_token,
+                                           dry_run=True)  # fmt: skip
     dry = task_create(source="manage.py", book_dir=tiny_book, dry_run=True)  # ours, alive
 
     assert tasks_fail_stale() == 2
