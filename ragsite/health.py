@@ -31,7 +31,8 @@ from ingestion.selectors import index_summary
 from .http import json_error
 from .rag import providers
 from .rag.config import get_config
-from .rag.exceptions import RagError, VectorStoreError
+from .rag.exceptions import IngestionRunning, RagError, VectorStoreError
+from .rag.types import VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -314,3 +315,90 @@ async def vector_store_gate() -> HttpResponse | None:
         return None
     code = result.get("code") or VectorStoreError.code
     return json_error(code, STORE_UNAVAILABLE_MESSAGE, VectorStoreError.status)
+
+
+# --- consistency of SQLite and the store (`manage.py check_index`) -------------------------
+
+
+@dataclass
+class IndexDrift:
+    """What SQLite's chunk rows and the store's points disagree on, by page path."""
+
+    chunks: int
+    points: int
+    missing: dict[str, set[str]]  # chunks without a point
+    orphans: dict[str, set[str]]  # points without a chunk row
+
+    @property
+    def in_sync(self) -> bool:
+        """True when every chunk has its point and every point its chunk."""
+        return not self.missing and not self.orphans
+
+
+def index_drift(*, store: VectorStore | None = None) -> IndexDrift:
+    """Compare every DocumentChunk id with every point id of the book's collection.
+
+    Raises:
+        VectorStoreError: the store cannot be read (VectorStoreLocked: another process).
+    """
+    from ingestion.models import DocumentChunk
+
+    store = store or providers.get_store()
+    point_paths = store.ids_by_path()
+    points = {pid: path for path, ids in point_paths.items() for pid in ids}
+    chunks = dict(DocumentChunk.objects.values_list("id", "document__path"))
+    missing: dict[str, set[str]] = {}
+    for chunk_id, path in chunks.items():
+        if chunk_id not in points:
+            missing.setdefault(path, set()).add(chunk_id)
+    orphans: dict[str, set[str]] = {}
+    for point_id, path in points.items():
+        if point_id not in chunks:
+            orphans.setdefault(path, set()).add(point_id)
+    return IndexDrift(chunks=len(chunks), points=len(points), missing=missing, orphans=orphans)
+
+
+def index_repair(*, drift: IndexDrift, store: VectorStore | None = None) -> dict[str, int]:
+    """Delete orphan points and rebuild the pages whose points are missing.
+
+    Each page is re-ingested on its own (`book_ingest(path=...)`): an unchanged page is
+    rebuilt from its file with the vectors of the embedding cache, so nothing is
+    embedded again. Returns {"orphans_deleted", "pages_repaired", "pages_failed" (paths),
+    "embeddings_computed"}.
+
+    Raises:
+        IngestionRunning: an ingestion is active (it would race the repair).
+    """
+    from django.conf import settings
+
+    from ingestion.models import IngestionTask
+    from ingestion.services import book_ingest
+
+    store = store or providers.get_store()
+    active = IngestionTask.objects.filter(status__in=IngestionTask.ACTIVE).first()
+    if active is not None:
+        raise IngestionRunning(details={"task_id": str(active.pk)})
+    orphan_ids = sorted(set().union(*drift.orphans.values())) if drift.orphans else []
+    if orphan_ids:
+        store.delete(orphan_ids)
+    computed, repaired, failed = 0, 0, []
+    for path in sorted(drift.missing):
+        try:
+            task = book_ingest(
+                book_dir=settings.BOOK_DIR, path=path, source="manage.py", store=store
+            )
+        except RagError as exc:  # e.g. the page's file is gone: a full ingest removes it
+            logger.warning("check_index: could not rebuild %s: %s", path, exc.message)
+            failed.append(path)
+            continue
+        if task.status != IngestionTask.Status.SUCCEEDED or task.files_failed:
+            failed.append(path)
+        else:
+            repaired += 1
+        computed += task.embeddings_computed
+    return {
+        "orphans_deleted": len(orphan_ids),
+        "pages_repaired": repaired,
+        "pages_failed": failed,
+        "embeddings_computed": computed,
+    }

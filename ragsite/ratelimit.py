@@ -67,9 +67,11 @@ def client_key(group: str, request: HttpRequest) -> str:
         parsed = ipaddress.ip_address(address)
     except ValueError:
         return address
-    if parsed.version == 6 and parsed.ipv4_mapped is None:
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 client a.b.c.d
+            return str(parsed.ipv4_mapped)
         return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
-    return str(parsed.ipv4_mapped or parsed)
+    return str(parsed)
 
 
 class ClientAddressMiddleware:
