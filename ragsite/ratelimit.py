@@ -7,7 +7,7 @@ written by the client and never change its budget. Every limit (these rate limit
 LLM token budget of `ragsite.budget`, django-axes' admin lockout) keys on it.
 
 django-ratelimit's decorator is synchronous: on an `async def` view it returns an
-unawaited coroutine (a 500). `async_ratelimit` calls its core `is_ratelimited` instead
+unawaited coroutine (a 500). `async_ratelimit` calls its core `get_usage` instead
 and answers 429 with `Retry-After` and our JSON error body (API.md).
 """
 
@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import time
 from collections.abc import Awaitable, Callable
 
 import django_ratelimit
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django_ratelimit.core import _split_rate, is_ratelimited
+from django_ratelimit.core import get_usage
 
 from .http import json_error
 
@@ -105,19 +104,18 @@ async def ratelimit_check(
     request: HttpRequest, *, group: str, rate_setting: str
 ) -> HttpResponse | None:
     """Count this request against the rate named by a setting; a 429 when it is over."""
-    rate = getattr(settings, rate_setting)
-    limited = await sync_to_async(is_ratelimited)(
+    usage = await sync_to_async(get_usage)(
         request=request,
         group=group,
         key=client_key,
-        rate=rate,
+        rate=getattr(settings, rate_setting),
         method=django_ratelimit.ALL,  # the tuple; the string "ALL" never limits
         increment=True,
     )
-    if not limited:
+    if usage is None or not usage["should_limit"]:
         return None
-    _, period = _split_rate(rate)
-    return too_many_requests(retry_after=period - (time.time() % period))
+    # The window's end is jittered per key by django-ratelimit; time_left is until then.
+    return too_many_requests(retry_after=usage["time_left"])
 
 
 def async_ratelimit(*, group: str, rate_setting: str) -> Callable[[AsyncView], AsyncView]:
