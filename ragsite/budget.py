@@ -123,7 +123,9 @@ def budget_charge_answer(*, client: str, session_id: str | None, answer: Mapping
         return 0
     usage = answer.get("usage") or {}
     tokens = usage_tokens(usage)
-    if not tokens:  # a server that reports no usage: estimate (~4 characters a token)
+    if not tokens and not answer.get("uncertain"):
+        # A server that reports no usage: estimate (~4 characters a token). An uncertain
+        # answer is written without asking the model, so it costs nothing.
         tokens = int(usage.get("context_tokens") or 0) + len(answer.get("answer") or "") // 4
     budget_charge(client=client, session_id=session_id, tokens=tokens)
     return tokens
@@ -144,7 +146,10 @@ async def budget_gate(request: HttpRequest, *, session_id: str | None) -> HttpRe
         await asyncio.to_thread(budget_check, client=client, session_id=session_id)
     except LLMBudgetExhausted as exc:
         return too_many_requests(
-            retry_after=exc.details["retry_after"], code=exc.code, message=exc.message
+            retry_after=exc.details["retry_after"],
+            code=exc.code,
+            message=exc.message,
+            details=exc.details,
         )
     return None
 

@@ -91,11 +91,15 @@ class ClientAddressMiddleware:
 
 
 def too_many_requests(
-    *, retry_after: int, code: str = "rate_limited", message: str = RATE_LIMITED_MESSAGE
+    *,
+    retry_after: float,
+    code: str = "rate_limited",
+    message: str = RATE_LIMITED_MESSAGE,
+    details: dict | None = None,
 ) -> HttpResponse:
-    """Return a 429 JSON error with a `Retry-After` header (seconds)."""
+    """Return a 429 JSON error with a `Retry-After` header (whole seconds, at least 1)."""
     retry_after = max(1, int(retry_after))
-    response = json_error(code, message, 429, {"retry_after": retry_after})
+    response = json_error(code, message, 429, {**(details or {}), "retry_after": retry_after})
     response["Retry-After"] = str(retry_after)
     return response
 
