@@ -16,6 +16,7 @@ outside an ingestion; `manage.py check_index --repair` fixes it), and this modul
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -137,13 +138,13 @@ def check_database() -> dict[str, Any]:
     return {"status": "ok", "latency_ms": _elapsed_ms(started)}
 
 
-def check_vector_store() -> dict[str, Any]:
+def check_vector_store(store: VectorStore | None = None) -> dict[str, Any]:
     """Ask the store for its point count; `down` when it is unreachable or locked."""
     global _store_ok_at
     config = get_config()
     started = time.perf_counter()
     try:
-        result = providers.get_store().health()
+        result = (store or providers.get_store()).health()
     except Exception as exc:
         logger.warning("health: vector store check failed: %s", exc)
         code = exc.code if isinstance(exc, RagError) else "vector_store_unavailable"
@@ -268,12 +269,24 @@ def _consistency(index: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]
         connection.close_if_unusable_or_obsolete()
 
 
+async def _store_checked() -> dict[str, Any]:
+    try:
+        # Opening the store (once per process; seconds for a big local one) is start-up,
+        # not slowness: only the call to it runs under the deadline.
+        store = await asyncio.to_thread(providers.get_store)
+    except Exception:
+        return await asyncio.to_thread(check_vector_store)  # reports why it cannot open
+    return await _deadline(
+        functools.partial(check_vector_store, store),
+        busy={"status": "degraded", "mode": get_config().store_mode},
+    )
+
+
 async def health_report() -> tuple[dict[str, Any], int]:
     """Return the health document of API.md and its HTTP status (200, or 503 when down)."""
-    mode = get_config().store_mode
     database, store, embedder, llm, index = await asyncio.gather(
         _deadline(check_database, busy={"status": "degraded"}),
-        _deadline(check_vector_store, busy={"status": "degraded", "mode": mode}),
+        _store_checked(),
         check_embedder(),
         check_llm(),
         asyncio.to_thread(_index_document),
