@@ -104,11 +104,14 @@ async def _background(key: str, probe: Probe, *, failed: dict[str, Any]) -> dict
     loop = asyncio.get_running_loop()
     task = state.task
     # A task of another (finished) event loop, e.g. a test client's, is started afresh.
-    if task is None or task.done() or task.get_loop() is not loop:
+    started = task is None or task.done() or task.get_loop() is not loop
+    if started:
         task = loop.create_task(_run_probe(state, probe, failed), name=f"health-{key}")
         state.task = task
     if state.result is not None:
         return state.result  # stale but known: the refresh goes on behind it
+    if not started:  # an earlier request's probe is still out: do not wait for it again
+        return {**failed, "error": PROBE_PENDING_MESSAGE}
     try:
         return await asyncio.wait_for(asyncio.shield(task), PROBE_WAIT_S)
     except TimeoutError:
