@@ -101,3 +101,10 @@ def test_behind_https_the_admin_cookies_are_secure(client, behind_https):
     response = client.get("/admin/login/", HTTP_X_FORWARDED_PROTO="https")
     assert response.status_code == 200
     assert response.cookies["csrftoken"]["secure"] is True
+
+
+def test_the_healthcheck_gives_health_more_than_its_one_second():
+    text = (REPO_DIR / "Dockerfile").read_text()
+    docker_timeout = int(re.search(r"HEALTHCHECK .*--timeout=(\d+)s", text).group(1))
+    client_timeout = int(re.search(r"/api/health', timeout=(\d+)\)", text).group(1))
+    assert 1 < client_timeout < docker_timeout
