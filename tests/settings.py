@@ -26,6 +26,11 @@ for _name in [] if _SUBPROCESS else list(os.environ):
             "INGEST_",
             "CORS_",
             "VECTOR_",
+            "TRUSTED_",
+            "FEEDBACK_",
+            "ADMIN_LOGIN_",
+            "SECURE_",
+            "BEHIND_",
         )
     ) or _name in {
         "SECRET_KEY",
