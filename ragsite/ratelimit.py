@@ -45,7 +45,16 @@ def client_ip_from(meta: dict, *, hops: int) -> str:
     entries = [e.strip() for e in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if e.strip()]
     if not entries:
         return peer
-    return entries[-hops] if len(entries) >= hops else entries[0]
+    return _without_port(entries[-hops] if len(entries) >= hops else entries[0])
+
+
+def _without_port(entry: str) -> str:
+    """Drop a port some proxies append ("203.0.113.7:5123", "[2001:db8::1]:443")."""
+    if entry.startswith("["):
+        return entry[1:].split("]", 1)[0]
+    if entry.count(":") == 1:
+        return entry.split(":", 1)[0]
+    return entry
 
 
 def client_ip(request: HttpRequest) -> str:

@@ -71,6 +71,9 @@ def random_address() -> str:
         (2, "6.6.6.6, 203.0.113.7, 10.1.1.1", "203.0.113.7"),
         (2, "203.0.113.7", "203.0.113.7"),  # met only the last proxy
         (1, "", "10.0.0.1"),  # reached us without the proxy
+        (1, "6.6.6.6, 203.0.113.7:5123", "203.0.113.7"),  # a proxy that adds the port
+        (1, "[2001:db8::1]:443", "2001:db8::1"),
+        (1, "2001:db8::1", "2001:db8::1"),
     ],
 )
 def test_client_address_counts_hops_from_the_right(hops, forwarded, expected):
