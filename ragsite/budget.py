@@ -162,14 +162,21 @@ async def budget_metered(
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """Pass the chat stream's events through, charging the `done` answer before it is sent."""
     client = client_key("llm-budget", request)
-    async for event, data in events:
-        if event == "meta":
-            session_id = data.get("session_id") or session_id
-        elif event == "done":
-            await asyncio.to_thread(
-                budget_charge_answer, client=client, session_id=session_id, answer=data
-            )
-        yield event, data
+    try:
+        async for event, data in events:
+            if event == "meta":
+                session_id = data.get("session_id") or session_id
+            elif event == "done":
+                await asyncio.to_thread(
+                    budget_charge_answer, client=client, session_id=session_id, answer=data
+                )
+            yield event, data
+    finally:
+        # A reader who leaves closes this generator: close the answer's at once too, so
+        # its own clean-up (closing the LLM stream, storing the partial answer) runs now.
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def budget_charge_result(request: HttpRequest, result: Mapping[str, Any]) -> None:
