@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import random
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -218,3 +221,21 @@ def test_admin_login_locks_out_after_failures(client, settings):
     allowed = login("editor", "right-password-1", address=OTHER_CLIENT)
     assert allowed.status_code == 302
     assert allowed["Location"] == "/admin/"
+
+
+def test_manage_py_serve_ignores_uvicorns_proxy_headers(tmp_path):
+    """The real `manage.py serve`, even with the old Dockerfile's FORWARDED_ALLOW_IPS=*:
+    with no trusted hop the socket peer is the client, whatever the header says."""
+    bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench_dir))
+    try:
+        common = importlib.import_module("_common")
+    finally:
+        sys.path.remove(str(bench_dir))
+    env = {"TRUSTED_PROXY_HOPS": "0", "SEARCH_RATE_LIMIT": "3/d", "FORWARDED_ALLOW_IPS": "*"}
+    with common.running_server(
+        data_dir=tmp_path / "data", book_dir=tmp_path, ingest="never", extra_env=env
+    ) as server:
+        forged = [f"{random_address()}, {random_address()}" for _ in range(10)]
+        statuses = search_statuses(server.url, forged)
+    assert statuses == [200] * 3 + [429] * 7
