@@ -116,3 +116,15 @@ def test_locked_store_is_one_clear_sentence(tmp_path, settings):
                 run("--repair")
         finally:
             portalocker.unlock(handle)
+
+
+def test_drift_during_an_ingestion_is_not_degraded(tmp_path, settings, client):
+    from ingestion.models import IngestionTask
+
+    index_small_book(tmp_path, settings)
+    providers.get_store().delete([DocumentChunk.objects.first().id])
+    IngestionTask.objects.create(source="api", book_dir="book", status="running")
+    index = client.get("/api/health").json()["checks"]["index"]
+    assert index["status"] == "ok"
+    assert index["ingesting"] is True
+    assert index["points"] == index["chunks"] - 1
