@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from chat.schemas import ChatRequest, FeedbackRequest, SearchParams
 from chat.services import answer_collect, answer_stream, book_search, feedback_submit
 from chat.sse import sse_event, with_keepalive
+from ragsite.budget import budget_charge_result, budget_gate, budget_metered
+from ragsite.health import vector_store_gate
 from ragsite.http import (
     allow_methods,
     error_response,
@@ -66,6 +68,8 @@ async def search(request: HttpRequest) -> HttpResponse:
         )
     except ValidationError as exc:
         return _invalid(exc)
+    if (unavailable := await vector_store_gate()) is not None:  # limits: 503, not a stream
+        return unavailable
     try:
         retrieval = await book_search(query=params.q, k=params.k)
     except RagError as exc:
@@ -93,6 +97,10 @@ async def chat(request: HttpRequest) -> HttpResponse:
         return error_response(exc)
     except ValidationError as exc:
         return _invalid(exc)
+    if (unavailable := await vector_store_gate()) is not None:  # limits: 503, not a stream
+        return unavailable
+    if (spent := await budget_gate(request, session_id=payload.session_id)) is not None:
+        return spent  # limits: daily LLM token budget (ragsite/budget.py)
     arguments = {
         "message": payload.message,
         "session_id": payload.session_id,
@@ -103,9 +111,16 @@ async def chat(request: HttpRequest) -> HttpResponse:
             result = await answer_collect(**arguments)
         except RagError as exc:
             return error_response(exc)
+        await budget_charge_result(request, result)  # limits: charge the LLM tokens
         return JsonResponse(result, json_dumps_params={"ensure_ascii": False})
     response = StreamingHttpResponse(
-        with_keepalive(_encoded(answer_stream(**arguments))),
+        with_keepalive(
+            _encoded(  # limits: budget_metered charges the LLM tokens of `done`
+                budget_metered(
+                    answer_stream(**arguments), request=request, session_id=payload.session_id
+                )
+            )
+        ),
         content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache"
@@ -115,6 +130,7 @@ async def chat(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @allow_methods("POST")
+@async_ratelimit(group="feedback", rate_setting="FEEDBACK_RATE_LIMIT")
 async def feedback(request: HttpRequest) -> HttpResponse:
     """POST /api/feedback: a reader's thumbs up/down on an answer → 204."""
     try:

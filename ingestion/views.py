@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from ragsite.http import allow_methods, error_response, parse_json_body, validation_details
 from ragsite.rag.exceptions import BadRequest, Forbidden, NotFound, RagError, Unauthorized
+from ragsite.ratelimit import async_ratelimit
 
 from .selectors import task_as_dict, task_get, task_latest
 from .services import task_start
@@ -48,6 +49,7 @@ def _check_token(request: HttpRequest) -> None:
 
 @csrf_exempt  # bearer-token API, no cookies involved
 @allow_methods("POST")
+@async_ratelimit(group="ingest", rate_setting="INGEST_RATE_LIMIT")  # wrong tokens count too
 async def ingest(request: HttpRequest) -> JsonResponse:
     """POST /api/ingest: start an ingestion in the background; 202 with its task id."""
     try:

@@ -89,14 +89,14 @@ async def _mcp_refusal(scope):
     from django.core.handlers.asgi import ASGIRequest
 
     from ragsite.http import json_error
-    from ragsite.ratelimit import limit_response
+    from ragsite.ratelimit import ratelimit_check
 
     request = ASGIRequest(scope, io.BytesIO())
     try:
         request.get_host()
     except DisallowedHost:
         return json_error("bad_host", "This host is not served here.", 400)
-    return await limit_response(request, group="mcp", rate_setting="MCP_RATE_LIMIT")
+    return await ratelimit_check(request, group="mcp", rate_setting="MCP_RATE_LIMIT")
 
 
 async def _send_django_response(send, response) -> None:

@@ -142,7 +142,7 @@ class ObservabilityMiddleware:
         HTTP_LATENCY.labels(endpoint).observe(elapsed)
         access_logger.info(
             '%s "%s %s" %s %.1fms',
-            request.META.get("REMOTE_ADDR", "-"),
+            client_ip(request),
             request.method,
             request.get_full_path()[:300],
             response.status_code,
@@ -150,6 +150,13 @@ class ObservabilityMiddleware:
             extra={"request_id": request_id},
         )
         return response
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client address as rate limits see it (TRUSTED_PROXY_HOPS applied)."""
+    from .ratelimit import client_ip as address
+
+    return address(request)
 
 
 def _registry() -> CollectorRegistry | None:

@@ -1,57 +1,134 @@
-"""Rate limiting for async views.
+"""Client addresses behind proxies, and rate limits for async views.
+
+One place decides who the client is: `ClientAddressMiddleware` sets `request.client_ip`
+from the socket peer, or, behind `TRUSTED_PROXY_HOPS` reverse proxies, from the entry
+that many hops from the right of `X-Forwarded-For`. Entries to the left of it are
+written by the client and never change its budget. Every limit (these rate limits, the
+LLM token budget of `ragsite.budget`, django-axes' admin lockout) keys on it.
 
 django-ratelimit's decorator is synchronous: on an `async def` view it returns an
-unawaited coroutine (a 500). This wrapper calls its core `is_ratelimited` instead and
-answers 429 with `Retry-After` and our JSON error body (API.md).
+unawaited coroutine (a 500). `async_ratelimit` calls its core `get_usage` instead
+and answers 429 with `Retry-After` and our JSON error body (API.md).
 """
 
 from __future__ import annotations
 
 import functools
-import time
+import ipaddress
 from collections.abc import Awaitable, Callable
 
 import django_ratelimit
-from asgiref.sync import sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django_ratelimit.core import _split_rate, is_ratelimited
+from django_ratelimit.core import get_usage
 
 from .http import json_error
 
 RATE_LIMITED_MESSAGE = "Too many requests. Please wait a moment and try again."
+UNKNOWN_CLIENT = "unknown"
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
 
 
+def client_ip_from(meta: dict, *, hops: int) -> str:
+    """Return the client address of a request's META, trusting `hops` proxies.
+
+    With 0 hops it is the socket peer (`REMOTE_ADDR`) and `X-Forwarded-For` is ignored.
+    Each trusted proxy appends the address it saw, so the client is the entry `hops`
+    from the right; when there are fewer entries, the request met fewer proxies and the
+    left-most entry (appended by the first proxy it met) is the client.
+    """
+    peer = meta.get("REMOTE_ADDR") or UNKNOWN_CLIENT
+    if hops <= 0:
+        return peer
+    entries = [e.strip() for e in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if e.strip()]
+    if not entries:
+        return peer
+    return _without_port(entries[-hops] if len(entries) >= hops else entries[0])
+
+
+def _without_port(entry: str) -> str:
+    """Drop a port some proxies append ("203.0.113.7:5123", "[2001:db8::1]:443")."""
+    if entry.startswith("["):
+        return entry[1:].split("]", 1)[0]
+    if entry.count(":") == 1:
+        return entry.split(":", 1)[0]
+    return entry
+
+
+def client_ip(request: HttpRequest) -> str:
+    """Return the request's client address (set by ClientAddressMiddleware, else computed)."""
+    known = getattr(request, "client_ip", None)
+    if known:
+        return known
+    return client_ip_from(request.META, hops=settings.TRUSTED_PROXY_HOPS)
+
+
 def client_key(group: str, request: HttpRequest) -> str:
-    """Return the caller's address (from RATELIMIT_IP_META_KEY behind a proxy)."""
-    meta_key = getattr(settings, "RATELIMIT_IP_META_KEY", None)
-    if meta_key and request.META.get(meta_key):
-        return request.META[meta_key].split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR", "unknown")
+    """Return the key limits count under: the client address, IPv6 by its /64 network.
+
+    An IPv6 subscriber usually holds a whole /64 and can pick a new address per request.
+    """
+    address = client_ip(request)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 client a.b.c.d
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
-async def limit_response(
+class ClientAddressMiddleware:
+    """Set `request.client_ip` once per request (sync and async)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        request.client_ip = client_ip_from(request.META, hops=settings.TRUSTED_PROXY_HOPS)
+        return self.get_response(request)  # async: a coroutine the handler awaits
+
+
+def too_many_requests(
+    *,
+    retry_after: float,
+    code: str = "rate_limited",
+    message: str = RATE_LIMITED_MESSAGE,
+    details: dict | None = None,
+) -> HttpResponse:
+    """Return a 429 JSON error with a `Retry-After` header (whole seconds, at least 1)."""
+    retry_after = max(1, int(retry_after))
+    response = json_error(code, message, 429, {**(details or {}), "retry_after": retry_after})
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+async def ratelimit_check(
     request: HttpRequest, *, group: str, rate_setting: str
 ) -> HttpResponse | None:
-    """Count this request against `group`; return the 429 answer when it is over the limit."""
-    rate = getattr(settings, rate_setting)
-    limited = await sync_to_async(is_ratelimited)(
+    """Count this request against the rate named by a setting; a 429 when it is over."""
+    usage = await sync_to_async(get_usage)(
         request=request,
         group=group,
         key=client_key,
-        rate=rate,
+        rate=getattr(settings, rate_setting),
         method=django_ratelimit.ALL,  # the tuple; the string "ALL" never limits
         increment=True,
     )
-    if not limited:
+    if usage is None or not usage["should_limit"]:
         return None
-    _, period = _split_rate(rate)
-    retry_after = max(1, int(period - (time.time() % period)))
-    response = json_error("rate_limited", RATE_LIMITED_MESSAGE, 429, {"retry_after": retry_after})
-    response["Retry-After"] = str(retry_after)
-    return response
+    # The window's end is jittered per key by django-ratelimit; time_left is until then.
+    return too_many_requests(retry_after=usage["time_left"])
 
 
 def async_ratelimit(*, group: str, rate_setting: str) -> Callable[[AsyncView], AsyncView]:
@@ -60,7 +137,7 @@ def async_ratelimit(*, group: str, rate_setting: str) -> Callable[[AsyncView], A
     def decorator(view: AsyncView) -> AsyncView:
         @functools.wraps(view)
         async def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            limited = await limit_response(request, group=group, rate_setting=rate_setting)
+            limited = await ratelimit_check(request, group=group, rate_setting=rate_setting)
             if limited is not None:
                 return limited
             return await view(request, *args, **kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -328,8 +329,6 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 # (read by prometheus-client itself too; `manage.py serve` empties it at start-up).
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
-# Proxies whose X-Forwarded-For uvicorn trusts ("*" behind Hugging Face Spaces' proxy).
-FORWARDED_ALLOW_IPS = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 QDRANT_URL = env_url("QDRANT_URL")
 QDRANT_API_KEY = env_str("QDRANT_API_KEY")
@@ -369,17 +368,76 @@ RETRIEVAL_SCORE_FLOOR = env_float("RETRIEVAL_SCORE_FLOOR", 0.30, minimum=0.0)
 CONTEXT_TOKEN_BUDGET = env_int("CONTEXT_TOKEN_BUDGET", 3000, minimum=256)
 CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 3, minimum=0, maximum=20)
 CHAT_SESSION_IDLE_MINUTES = env_int("CHAT_SESSION_IDLE_MINUTES", 60 * 24, minimum=1)
+
+# --- Limits, client addresses and secure defaults (docs/security.md) -------------------
+
+# Reverse proxies in front of ragsite that append the address they saw to
+# X-Forwarded-For (1 behind Hugging Face Spaces' proxy, as in the Dockerfile). The
+# client is the entry that many hops from the right; 0 uses the socket peer and ignores
+# the header, which any client can write.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10)
+if env_str("RATELIMIT_IP_META_KEY"):
+    raise ImproperlyConfigured(
+        "RATELIMIT_IP_META_KEY is no longer read: set TRUSTED_PROXY_HOPS to the number of "
+        "proxies in front of ragsite instead (docs/security.md)."
+    )
+
+# Requests per client address (count/period, period s, m, h or d). Ingest counts every
+# POST /api/ingest, so wrong bearer tokens run out too.
 CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "30/m")
 SEARCH_RATE_LIMIT = env_str("SEARCH_RATE_LIMIT", "120/m")
+FEEDBACK_RATE_LIMIT = env_str("FEEDBACK_RATE_LIMIT", "30/m")
+INGEST_RATE_LIMIT = env_str("INGEST_RATE_LIMIT", "10/m")
 # MCP requests (each JSON-RPC call, /mcp) per client address; like search by default.
 MCP_RATE_LIMIT = env_str("MCP_RATE_LIMIT", SEARCH_RATE_LIMIT)
 for _name, _value in (
     ("CHAT_RATE_LIMIT", CHAT_RATE_LIMIT),
     ("SEARCH_RATE_LIMIT", SEARCH_RATE_LIMIT),
+    ("FEEDBACK_RATE_LIMIT", FEEDBACK_RATE_LIMIT),
+    ("INGEST_RATE_LIMIT", INGEST_RATE_LIMIT),
     ("MCP_RATE_LIMIT", MCP_RATE_LIMIT),
 ):
     _count, _, _period = _value.partition("/")
     if not _count.isdigit() or not _period or _period[-1] not in "smhd":
         raise ImproperlyConfigured(f"{_name} must look like 30/m (got {_value!r}).")
-# Behind a reverse proxy (Hugging Face Spaces), the client address is in this header.
-RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY") or None
+
+# LLM tokens (prompt + completion) a client address / a chat session may spend per UTC
+# day; 0 turns that budget off. Extractive answers cost nothing.
+LLM_DAILY_TOKENS_PER_IP = env_int("LLM_DAILY_TOKENS_PER_IP", 200_000, minimum=0)
+LLM_DAILY_TOKENS_PER_SESSION = env_int("LLM_DAILY_TOKENS_PER_SESSION", 50_000, minimum=0)
+
+# Admin login throttling (django-axes): after this many failed logins for one username
+# from one client address, that pair is locked out for the cool-off.
+ADMIN_LOGIN_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+ADMIN_LOGIN_COOLOFF_MINUTES = env_int("ADMIN_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE.insert(1, "ragsite.ratelimit.ClientAddressMiddleware")  # before anything that limits
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = ADMIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=ADMIN_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["ip_address", "username"]]
+AXES_CLIENT_IP_CALLABLE = "ragsite.ratelimit.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
+# Behind a platform's HTTPS proxy (the Dockerfile): trust its X-Forwarded-Proto (the
+# proxy must set it), redirect plain HTTP, secure cookies, HSTS. The health check stays
+# reachable over plain HTTP for the container's own HEALTHCHECK.
+BEHIND_HTTPS_PROXY = env_bool("BEHIND_HTTPS_PROXY", False)
+if BEHIND_HTTPS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", BEHIND_HTTPS_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = BEHIND_HTTPS_PROXY
+SECURE_HSTS_SECONDS = env_int(
+    "SECURE_HSTS_SECONDS", 31_536_000 if BEHIND_HTTPS_PROXY else 0, minimum=0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Preloading is the domain owner's decision (made at hstspreload.org), not a default.
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS += ["security.W021"]

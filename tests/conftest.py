@@ -76,6 +76,16 @@ def _isolated_store(settings, tmp_path):
     providers.reset()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters and LLM budgets live in the process cache: none at test start."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def textbook_dir() -> Path:
     """The Docusaurus textbook in ../shared/books (read-only)."""

@@ -28,6 +28,11 @@ for _name in [] if _SUBPROCESS else list(os.environ):
             "VECTOR_",
             "CELERY_",
             "METRICS_",
+            "TRUSTED_",
+            "FEEDBACK_",
+            "ADMIN_LOGIN_",
+            "SECURE_",
+            "BEHIND_",
         )
     ) or _name in {
         "SECRET_KEY",

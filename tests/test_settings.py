@@ -87,6 +87,21 @@ def test_blank_variables_mean_the_default(tmp_path):
         ),
         ({"OPENAI_TIMEOUT": "soon"}, "OPENAI_TIMEOUT must be a number (got 'soon')."),
         ({"CHAT_RATE_LIMIT": "lots"}, "CHAT_RATE_LIMIT must look like 30/m (got 'lots')."),
+        ({"FEEDBACK_RATE_LIMIT": "9"}, "FEEDBACK_RATE_LIMIT must look like 30/m (got '9')."),
+        ({"INGEST_RATE_LIMIT": "5/w"}, "INGEST_RATE_LIMIT must look like 30/m (got '5/w')."),
+        (
+            {"TRUSTED_PROXY_HOPS": "-1"},
+            "TRUSTED_PROXY_HOPS must be between 0 and 10 (got -1).",
+        ),
+        (
+            {"LLM_DAILY_TOKENS_PER_IP": "many"},
+            "LLM_DAILY_TOKENS_PER_IP must be a whole number (got 'many').",
+        ),
+        (
+            {"RATELIMIT_IP_META_KEY": "HTTP_X_FORWARDED_FOR"},
+            "RATELIMIT_IP_META_KEY is no longer read: set TRUSTED_PROXY_HOPS",
+        ),
+        ({"BEHIND_HTTPS_PROXY": "sure"}, "BEHIND_HTTPS_PROXY must be true or false (got 'sure')."),
         (
             {"CHUNK_TOKENS": "64", "CHUNK_OVERLAP_TOKENS": "64"},
             "CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TOKENS.",

@@ -90,6 +90,7 @@ class Command(BaseCommand):
             access_log=False,
             lifespan="auto",
             log_level=settings.LOG_LEVEL.lower(),
-            proxy_headers=True,
-            forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
+            # The client address is ragsite's business (TRUSTED_PROXY_HOPS, ratelimit.py):
+            # uvicorn's proxy headers would take the client-written left-most entry.
+            proxy_headers=False,
         )
