@@ -9,7 +9,6 @@ only one that imports onnxruntime and (with llm.py) openai.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .batching import MicroBatcher
 from .exceptions import EMBEDDER_FAILED_MESSAGE, EmbeddingError
 from .openai_clients import OpenAIClients
 from .tokens import load_tokenizer
@@ -134,6 +134,8 @@ class LocalEmbedder:
         self._input_names = {item.name for item in self._session.get_inputs()}
         self._tokenizer = tokenizer if tokenizer is not None else load_tokenizer(truncate=True)
         self._batch_size = batch_size
+        # Concurrent questions share one ONNX run (ragsite/rag/batching.py).
+        self._batcher = MicroBatcher(self.embed_sync)
         self.model_path = path
 
     @classmethod
@@ -172,8 +174,8 @@ class LocalEmbedder:
             raise EmbeddingError(f"{EMBEDDER_FAILED_MESSAGE} {exc}") from exc
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
-        """Like `embed_sync`, in a worker thread so the event loop keeps serving."""
-        return await asyncio.to_thread(self.embed_sync, texts)
+        """Like `embed_sync`, in a worker thread, batched with concurrent callers' texts."""
+        return await self._batcher.embed(_check_texts(texts))
 
     def _embed(self, texts: list[str]) -> list[Vector]:
         # Batches of similar length waste less work on padding: sort by length,
