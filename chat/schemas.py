@@ -1,12 +1,15 @@
-"""Request bodies of the chat API (API.md), validated with pydantic before any work starts.
+"""Request and response models of the chat API (API.md).
 
-Strict mode: a number where a string belongs, or `"stream": "yes"`, is a 400, never
-silently coerced.
+Requests are validated with these models before any work starts (`ragsite.http`);
+the OpenAPI document at /api/openapi.json is generated from all of them
+(`ragsite.openapi`). Strict mode: a number where a string belongs, or
+`"stream": "yes"`, is a 400, never silently coerced. Response models describe what the
+views send; they ignore nothing and forbid nothing, so fields can be added.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,7 +27,8 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=True)
 
-    message: str = Field(max_length=MESSAGE_MAX_CHARS)
+    # minLength for the schema only: a blank message gets EMPTY_MESSAGE_MESSAGE below.
+    message: str = Field(max_length=MESSAGE_MAX_CHARS, json_schema_extra={"minLength": 1})
     session_id: str | None = None
     selection: str | None = Field(default=None, max_length=SELECTION_MAX_CHARS)
     stream: bool = True
@@ -64,3 +68,78 @@ class SearchParams(BaseModel):
 
     q: str = Field(min_length=1, max_length=MESSAGE_MAX_CHARS)
     k: int = Field(default=SEARCH_K_DEFAULT, ge=1, le=SEARCH_K_MAX)
+
+
+# --- responses (documentation and the schemathesis contract test) -------------------------
+
+
+class SearchResult(BaseModel):
+    """One chunk of GET /api/search."""
+
+    id: str = Field(description="Stable chunk id.")
+    score: float
+    text: str = Field(description="The chunk's text as embedded.")
+    title: str = Field(description="The page title.")
+    heading: str = Field(description='The heading breadcrumb, e.g. "Chapter 2 > Sensors".')
+    path: str = Field(description="The page, relative to BOOK_DIR.")
+    url: str | None = Field(description="The published page plus anchor (null: no SITE_URL).")
+
+
+class SearchResponse(BaseModel):
+    """GET /api/search."""
+
+    query: str
+    results: list[SearchResult]
+
+
+class Source(BaseModel):
+    """One source the answer may cite as [n]."""
+
+    n: int = Field(ge=1)
+    title: str
+    heading: str
+    url: str | None
+    path: str | None
+    score: float | None
+    snippet: str
+
+
+class MetaEvent(BaseModel):
+    """Data of the `meta` event (first, always)."""
+
+    session_id: str
+    message_id: str
+
+
+class SourcesEvent(BaseModel):
+    """Data of the `sources` event (once, before any token)."""
+
+    sources: list[Source]
+
+
+class TokenEvent(BaseModel):
+    """Data of a `token` event: the next piece of the answer."""
+
+    text: str
+
+
+class DoneEvent(BaseModel):
+    """Data of the `done` event (last, on success)."""
+
+    answer: str
+    citations: list[int]
+    uncertain: bool
+    follow_ups: list[str]
+    mode: Literal["llm", "extractive"]
+    usage: dict[str, Any]
+
+
+class ErrorEvent(BaseModel):
+    """Data of the `error` event (last, instead of `done`)."""
+
+    code: str
+    message: str
+
+
+class ChatResult(MetaEvent, SourcesEvent, DoneEvent):
+    """POST /api/chat with `stream: false`: meta, sources and done merged."""

@@ -2,9 +2,9 @@
 
 Views parse and validate, call one service, and format. Anything that goes wrong before
 the first byte is an ordinary JSON error; once a stream has started, the service
-reports failures as one `error` event. The chat is a public API for a widget on
-another origin (CORS is configured), so it is CSRF-exempt: there is no cookie session
-to protect.
+reports failures as one `error` event. Input is validated by `ragsite.http` against
+the models of `chat/schemas.py`. The API is for a widget on another origin (CORS is
+configured) and uses no cookies, so it is CSRF-exempt: there is no session to protect.
 """
 
 from __future__ import annotations
@@ -16,33 +16,17 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from pydantic import ValidationError
 
 from chat.schemas import ChatRequest, FeedbackRequest, SearchParams
 from chat.services import answer_collect, answer_stream, book_search, feedback_submit
 from chat.sse import sse_event, with_keepalive
 from ragsite.budget import budget_charge_result, budget_gate, budget_metered
 from ragsite.health import vector_store_gate
-from ragsite.http import (
-    allow_methods,
-    error_response,
-    json_error,
-    parse_json_body,
-    validation_details,
-)
-from ragsite.rag.exceptions import BadRequest, RagError
+from ragsite.http import allow_methods, error_response, parse_body, parse_query
+from ragsite.rag.exceptions import RagError
 from ragsite.ratelimit import async_ratelimit
 
 logger = logging.getLogger(__name__)
-
-INVALID_REQUEST_MESSAGE = "The request is invalid."
-
-
-def _invalid(error: ValidationError) -> JsonResponse:
-    details = validation_details(error)
-    # Lead with the first problem so the widget can show one readable sentence.
-    first = details["fields"][0]["message"] if details["fields"] else INVALID_REQUEST_MESSAGE
-    return json_error("bad_request", first.removeprefix("Value error, "), 400, details)
 
 
 def _search_result(hit: Any) -> dict[str, Any]:
@@ -63,11 +47,9 @@ def _search_result(hit: Any) -> dict[str, Any]:
 async def search(request: HttpRequest) -> HttpResponse:
     """GET /api/search?q=&k=: the book's best distinct chunks for a query."""
     try:
-        params = SearchParams.model_validate(
-            {key: request.GET[key] for key in ("q", "k") if request.GET.get(key, "") != ""}
-        )
-    except ValidationError as exc:
-        return _invalid(exc)
+        params = parse_query(request, SearchParams)
+    except RagError as exc:
+        return error_response(exc)
     if (unavailable := await vector_store_gate()) is not None:  # limits: 503, not a stream
         return unavailable
     try:
@@ -91,12 +73,9 @@ async def _encoded(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIt
 async def chat(request: HttpRequest) -> HttpResponse:
     """POST /api/chat: the answer as an SSE stream (or one JSON object with stream:false)."""
     try:
-        body = parse_json_body(request)
-        payload = ChatRequest.model_validate(body)
-    except BadRequest as exc:
+        payload = parse_body(request, ChatRequest)
+    except RagError as exc:
         return error_response(exc)
-    except ValidationError as exc:
-        return _invalid(exc)
     if (unavailable := await vector_store_gate()) is not None:  # limits: 503, not a stream
         return unavailable
     if (spent := await budget_gate(request, session_id=payload.session_id)) is not None:
@@ -134,12 +113,10 @@ async def chat(request: HttpRequest) -> HttpResponse:
 async def feedback(request: HttpRequest) -> HttpResponse:
     """POST /api/feedback: a reader's thumbs up/down on an answer → 204."""
     try:
-        payload = FeedbackRequest.model_validate(parse_json_body(request))
+        payload = parse_body(request, FeedbackRequest)
         await sync_to_async(feedback_submit)(
             message_id=payload.message_id, rating=payload.rating, comment=payload.comment
         )
-    except ValidationError as exc:
-        return _invalid(exc)
     except RagError as exc:
         return error_response(exc)
     return HttpResponse(status=204)

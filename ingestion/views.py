@@ -8,30 +8,20 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from ragsite.http import allow_methods, error_response, parse_json_body, validation_details
-from ragsite.rag.exceptions import BadRequest, Forbidden, NotFound, RagError, Unauthorized
+from ragsite.http import allow_methods, error_response, parse_body
+from ragsite.rag.exceptions import Forbidden, NotFound, RagError, Unauthorized
 from ragsite.ratelimit import async_ratelimit
 
+from .schemas import IngestRequest
 from .selectors import task_as_dict, task_get, task_latest
 from .services import task_start
 
 AUTH_MISSING_MESSAGE = "This endpoint needs an 'Authorization: Bearer <INGEST_TOKEN>' header."
 AUTH_WRONG_MESSAGE = "The ingest token is not valid."
 INGEST_DISABLED_MESSAGE = "Ingestion over the API is disabled: no INGEST_TOKEN is configured."
-INVALID_BODY_MESSAGE = "The request body is not valid."
 NO_TASK_MESSAGE = "No ingestion has run yet."
 UNKNOWN_TASK_MESSAGE = "No ingestion task with this id."
-
-
-class IngestRequest(BaseModel):
-    """The optional JSON body of POST /api/ingest."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: str | None = Field(default=None, max_length=1024)
-    force: StrictBool = False
 
 
 def _check_token(request: HttpRequest) -> None:
@@ -54,10 +44,7 @@ async def ingest(request: HttpRequest) -> JsonResponse:
     """POST /api/ingest: start an ingestion in the background; 202 with its task id."""
     try:
         _check_token(request)
-        try:
-            body = IngestRequest.model_validate(parse_json_body(request))
-        except ValidationError as exc:
-            raise BadRequest(INVALID_BODY_MESSAGE, details=validation_details(exc)) from None
+        body = parse_body(request, IngestRequest)
         task = await sync_to_async(task_start)(source="api", path=body.path, force=body.force)
     except RagError as exc:
         return error_response(exc)

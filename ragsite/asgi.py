@@ -4,7 +4,8 @@ Django serves everything except `/mcp`, which goes to the MCP server of
 `ragsite.agents` (a Starlette app from the official SDK) after the same host check and a
 rate limit like search's. The MCP app needs its session manager running: it is started
 on the first `/mcp` request in each event loop and stopped at lifespan shutdown, so it
-works whether or not the server sends lifespan events.
+works whether or not the server sends lifespan events. In front of both, the body guard
+(`ragsite/guard.py`) caps /api/ bodies and drops requests whose body never arrives.
 """
 
 from __future__ import annotations
@@ -105,4 +106,6 @@ async def _send_django_response(send, response) -> None:
     await send({"type": "http.response.body", "body": response.content})
 
 
-application = Application(django_application)
+from ragsite.guard import BodyGuard  # noqa: E402  (needs the settings configured above)
+
+application = BodyGuard(Application(django_application))

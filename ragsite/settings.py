@@ -157,6 +157,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "corsheaders",
+    "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs (no CDN)
     "ragsite",  # for its `serve` management command; it has no models
     "ingestion",
     "chat",
@@ -166,7 +167,7 @@ MIDDLEWARE = [
     "ragsite.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    "ragsite.cors.CorsMiddleware",  # django-cors-headers', never the unlisted `null` origin
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -273,10 +274,54 @@ warnings.filterwarnings(
     "ignore", message="StreamingHttpResponse must consume synchronous iterators"
 )
 
-CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
-CORS_ALLOW_ALL_ORIGINS = env_bool("CORS_ALLOW_ALL_ORIGINS", not CORS_ALLOWED_ORIGINS)
+# --- CORS, CSRF and request bodies (docs/security-validation.md) -----------------------
+
+
+def _origin(url: str) -> str:
+    """Return scheme://host[:port] of a URL (a browser's Origin for pages under it)."""
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+def _cors_origins(name: str, default: list[str]) -> list[str]:
+    """Return a list of origins; each must be `null` or scheme://host[:port], no path."""
+    origins = env_list(name, default)
+    for origin in origins:
+        if origin != "null" and (
+            origin.rstrip("/") != _origin(origin)
+            or urlparse(origin).scheme not in {"http", "https"}
+            or not urlparse(origin).netloc
+        ):
+            raise ImproperlyConfigured(
+                f"{name} must list origins like https://book.example, without a path "
+                f"(got {origin!r})."
+            )
+    return [origin.rstrip("/") for origin in origins]
+
+
+# Which pages may call the API from a browser: every origin (`*`) only when
+# CORS_ALLOW_ALL_ORIGINS=true is said out loud; else the listed origins; else the book's
+# own site (SITE_URL's origin); with no SITE_URL (the local demo, which is same-origin),
+# only loopback pages, such as a book's dev server on http://localhost:3000. The `null`
+# origin is never allowed unless listed (ragsite/cors.py). Bodies must be
+# application/json, so every cross-origin POST is preflighted.
+CORS_ALLOWED_ORIGINS = _cors_origins(
+    "CORS_ALLOWED_ORIGINS", [_origin(SITE_URL)] if SITE_URL else []
+)
+CORS_ALLOW_ALL_ORIGINS = env_bool("CORS_ALLOW_ALL_ORIGINS", False)
+CORS_ALLOWED_ORIGIN_REGEXES = (
+    []
+    if CORS_ALLOWED_ORIGINS or CORS_ALLOW_ALL_ORIGINS
+    else [r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?$"]
+)
 CORS_URLS_REGEX = r"^/(api|static)/.*$"
 CORS_EXPOSE_HEADERS = ["Retry-After"]
+# The JSON API is CSRF-exempt (no cookies; ragsite/urls.py); this answers JSON under /api/.
+CSRF_FAILURE_VIEW = "ragsite.http.csrf_failure"
+# /api/ bodies over this are a 413, refused before they are read (ragsite/guard.py).
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024, minimum=1024, maximum=10 * 2**20)
+# A request whose body has not fully arrived this long after it started is dropped (408).
+REQUEST_BODY_TIMEOUT_S = env_float("REQUEST_BODY_TIMEOUT_S", 10.0, minimum=0.1)
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
 # "json": one JSON object a line (for log collectors), each with the request id.
