@@ -43,7 +43,7 @@ def test_defaults_run_offline_and_keep_a_generated_secret_key(tmp_path):
         "docs",
         "/docs",
         "127.0.0.1",
-        "True",
+        "False",  # CORS: no `*` unless CORS_ALLOW_ALL_ORIGINS=true (tests/test_api_cors.py)
     ]
     key_file = tmp_path / "data" / "secret_key"
     key = key_file.read_text()
@@ -59,7 +59,7 @@ def test_blank_variables_mean_the_default(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "False"
     assert result.stdout.split()[6] == "127.0.0.1"
-    assert result.stdout.split()[7] == "True"
+    assert result.stdout.split()[7] == "False"
 
 
 @pytest.mark.parametrize(
