@@ -25,10 +25,24 @@ EMPTY_MESSAGE_MESSAGE = "The message is empty."
 class ChatRequest(BaseModel):
     """POST /api/chat."""
 
-    model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        strict=True,
+        extra="ignore",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"message": "How does LiDAR measure distance?"},
+                {"message": "What is an IMU?", "stream": False},
+            ]
+        },
+    )
 
     # minLength for the schema only: a blank message gets EMPTY_MESSAGE_MESSAGE below.
-    message: str = Field(max_length=MESSAGE_MAX_CHARS, json_schema_extra={"minLength": 1})
+    message: str = Field(
+        max_length=MESSAGE_MAX_CHARS,
+        examples=["How does LiDAR measure distance?"],
+        json_schema_extra={"minLength": 1},
+    )
     session_id: str | None = None
     selection: str | None = Field(default=None, max_length=SELECTION_MAX_CHARS)
     stream: bool = True
@@ -66,7 +80,7 @@ class SearchParams(BaseModel):
 
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    q: str = Field(min_length=1, max_length=MESSAGE_MAX_CHARS)
+    q: str = Field(min_length=1, max_length=MESSAGE_MAX_CHARS, examples=["What is an IMU?"])
     k: int = Field(default=SEARCH_K_DEFAULT, ge=1, le=SEARCH_K_MAX)
 
 

@@ -135,6 +135,35 @@ def _body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": _ref(model)}}}
 
 
+def _sse_event_schema() -> dict[str, Any]:
+    """One event of the chat stream (OpenAPI 3.1 reads a text/event-stream schema as the
+    schema of each event): its name, and its `data` line as JSON of that event's model."""
+    events = {
+        "meta": MetaEvent,
+        "sources": SourcesEvent,
+        "token": TokenEvent,
+        "done": DoneEvent,
+        "error": ErrorEvent,
+    }
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"const": name},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": _ref(model),
+                    },
+                },
+            }
+            for name, model in events.items()
+        ]
+    }
+
+
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     """The fields of a query model as OpenAPI query parameters."""
     schema = model.model_json_schema()
@@ -189,7 +218,7 @@ def _paths() -> dict[str, Any]:
                     "200": {
                         "description": CHAT_STREAM_DESCRIPTION,
                         "content": {
-                            "text/event-stream": {"schema": {"type": "string"}},
+                            "text/event-stream": {"schema": _sse_event_schema()},
                             "application/json": {"schema": _ref(ChatResult)},
                         },
                     },
