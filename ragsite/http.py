@@ -11,6 +11,7 @@ same answers.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -37,6 +38,11 @@ METHOD_NOT_ALLOWED_MESSAGE = "This endpoint only accepts {methods}."
 NOT_FOUND_MESSAGE = "No such endpoint."
 CSRF_FAILED_MESSAGE = "The request was refused by the CSRF check."
 INTERNAL_ERROR_MESSAGE = "Something went wrong on our side."
+
+# The only details a 5xx answer keeps: ids the caller already knows, never paths or hosts.
+PUBLIC_DETAILS = frozenset({"message_id", "task_id", "retry_after"})
+
+logger = logging.getLogger(__name__)
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
 Model = TypeVar("Model", bound=BaseModel)
@@ -71,9 +77,24 @@ def json_error(
     )
 
 
+def public_message(exc: RagError) -> str:
+    """What the caller is told. A 4xx message is about their request and is shown as is;
+    a 5xx one may name folders, hosts or an upstream error, so the caller gets the
+    failure class's one-line docstring instead (the full message is logged)."""
+    if exc.status < 500:
+        return exc.message
+    if type(exc) is RagError or not type(exc).__doc__:
+        return INTERNAL_ERROR_MESSAGE
+    return type(exc).__doc__.strip().splitlines()[0]
+
+
 def error_response(exc: RagError) -> JsonResponse:
     """Map one of our exceptions to its API error response."""
-    return json_error(exc.code, exc.message, exc.status, exc.details)
+    if exc.status < 500:
+        return json_error(exc.code, exc.message, exc.status, exc.details)
+    logger.warning("%s answered %s: %s", exc.code, exc.status, exc.message)
+    details = {key: value for key, value in exc.details.items() if key in PUBLIC_DETAILS}
+    return json_error(exc.code, public_message(exc), exc.status, details)
 
 
 def validation_details(error: ValidationError) -> dict[str, Any]:

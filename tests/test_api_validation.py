@@ -217,3 +217,15 @@ def test_disallowed_host_under_api_is_400_json(client, settings):
     assert_error(response, 400, "bad_request")
     # Outside /api/ Django's own page is kept.
     assert "text/html" in client.get("/", HTTP_HOST="evil.example")["Content-Type"]
+
+
+def test_server_side_failures_name_no_folders_or_upstream_errors(client, settings, tmp_path):
+    # A store folder that is a file: opening it fails with a message naming the path.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    settings.QDRANT_PATH = blocker
+    response = client.get("/api/search", {"q": "lidar"})
+    error = assert_error(response, 503, "vector_store_unavailable")
+    assert error["message"] == "The vector store failed or could not be reached."
+    assert str(tmp_path) not in response.content.decode()
+    assert error["details"] == {}
