@@ -37,6 +37,7 @@ TOO_MANY_PARAMETERS_MESSAGE = "The request has too many query parameters."
 METHOD_NOT_ALLOWED_MESSAGE = "This endpoint only accepts {methods}."
 NOT_FOUND_MESSAGE = "No such endpoint."
 CSRF_FAILED_MESSAGE = "The request was refused by the CSRF check."
+FORBIDDEN_MESSAGE = "This request is not allowed."
 INTERNAL_ERROR_MESSAGE = "Something went wrong on our side."
 
 # The only details a 5xx answer keeps: ids the caller already knows, never paths or hosts.
@@ -254,7 +255,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """403 handler: JSON under /api/."""
     if is_api(request):
-        return json_error("forbidden", "This request is not allowed.", 403)
+        return json_error("forbidden", FORBIDDEN_MESSAGE, 403)
     from django.views.defaults import permission_denied as default_permission_denied
 
     return default_permission_denied(request, exception)

@@ -229,3 +229,18 @@ def test_server_side_failures_name_no_folders_or_upstream_errors(client, setting
     assert error["message"] == "The vector store failed or could not be reached."
     assert str(tmp_path) not in response.content.decode()
     assert error["details"] == {}
+
+
+def test_csrf_failures_under_api_are_json_and_the_admin_keeps_its_page(rf):
+    from ragsite.http import CSRF_FAILED_MESSAGE, csrf_failure
+
+    api = csrf_failure(rf.post("/api/anything"), reason="CSRF cookie not set.")
+    assert api.status_code == 403
+    assert json.loads(api.content)["error"] == {
+        "code": "csrf_failed",
+        "message": CSRF_FAILED_MESSAGE,
+        "details": {},
+    }
+    admin = csrf_failure(rf.post("/admin/login/"), reason="CSRF cookie not set.")
+    assert admin.status_code == 403
+    assert "text/html" in admin["Content-Type"]
