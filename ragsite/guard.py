@@ -56,6 +56,61 @@ async def _send_error(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class _Request:
+    """One HTTP request's body, read through a deadline and a byte count."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: int | None) -> None:
+        self.scope, self._receive, self._send, self.limit = scope, receive, send, limit
+        self.timeout: float = settings.REQUEST_BODY_TIMEOUT_S
+        self.deadline = asyncio.get_running_loop().time() + self.timeout
+        self.received = 0
+        self.body_done = False
+        self.answered = False  # the guard sent the response; Django's is dropped
+
+    async def receive(self) -> Message:
+        """The app's `receive`: the body under the deadline and cap, then pass-through."""
+        if self.answered:
+            return {"type": "http.disconnect"}
+        if self.body_done:  # e.g. Django waiting for a disconnect while it streams
+            return await self._receive()
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                message = await self._receive()
+        except TimeoutError:
+            logger.info(
+                "dropped %s %s: body not received in %ss",
+                self.scope.get("method"),
+                self.scope.get("path"),
+                self.timeout,
+            )
+            details = {"timeout_s": self.timeout}
+            await self.answer(408, _error_body("request_timeout", REQUEST_TIMEOUT_MESSAGE, details))
+            return {"type": "http.disconnect"}
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.limit is not None and self.received > self.limit:
+                await self.answer(413, _too_large(self.limit))
+                return {"type": "http.disconnect"}
+            self.body_done = not message.get("more_body", False)
+        return message
+
+    async def send(self, message: Message) -> None:
+        """The app's `send`, silenced once the guard has answered."""
+        if not self.answered:
+            await self._send(message)
+
+    async def answer(self, status: int, body: bytes) -> None:
+        """Send the guard's own error response (and close the connection)."""
+        self.answered = True
+        await _send_error(self._send, status, body)
+
+
+def _too_large(limit: int) -> bytes:
+    return _error_body(
+        "payload_too_large", PAYLOAD_TOO_LARGE_MESSAGE.format(limit=limit), {"limit_bytes": limit}
+    )
+
+
 class BodyGuard:
     """ASGI middleware: a size cap (on /api/) and a read deadline (everywhere) on bodies."""
 
@@ -67,58 +122,11 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_api = scope.get("path", "").startswith(API_PREFIX)
-        limit: int | None = settings.API_MAX_BODY_BYTES if is_api else None
-        timeout: float = settings.REQUEST_BODY_TIMEOUT_S
-        too_large = _error_body(
-            "payload_too_large",
-            PAYLOAD_TOO_LARGE_MESSAGE.format(limit=limit),
-            {"limit_bytes": limit},
-        )
-
+        limit = settings.API_MAX_BODY_BYTES if scope["path"].startswith(API_PREFIX) else None
         if limit is not None:
             for name, value in scope.get("headers", []):
                 if name == b"content-length" and value.isdigit() and int(value) > limit:
-                    await _send_error(send, 413, too_large)
+                    await _send_error(send, 413, _too_large(limit))  # never read a byte of it
                     return
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        state = {"body_done": False, "received": 0, "answered": False}
-
-        async def guarded_receive() -> Message:
-            if state["answered"]:
-                return {"type": "http.disconnect"}
-            if state["body_done"]:
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                logger.info(
-                    "dropped %s %s: body not received in %ss",
-                    scope.get("method"),
-                    scope.get("path"),
-                    timeout,
-                )
-                details = {"timeout_s": timeout}
-                await answer(408, _error_body("request_timeout", REQUEST_TIMEOUT_MESSAGE, details))
-                return {"type": "http.disconnect"}
-            if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
-                if limit is not None and state["received"] > limit:
-                    await answer(413, too_large)
-                    return {"type": "http.disconnect"}
-                if not message.get("more_body", False):
-                    state["body_done"] = True
-            return message
-
-        async def answer(status: int, body: bytes) -> None:
-            state["answered"] = True
-            await _send_error(send, status, body)
-
-        async def guarded_send(message: Message) -> None:
-            if not state["answered"]:  # the guard has answered; Django's late reply is dropped
-                await send(message)
-
-        await self.app(scope, guarded_receive, guarded_send)
+        request = _Request(scope, receive, send, limit)
+        await self.app(scope, request.receive, request.send)
