@@ -11,6 +11,7 @@ import pytest
 from django.test import AsyncClient, Client
 
 from ingestion.schemas import PATH_PART_TOO_LONG_MESSAGE
+from ragsite.health import STORE_UNAVAILABLE_MESSAGE
 from ragsite.http import (
     INVALID_JSON_MESSAGE,
     NOT_FOUND_MESSAGE,
@@ -36,8 +37,8 @@ GET_ENDPOINTS = ["/api/health", "/api/search", "/api/ingest/status", "/api/opena
 @pytest.fixture(autouse=True)
 def _token_and_limits(settings):
     settings.INGEST_TOKEN = TOKEN
-    settings.CHAT_RATE_LIMIT = "1000/m"
-    settings.SEARCH_RATE_LIMIT = "1000/m"
+    for name in ("CHAT", "SEARCH", "FEEDBACK", "INGEST"):  # the views answer, not the limits
+        setattr(settings, f"{name}_RATE_LIMIT", "1000/m")
     from django.core.cache import cache
 
     cache.clear()
@@ -226,9 +227,27 @@ def test_server_side_failures_name_no_folders_or_upstream_errors(client, setting
     settings.QDRANT_PATH = blocker
     response = client.get("/api/search", {"q": "lidar"})
     error = assert_error(response, 503, "vector_store_unavailable")
-    assert error["message"] == "The vector store failed or could not be reached."
+    assert error["message"] == STORE_UNAVAILABLE_MESSAGE  # the store gate answers first
     assert str(tmp_path) not in response.content.decode()
-    assert error["details"] == {}
+
+
+def test_a_5xx_error_response_keeps_only_its_class_sentence_and_ids():
+    from ragsite.http import error_response
+    from ragsite.rag.exceptions import EmbeddingError, IngestionRunning
+
+    exc = EmbeddingError(
+        "Could not load /srv/data/model.onnx: [Errno 13] Permission denied",
+        details={"path": "/srv/data/model.onnx", "message_id": "m-1"},
+    )
+    body = json.loads(error_response(exc).content)
+    assert body["error"] == {
+        "code": "embedder_unavailable",
+        "message": "The embedder failed to produce vectors.",
+        "details": {"message_id": "m-1"},
+    }
+    # A 4xx is about the caller's own request and is shown as raised.
+    running = IngestionRunning("An ingestion is running.", details={"task_id": "t-1"})
+    assert json.loads(error_response(running).content)["error"]["details"] == {"task_id": "t-1"}
 
 
 def test_csrf_failures_under_api_are_json_and_the_admin_keeps_its_page(rf):
