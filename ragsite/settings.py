@@ -401,6 +401,15 @@ if LLM_PROVIDER == "openai" and not (OPENAI_API_KEY or OPENAI_BASE_URL):
     raise ImproperlyConfigured("LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.")
 if EMBEDDING_PROVIDER == "openai" and not (OPENAI_API_KEY or OPENAI_BASE_URL):
     raise ImproperlyConfigured("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.")
+# Deadlines and size caps of the LLM on the chat path (faults cost seconds, not minutes).
+# Most tokens one LLM call may produce (answers, rewrites and follow-ups all pass it).
+LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 700, minimum=16, maximum=32768)
+# Seconds the LLM has to send its first token; then the reader gets the extractive answer.
+LLM_FIRST_TOKEN_TIMEOUT_S = env_float("LLM_FIRST_TOKEN_TIMEOUT_S", 8.0, minimum=0.1)
+# Seconds the LLM has for a whole answer; past it, a started answer ends with an error event.
+LLM_ANSWER_TIMEOUT_S = env_float("LLM_ANSWER_TIMEOUT_S", 60.0, minimum=0.1)
+# Seconds the LLM has to rewrite a follow-up; then the deterministic rule rewrites it.
+REWRITE_TIMEOUT_S = env_float("REWRITE_TIMEOUT_S", 1.5, minimum=0.05)
 
 CHUNK_TOKENS = env_int("CHUNK_TOKENS", 256, minimum=32, maximum=8192)
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32, minimum=0, maximum=1024)

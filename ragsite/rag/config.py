@@ -39,6 +39,10 @@ class RagConfig:
     openai_timeout: float
     openai_max_retries: int
     llm_provider: str
+    llm_max_tokens: int
+    llm_first_token_timeout_s: float
+    llm_answer_timeout_s: float
+    rewrite_timeout_s: float
     chunk_tokens: int
     chunk_overlap_tokens: int
     ingest_ignore: tuple[str, ...]
@@ -88,6 +92,10 @@ def get_config() -> RagConfig:
             openai_timeout=settings.OPENAI_TIMEOUT,
             openai_max_retries=settings.OPENAI_MAX_RETRIES,
             llm_provider=settings.LLM_PROVIDER,
+            llm_max_tokens=settings.LLM_MAX_TOKENS,
+            llm_first_token_timeout_s=settings.LLM_FIRST_TOKEN_TIMEOUT_S,
+            llm_answer_timeout_s=settings.LLM_ANSWER_TIMEOUT_S,
+            rewrite_timeout_s=settings.REWRITE_TIMEOUT_S,
             chunk_tokens=settings.CHUNK_TOKENS,
             chunk_overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
             ingest_ignore=tuple(settings.INGEST_IGNORE),

@@ -35,6 +35,7 @@ EXTRACTIVE_CANNOT_COMPLETE_MESSAGE = (
     "No language model is configured: the extractive answerer can only quote the book."
 )
 ANSWER_TEMPERATURE = 0.2
+DEFAULT_MAX_TOKENS = 700  # LLM_MAX_TOKENS's default
 
 
 # --- OpenAI-compatible chat model -------------------------------------------------
@@ -54,10 +55,15 @@ class OpenAIChatModel:
         timeout: float = 30.0,
         max_retries: int = 2,
         temperature: float = ANSWER_TEMPERATURE,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
-        """Configure the client; nothing is sent until the first call."""
+        """Configure the client; nothing is sent until the first call.
+
+        `max_tokens` caps every call (answers and short completions alike).
+        """
         self.model = model
         self.temperature = temperature
+        self.max_tokens = max_tokens
         self._clients = OpenAIClients(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
@@ -71,6 +77,7 @@ class OpenAIChatModel:
             base_url=config.openai_base_url,
             timeout=config.openai_timeout,
             max_retries=config.openai_max_retries,
+            max_tokens=config.llm_max_tokens,
         )
 
     async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
@@ -92,6 +99,7 @@ class OpenAIChatModel:
                 stream=True,
                 stream_options={"include_usage": True},
                 temperature=self.temperature,
+                max_tokens=self.max_tokens,
             )
         except openai.OpenAIError as exc:
             raise _llm_error(exc, model=self.model) from exc
@@ -120,7 +128,7 @@ class OpenAIChatModel:
             response = await self._clients.async_client().chat.completions.create(
                 model=self.model,
                 messages=_as_openai_messages(messages),
-                max_tokens=max_tokens,
+                max_tokens=min(max_tokens, self.max_tokens),
                 temperature=self.temperature,
             )
         except openai.OpenAIError as exc:
