@@ -131,8 +131,10 @@ async def run(streams: int, questions: list[str], parts: dict[str, Any]) -> dict
         # As Django's ASGI handler does per request: the answer's sync_to_async calls
         # (SQLite) get a thread of their own instead of the process-wide one.
         async with ThreadSensitiveContext():
-            async for event, _ in answer_stream(message=question, **parts):
-                marks.setdefault(event, (time.perf_counter() - marks["t0"]) * 1000)
+            async for event in answer_stream(message=question, **parts):
+                marks.setdefault(event.name, (time.perf_counter() - marks["t0"]) * 1000)
+                if event.name == "token":
+                    marks["token_events"] = marks.get("token_events", 0) + 1
         return marks
 
     lags: list[float] = []
@@ -159,6 +161,7 @@ async def run(streams: int, questions: list[str], parts: dict[str, Any]) -> dict
         "sources_ms": summary(values("sources")),
         "first_token_ms": summary(values("token")),
         "done_ms": summary(values("done")),
+        "token_events": summary([r.get("token_events", 0) for r in results]),
         "loop_lag_ms": {**summary(lags), "total": round(sum(lags), 1)},
         "load_average": load_average(),
     }
@@ -188,6 +191,8 @@ def print_run(row: dict[str, Any]) -> None:
     print(
         f"  event loop blocked {row['loop_lag_ms']['total']:.0f} ms in all (5 ms ticker lateness)"
     )
+    events = row["token_events"]
+    print(f"  token events per answer p50 {events['p50']:.0f}, max {events['max']:.0f}")
 
 
 def _ensure_index(book: Path) -> None:

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from chat.schemas import ChatRequest, FeedbackRequest, SearchParams
-from chat.services import answer_collect, answer_stream, book_search, feedback_submit
+from chat.services import ChatEvent, answer_collect, answer_stream, book_search, feedback_submit
 from chat.sse import sse_event, with_keepalive
 from ragsite.budget import budget_charge_result, budget_gate, budget_metered
 from ragsite.health import vector_store_gate
@@ -62,9 +62,9 @@ async def search(request: HttpRequest) -> HttpResponse:
     )
 
 
-async def _encoded(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterator[bytes]:
-    async for event, data in events:
-        yield sse_event(event, data)
+async def _encoded(events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield sse_event(event.name, event.data())
 
 
 @csrf_exempt

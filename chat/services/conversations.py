@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from chat.models import Conversation, Feedback, Message
+from chat.prompts import Turn
+from chat.selectors import conversation_history
 from ragsite.rag.config import get_config
 from ragsite.rag.exceptions import NotFound
+
+from .events import AnswerOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -27,44 +32,68 @@ def _parse_uuid(value: str | None) -> uuid.UUID | None:
         return None
 
 
-def conversation_resolve(
-    *, session_id: str | None, idle_minutes: int | None = None
-) -> Conversation:
-    """Return the reader's live conversation, or a new one.
+@dataclass(frozen=True, slots=True)
+class AnswerStart:
+    """What an answer knows before it searches: ids for `meta` and the recent turns.
 
-    A missing, malformed, unknown or idle-expired `session_id` starts a new
-    conversation (with a new session_id); the caller reports the one actually used.
+    Nothing is written yet: the conversation (when new) and the message row are stored
+    once, with the outcome, by `message_store`.
+    """
+
+    session_id: uuid.UUID
+    message_id: uuid.UUID
+    conversation_pk: int | None  # None: a new conversation, created by message_store
+    history: list[Turn]
+
+
+def answer_start(
+    *, session_id: str | None, turns: int, idle_minutes: int | None = None
+) -> AnswerStart:
+    """Read the reader's live conversation and its last `turns` exchanges (no writes).
+
+    A missing, malformed, unknown or idle-expired `session_id` means a new conversation
+    with a new session_id, which the caller reports in `meta`.
     """
     idle = get_config().chat_session_idle_minutes if idle_minutes is None else idle_minutes
     wanted = _parse_uuid(session_id)
+    conversation = None
     if wanted is not None:
         conversation = Conversation.objects.filter(session_id=wanted).first()
-        if conversation is not None:
-            if conversation.last_active_at >= timezone.now() - timedelta(minutes=idle):
-                return conversation
+        if conversation is not None and conversation.last_active_at < timezone.now() - timedelta(
+            minutes=idle
+        ):
             logger.info("session %s expired after %d idle minutes", wanted, idle)
-    return Conversation.objects.create()
-
-
-def message_start(*, conversation: Conversation, question: str, selection: str = "") -> Message:
-    """Create the message row for a question being answered (status partial until done)."""
-    return Message.objects.create(
-        conversation=conversation,
-        question=question,
-        selection=selection,
-        status=Message.Status.PARTIAL,
+            conversation = None
+    if conversation is None:
+        return AnswerStart(uuid.uuid4(), uuid.uuid4(), None, [])
+    return AnswerStart(
+        session_id=conversation.session_id,
+        message_id=uuid.uuid4(),
+        conversation_pk=conversation.pk,
+        history=conversation_history(conversation=conversation, turns=turns),
     )
 
 
-def message_finish(*, message: Message, **fields) -> Message:
-    """Store the outcome of an answer on its message and mark the conversation active."""
-    for name, value in fields.items():
-        setattr(message, name, value)
+def message_store(
+    *, start: AnswerStart, question: str, selection: str, outcome: AnswerOutcome
+) -> Message:
+    """Store an answer's message (and its conversation when new) in one transaction."""
     with transaction.atomic():
-        message.save()
-        Conversation.objects.filter(pk=message.conversation_id).update(
-            last_active_at=timezone.now()
+        if start.conversation_pk is None:
+            conversation, _ = Conversation.objects.get_or_create(session_id=start.session_id)
+            conversation_pk = conversation.pk
+        else:
+            conversation_pk = start.conversation_pk
+        message, _ = Message.objects.update_or_create(
+            message_id=start.message_id,
+            defaults={
+                "conversation_id": conversation_pk,
+                "question": question,
+                "selection": selection,
+                **{f.name: getattr(outcome, f.name) for f in fields(outcome)},
+            },
         )
+        Conversation.objects.filter(pk=conversation_pk).update(last_active_at=timezone.now())
     return message
 
 

@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 
 from chat import prompts
 from chat.models import Message
-from chat.services import answer_stream, sources_pack
-from chat.services.answering import ANSWER_FAILED_MESSAGE
+from chat.services import Done, Failed, answer_stream, sources_pack
+from chat.services.events import ANSWER_FAILED_MESSAGE
 from ragsite.rag.exceptions import LLMError
 from ragsite.rag.tokens import count_tokens
 from ragsite.rag.types import AnswerRequest, ChatMessage, Hit
@@ -215,9 +215,9 @@ async def test_model_saying_the_book_does_not_cover_it_marks_the_answer_uncertai
 ):
     fake_openai.reply_with(scripted("The book does not cover this."))
     events = [event async for event in answer_stream(message="Is LiDAR safe for eyes?")]
-    done = dict(events)["done"]
-    assert done["uncertain"] is True
-    assert done["citations"] == []
+    [done] = [event for event in events if isinstance(event, Done)]
+    assert done.uncertain is True
+    assert done.citations == []
     assert (await Message.objects.aget()).uncertain is True
 
 
@@ -239,9 +239,11 @@ async def test_llm_failure_after_the_first_token_ends_with_one_error_event(small
     events = [
         event async for event in answer_stream(message=LIDAR_QUESTION, llm=_FailsAfterFirstToken())
     ]
-    names = [name for name, _ in events]
+    names = [event.name for event in events]
     assert names == ["meta", "sources", "token", "error"]
-    assert events[-1][1] == {"code": "llm_unavailable", "message": ANSWER_FAILED_MESSAGE}
+    assert isinstance(events[-1], Failed)
+    assert isinstance(events[-1].error, LLMError)
+    assert events[-1].data() == {"code": "llm_unavailable", "message": ANSWER_FAILED_MESSAGE}
     message = await Message.objects.aget()
     assert message.status == Message.Status.ERROR
     assert message.answer == "LiDAR times"
@@ -278,8 +280,8 @@ async def test_context_is_packed_to_the_token_budget(small_book):
 
 async def test_message_row_is_stored_even_when_the_consumer_stops_early(small_book):
     stream = answer_stream(message=LIDAR_QUESTION)
-    async for name, _ in stream:
-        if name == "sources":
+    async for event in stream:
+        if event.name == "sources":
             break
     await stream.aclose()  # what Django does when the reader disconnects between events
     message = await sync_to_async(Message.objects.get)()

@@ -61,7 +61,7 @@ def textbook_store(textbook_dir):
 
 
 async def _answer(question: str, store) -> tuple[dict, dict]:
-    events = dict([event async for event in answer_stream(message=question, store=store)])
+    events = {e.name: e.data() async for e in answer_stream(message=question, store=store)}
     return events["sources"], events["done"]
 
 
