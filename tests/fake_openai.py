@@ -3,8 +3,9 @@
 It runs under uvicorn in a daemon thread on 127.0.0.1 and serves
 `POST /v1/chat/completions` (streamed and not), `POST /v1/embeddings` and
 `GET /v1/models`. Tests script it through `FakeOpenAI` (replies, failures, delays, a
-gate that holds the first token) and read back what it received (`requests`) and
-whether a stream was cut off by the client (`cancelled_streams`).
+gate that holds the first token, a slow first token or slow completions, an outage,
+garbled 200 answers) and read back what it received (`requests`) and whether a stream
+was cut off by the client (`cancelled_streams`).
 
 The script is read by the server thread and written by the test thread; every
 attribute is replaced whole (no in-place edits of shared state outside the lock).
@@ -35,6 +36,9 @@ DEFAULT_REPLY = "The book explains this in its first chapter [1]."
 DEFAULT_EMBEDDING_DIMENSION = 64
 GATE_MAX_HOLD_S = 30.0  # a test that forgets to release the gate still finishes
 KEEPALIVE_EVERY_S = 0.2  # SSE comments while the gate holds, so client read timeouts don't fire
+# Ways to answer 200 with something that is not a usable completion.
+GARBLE_MODES = ("malformed", "non_json_chunks", "empty_choices")
+MALFORMED_BODY = "<html><body>upstream proxy says hello</body></html>"
 
 
 def fake_embedding(text: str, dimension: int) -> list[float]:
@@ -75,6 +79,9 @@ class FakeOpenAI:
             self.fail_remaining = 0
             self.fail_status = 500
             self.gate: threading.Event | None = None
+            self.first_token_delay = 0.0
+            self.completion_delay = 0.0
+            self.garble_mode: str | None = None
             self.embedding_dimension = DEFAULT_EMBEDDING_DIMENSION
             self.requests: list[dict[str, Any]] = []
             self.completed_streams = 0
@@ -95,6 +102,25 @@ class FakeOpenAI:
         with self._lock:
             self.fail_remaining = count
             self.fail_status = status
+
+    def down(self) -> None:
+        """Answer every request with a 503 until reset (an outage, retries included)."""
+        self.fail_next(1_000_000, status=503)
+
+    def slow_first_token(self, seconds: float) -> None:
+        """Make streams wait `seconds` (sending keep-alive comments) before their first token."""
+        self.first_token_delay = seconds
+
+    def slow_completions(self, seconds: float) -> None:
+        """Make non-streamed completions (rewrites, follow-ups) take `seconds` to answer."""
+        self.completion_delay = seconds
+
+    def garble(self, mode: str) -> None:
+        """Answer chat requests 200 with garbage: `malformed` (not JSON, not SSE),
+        `non_json_chunks` (SSE whose data is not JSON) or `empty_choices` (no choices)."""
+        if mode not in GARBLE_MODES:
+            raise ValueError(f"unknown garble mode {mode!r}")
+        self.garble_mode = mode
 
     def hold_first_token(self) -> threading.Event:
         """Make streams wait before their first token until the returned event is set."""
@@ -201,6 +227,12 @@ class FakeOpenAI:
         body, error = await self._prologue(request)
         if error is not None:
             return error
+        if not body.get("stream") and self.completion_delay:
+            if await self._sleep_unless_disconnected(request, self.completion_delay):
+                return Response(status_code=499)
+        garbled = self._garbled(body)
+        if garbled is not None:
+            return garbled
         reply = self._next_reply(body)
         model = body.get("model", "fake-chat")
         usage = {
@@ -234,6 +266,7 @@ class FakeOpenAI:
                 usage if include_usage else None,
                 gate=self.gate,
                 token_delay=self.token_delay,
+                first_token_delay=self.first_token_delay,
                 cancelled=self.stream_cancelled,
             ),
             media_type="text/event-stream",
@@ -248,6 +281,7 @@ class FakeOpenAI:
         gate: threading.Event | None,
         token_delay: float,
         cancelled: threading.Event,
+        first_token_delay: float = 0.0,
     ):
         def event(payload: dict[str, Any]) -> str:
             chunk = {
@@ -277,6 +311,11 @@ class FakeOpenAI:
                 while not gate.is_set() and time.monotonic() - held_since < GATE_MAX_HOLD_S:
                     await asyncio.sleep(KEEPALIVE_EVERY_S)
                     yield ": keep-alive\n\n"
+            if first_token_delay:
+                until = time.monotonic() + first_token_delay
+                while time.monotonic() < until:
+                    await asyncio.sleep(min(KEEPALIVE_EVERY_S, max(0.0, until - time.monotonic())))
+                    yield ": keep-alive\n\n"
             for piece in split_words(reply):
                 if token_delay:
                     await asyncio.sleep(token_delay)
@@ -297,6 +336,35 @@ class FakeOpenAI:
                     self.cancelled_streams += 1
             if not finished:
                 cancelled.set()
+
+    async def _sleep_unless_disconnected(self, request: Request, seconds: float) -> bool:
+        """Sleep in steps; True when the client gave up meanwhile."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            if await request.is_disconnected():
+                return True
+        return False
+
+    def _garbled(self, body: dict[str, Any]) -> Response | None:
+        """The scripted garbage for a chat request, or None to answer normally."""
+        mode = self.garble_mode
+        if mode is None:
+            return None
+        if mode == "malformed":
+            return Response(MALFORMED_BODY, status_code=200, media_type="application/json")
+        if mode == "empty_choices":
+            empty = {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0}
+            if not body.get("stream"):
+                return JSONResponse({**empty, "model": "fake-chat", "choices": []})
+            chunk = json.dumps({**empty, "object": "chat.completion.chunk", "choices": []})
+            text = f"data: {chunk}\n\ndata: {chunk}\n\ndata: [DONE]\n\n"
+            return Response(text, status_code=200, media_type="text/event-stream")
+        # non_json_chunks: an SSE stream (or a body) whose data is not JSON.
+        if not body.get("stream"):
+            return Response("{not json", status_code=200, media_type="application/json")
+        text = "data: {not json\n\ndata: ]]]\n\ndata: [DONE]\n\n"
+        return Response(text, status_code=200, media_type="text/event-stream")
 
     async def _embeddings(self, request: Request) -> Response:
         body, error = await self._prologue(request)

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+from chat.services.events import Done, Failed, Meta, Sources, Token
 from chat.sse import sse_comment, sse_event, with_keepalive
+from ragsite.rag.exceptions import EmbeddingError, LLMTimeout
 from tests.chat.conftest import SSEReader
 
 
@@ -94,3 +96,41 @@ async def test_keepalive_forwards_cancellation_to_the_source():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned_up.is_set()
+
+
+def test_typed_events_encode_to_the_names_and_fields_of_api_md():
+    events = [
+        Meta(session_id="s", message_id="m"),
+        Sources(sources=[{"n": 1, "title": "T", "url": None}]),
+        Token(text="LiDAR\ntimes [1]."),
+        Done(
+            answer="LiDAR times [1].",
+            citations=[1],
+            uncertain=False,
+            follow_ups=["Why?"],
+            mode="llm",
+            usage={"total_tokens": 3},
+        ),
+        Failed(error=LLMTimeout("upstream 10.0.0.7 timed out")),
+        Failed(error=EmbeddingError("The embedding model failed.")),
+    ]
+    wire = b"".join(sse_event(event.name, event.data()) for event in events).decode()
+    parsed = SSEReader().feed(wire)
+    assert [e.event for e in parsed] == ["meta", "sources", "token", "done", "error", "error"]
+    assert parsed[0].data == {"session_id": "s", "message_id": "m"}
+    assert parsed[2].data == {"text": "LiDAR\ntimes [1]."}
+    assert set(parsed[3].data) == {
+        "answer",
+        "citations",
+        "uncertain",
+        "follow_ups",
+        "mode",
+        "usage",
+    }
+    # The model's own failure text (it may name internal hosts) never reaches the reader.
+    assert parsed[4].data["code"] == "llm_timeout"
+    assert "10.0.0.7" not in parsed[4].data["message"]
+    assert parsed[5].data == {
+        "code": "embedder_unavailable",
+        "message": "The embedding model failed.",
+    }
