@@ -3,11 +3,17 @@ packaged embedding model is loaded once per session."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ragsite.rag import providers
+from ragsite.rag.config import get_config
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 SHARED_BOOKS = REPO_DIR.parent / "shared" / "books"
@@ -17,51 +23,77 @@ RUST_BOOK_DIR = SHARED_BOOKS / "rust-book"
 
 def pytest_collection_modifyitems(config, items):
     """Run `slow` tests (the whole-textbook ingest) first: they fill the session's
-    embedding memo below, so later tests that index the same pages embed nothing new."""
+    embedding memo below, so later tests that index the same pages embed nothing new.
+    Only speed depends on this order: the memo returns what the model returns."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-class EmbeddingMemo:
-    """Remembers the packaged model's vector for each text for the whole session.
+class MemoEmbedder:
+    """The real packaged embedder, remembering each text's vector for the whole session.
 
-    The real model still embeds every distinct text once; the memo only spares the
-    2-core CI machine from embedding the same textbook page again in another module.
-    Services count the texts they send to the embedder, so embedding counts that tests
-    assert on are unchanged. Tests marked `no_embedding_memo` reach the model directly.
+    The model still embeds every distinct text once; the memo only spares the 2-core CI
+    machine from embedding the same textbook page again in another module. Services
+    count the texts they send to the embedder, so embedding counts that tests assert on
+    are unchanged. It implements the Embedder Protocol and is handed to the code under
+    test like any embedder: as the `embedder=` collaborator, or by the provider seam.
     """
 
-    def __init__(self, original):
-        self.original = original
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.provider, self.model, self.dimension = inner.provider, inner.model, inner.dimension
         self.vectors: dict[str, list[float]] = {}
-        self.enabled = True
+        self._lock = threading.Lock()
 
-    def embed(self, embedder, texts: list[str]) -> list[list[float]]:
-        if not self.enabled:
-            return self.original(embedder, texts)
-        missing = list(dict.fromkeys(text for text in texts if text not in self.vectors))
+    def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
+        """The model's vectors, each distinct text embedded once per session."""
+        with self._lock:
+            missing = list(dict.fromkeys(text for text in texts if text not in self.vectors))
         if missing:
-            self.vectors.update(zip(missing, self.original(embedder, missing), strict=True))
+            vectors = self.inner.embed_sync(missing)
+            with self._lock:
+                self.vectors.update(zip(missing, vectors, strict=True))
         return [list(self.vectors[text]) for text in texts]
 
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """`embed_sync` in a worker thread, as the local embedder does."""
+        return await asyncio.to_thread(self.embed_sync, texts)
 
-@pytest.fixture(scope="session", autouse=True)
-def _embedding_memo():
-    """Install the session's EmbeddingMemo on the local embedder."""
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # batch_size, model_path, ...
+
+
+@pytest.fixture(scope="session")
+def embedding_memo() -> MemoEmbedder:
+    """The session's memo over the real packaged model."""
     from ragsite.rag.embeddings import LocalEmbedder
 
-    original = LocalEmbedder._embed
-    memo = EmbeddingMemo(original)
-    LocalEmbedder._embed = lambda self, texts: memo.embed(self, texts)
-    yield memo
-    LocalEmbedder._embed = original
+    return MemoEmbedder(LocalEmbedder.default())
+
+
+@pytest.fixture(scope="session")
+def embedder(embedding_memo) -> MemoEmbedder:
+    """The embedder to pass as a collaborator (`embedder=`): the real model, memoised."""
+    return embedding_memo
 
 
 @pytest.fixture(autouse=True)
-def _memo_switch(request, _embedding_memo):
-    """Turn the memo off for tests marked `no_embedding_memo`."""
-    _embedding_memo.enabled = request.node.get_closest_marker("no_embedding_memo") is None
+def _memo_provider(request, monkeypatch, embedding_memo):
+    """The provider seam hands out the memo when the local embedder is configured, so the
+    live server and services called without `embedder=` use it too. Tests marked
+    `no_embedding_memo` get the providers as they are."""
+    if request.node.get_closest_marker("no_embedding_memo") is not None:
+        yield
+        return
+    build = providers.get_embedder.__wrapped__  # the uncached builder of the real provider
+
+    @functools.cache
+    def get_embedder():
+        if get_config().embedding_provider == "local":
+            return embedding_memo
+        return build()
+
+    monkeypatch.setattr(providers, "get_embedder", get_embedder)
     yield
-    _embedding_memo.enabled = True
 
 
 @pytest.fixture(autouse=True)

@@ -134,12 +134,10 @@ def small_book_chunks() -> list[Chunk]:
 
 
 @pytest.fixture(scope="session")
-def small_book_index() -> tuple[list[Chunk], list[list[float]]]:
+def small_book_index(embedder) -> tuple[list[Chunk], list[list[float]]]:
     """The small book's chunks and their real embeddings (computed once per session)."""
-    from ragsite.rag.embeddings import LocalEmbedder
-
     chunks = small_book_chunks()
-    return chunks, LocalEmbedder.default().embed_sync([chunk.text for chunk in chunks])
+    return chunks, embedder.embed_sync([chunk.text for chunk in chunks])
 
 
 @pytest.fixture

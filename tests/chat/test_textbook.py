@@ -18,7 +18,6 @@ from chat.models import Message
 from chat.prompts import UNCERTAIN_ANSWER
 from chat.services import answer_stream, book_search
 from ingestion.chunking import build_chunks
-from ragsite.rag.embeddings import LocalEmbedder
 from ragsite.rag.vectorstore import QdrantStore, memory_client
 
 SITE_URL = "https://book.example"
@@ -41,7 +40,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(scope="module")
-def textbook_store(textbook_dir):
+def textbook_store(textbook_dir, embedder):
     """Three chapters of the textbook, indexed once for this module."""
     chunks = []
     for page in sorted(textbook_dir.rglob("*.md*")):
@@ -53,7 +52,6 @@ def textbook_store(textbook_dir):
             docs_prefix="/docs", max_tokens=256, overlap_tokens=32,
         )  # fmt: skip
         chunks.extend(page_chunks)
-    embedder = LocalEmbedder.default()
     store = QdrantStore(memory_client(), "textbook")
     store.ensure_collection(dimension=embedder.dimension)
     store.upsert(chunks, embedder.embed_sync([chunk.text for chunk in chunks]))
