@@ -77,23 +77,23 @@ def answer_start(
 def message_store(
     *, start: AnswerStart, question: str, selection: str, outcome: AnswerOutcome
 ) -> Message:
-    """Store an answer's message (and its conversation when new) in one transaction."""
+    """Store an answer's message (and its conversation when new) in one transaction.
+
+    Called once per answer (`answer_stream` makes sure of it), so it only inserts.
+    """
     with transaction.atomic():
         if start.conversation_pk is None:
-            conversation, _ = Conversation.objects.get_or_create(session_id=start.session_id)
-            conversation_pk = conversation.pk
+            conversation_pk = Conversation.objects.create(session_id=start.session_id).pk
         else:
             conversation_pk = start.conversation_pk
-        message, _ = Message.objects.update_or_create(
+            Conversation.objects.filter(pk=conversation_pk).update(last_active_at=timezone.now())
+        message = Message.objects.create(
             message_id=start.message_id,
-            defaults={
-                "conversation_id": conversation_pk,
-                "question": question,
-                "selection": selection,
-                **{f.name: getattr(outcome, f.name) for f in fields(outcome)},
-            },
+            conversation_id=conversation_pk,
+            question=question,
+            selection=selection,
+            **{f.name: getattr(outcome, f.name) for f in fields(outcome)},
         )
-        Conversation.objects.filter(pk=conversation_pk).update(last_active_at=timezone.now())
     return message
 
 
