@@ -16,6 +16,7 @@ ends the stream with one error event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -28,6 +29,7 @@ from asgiref.sync import sync_to_async
 
 from chat import prompts
 from chat.models import Message
+from chat.prompts import Turn
 from ragsite.rag import providers
 from ragsite.rag.config import RagConfig, get_config
 from ragsite.rag.exceptions import LLM_UNAVAILABLE_MESSAGE, LLMError, LLMTimeout, RagError
@@ -313,46 +315,22 @@ async def answer_stream(
         outcome.sources = [source.as_dict() for source in sources]
         yield Sources(sources=outcome.sources)
 
-        request = AnswerRequest(
-            question=message,
-            sources=sources,
-            messages=prompts.answer_messages(
-                question=message, sources=sources, history=start.history
-            ),
-        )
-        pieces = _AnswerPieces(
-            model=parts.llm,
-            fallback=parts.fallback_llm,
-            request=request,
-            deadlines=_Deadlines(config.llm_first_token_timeout_s, config.llm_answer_timeout_s),
-        )
-        tokens = (
-            _as_async(stream_pieces(uncertain_answer(closest=sources)))
-            if uncertain
-            else aiter(pieces)
-        )
-        citation_filter = CitationFilter(source.n for source in sources)
-        coalescer = _Coalescer()
-        try:
-            async for piece in tokens:
-                shown = coalescer.add(citation_filter.feed(piece))
-                if shown:
-                    outcome.mode = pieces.mode
-                    if outcome.ttft_ms is None:
-                        outcome.ttft_ms = _elapsed_ms(started)
-                    emitted.append(shown)
-                    yield Token(text=shown)
-        finally:
-            await _close(tokens)
-        outcome.mode = pieces.mode
-        coalescer.add(citation_filter.flush())
-        tail = coalescer.flush()
-        if tail:
-            emitted.append(tail)
-            yield Token(text=tail)
-
+        async with contextlib.aclosing(
+            _answer_tokens(
+                message=message,
+                sources=sources,
+                uncertain=uncertain,
+                history=start.history,
+                parts=parts,
+                config=config,
+                outcome=outcome,
+                emitted=emitted,
+                started=started,
+            )
+        ) as tokens:
+            async for token in tokens:
+                yield token
         answer = "".join(emitted)
-        outcome.citations = citation_filter.citations
         if not uncertain and not outcome.citations and prompts.NOT_COVERED_PHRASE in answer.lower():
             uncertain = True  # the model found the sources beside the point
         outcome.uncertain = uncertain
@@ -363,7 +341,7 @@ async def answer_stream(
             llm=parts.fallback_llm if uncertain or outcome.mode != Message.Mode.LLM else parts.llm,
             timeout_s=config.llm_first_token_timeout_s,
         )
-        outcome.usage = {**request.usage, "context_tokens": context_tokens}
+        outcome.usage = {**outcome.usage, "context_tokens": context_tokens}
         outcome.status = Message.Status.COMPLETE
         await finish()
         yield Done(
@@ -398,6 +376,57 @@ async def answer_stream(
             outcome.mode,
             _elapsed_ms(started),
         )
+
+
+async def _answer_tokens(
+    *,
+    message: str,
+    sources: list[Source],
+    uncertain: bool,
+    history: Sequence[Turn],
+    parts: Collaborators,
+    config: RagConfig,
+    outcome: AnswerOutcome,
+    emitted: list[str],
+    started: float,
+) -> AsyncIterator[Token]:
+    """The answer as coalesced, citation-checked Token events (appended to `emitted`);
+    fills the outcome's mode, time to first token, citations and usage."""
+    request = AnswerRequest(
+        question=message,
+        sources=sources,
+        messages=prompts.answer_messages(question=message, sources=sources, history=history),
+    )
+    pieces = _AnswerPieces(
+        model=parts.llm,
+        fallback=parts.fallback_llm,
+        request=request,
+        deadlines=_Deadlines(config.llm_first_token_timeout_s, config.llm_answer_timeout_s),
+    )
+    tokens = (
+        _as_async(stream_pieces(uncertain_answer(closest=sources))) if uncertain else aiter(pieces)
+    )
+    citation_filter = CitationFilter(source.n for source in sources)
+    coalescer = _Coalescer()
+    try:
+        async for piece in tokens:
+            shown = coalescer.add(citation_filter.feed(piece))
+            if shown:
+                outcome.mode = pieces.mode
+                if outcome.ttft_ms is None:
+                    outcome.ttft_ms = _elapsed_ms(started)
+                emitted.append(shown)
+                yield Token(text=shown)
+    finally:
+        await _close(tokens)
+    coalescer.add(citation_filter.flush())
+    tail = coalescer.flush()
+    if tail:
+        emitted.append(tail)
+        yield Token(text=tail)
+    outcome.mode = pieces.mode
+    outcome.citations = citation_filter.citations
+    outcome.usage = dict(request.usage)
 
 
 async def _sources(

@@ -184,11 +184,11 @@ async def _wait_until(condition, attempts: int = 150) -> bool:
 async def _wait_for_status(message_id: str, status: str, attempts: int = 100) -> Message:
     """The server stores the outcome right after the disconnect; poll until it has."""
     for _ in range(attempts):
-        message = await Message.objects.aget(message_id=message_id)
-        if message.latency_ms is not None:
+        message = await Message.objects.filter(message_id=message_id).afirst()
+        if message is not None and message.status == status:
             return message
         await asyncio.sleep(0.1)
-    return message
+    return await Message.objects.aget(message_id=message_id)
 
 
 async def test_llm_failure_before_the_first_token_falls_back_to_extractive(
