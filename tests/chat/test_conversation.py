@@ -151,7 +151,7 @@ async def test_an_llm_rewrite_past_its_budget_gives_way_to_the_rule(
     async_client, llm_settings, fake_openai, small_book
 ):
     llm_settings.REWRITE_TIMEOUT_S = 0.2
-    llm_settings.LLM_FIRST_TOKEN_TIMEOUT_S = 2.0  # also the follow-ups' budget
+    llm_settings.LLM_FIRST_TOKEN_TIMEOUT_S = 1.0  # also the follow-ups' budget
     fake_openai.reply_with(llm_replies(rewrite="something the rule would never write"))
     fake_openai.slow_completions(20)  # rewrites and follow-ups; the answer stream is quick
     questions = [question for question, _ in ACROSS_CHAPTERS] + ["what about its cost?"]
