@@ -278,8 +278,13 @@ async def answer_stream(
     config = get_config()
     started = time.perf_counter()
     try:
-        start = await sync_to_async(answer_start)(
-            session_id=session_id, turns=config.chat_history_turns
+        # A first question has no conversation to read: no thread hop before `meta`.
+        start = (
+            await sync_to_async(answer_start)(
+                session_id=session_id, turns=config.chat_history_turns
+            )
+            if session_id
+            else AnswerStart.new()
         )
     except Exception as exc:
         # The database is unusable: there is no message to report on, but the stream

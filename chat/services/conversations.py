@@ -45,6 +45,11 @@ class AnswerStart:
     conversation_pk: int | None  # None: a new conversation, created by message_store
     history: list[Turn]
 
+    @classmethod
+    def new(cls) -> AnswerStart:
+        """A new conversation's first answer (no database read needed)."""
+        return cls(uuid.uuid4(), uuid.uuid4(), None, [])
+
 
 def answer_start(
     *, session_id: str | None, turns: int, idle_minutes: int | None = None
@@ -65,7 +70,7 @@ def answer_start(
             logger.info("session %s expired after %d idle minutes", wanted, idle)
             conversation = None
     if conversation is None:
-        return AnswerStart(uuid.uuid4(), uuid.uuid4(), None, [])
+        return AnswerStart.new()
     return AnswerStart(
         session_id=conversation.session_id,
         message_id=uuid.uuid4(),
