@@ -155,22 +155,23 @@ async def budget_gate(request: HttpRequest, *, session_id: str | None) -> HttpRe
 
 
 async def budget_metered(
-    events: AsyncIterator[tuple[str, dict[str, Any]]],
+    events: AsyncIterator[Any],
     *,
     request: HttpRequest,
     session_id: str | None,
-) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """Pass the chat stream's events through, charging the `done` answer before it is sent."""
+) -> AsyncIterator[Any]:
+    """Pass the chat stream's typed events (`.name`, `.data()`) through, charging the
+    `done` answer before it is sent."""
     client = client_key("llm-budget", request)
     try:
-        async for event, data in events:
-            if event == "meta":
-                session_id = data.get("session_id") or session_id
-            elif event == "done":
+        async for event in events:
+            if event.name == "meta":
+                session_id = event.data().get("session_id") or session_id
+            elif event.name == "done":
                 await asyncio.to_thread(
-                    budget_charge_answer, client=client, session_id=session_id, answer=data
+                    budget_charge_answer, client=client, session_id=session_id, answer=event.data()
                 )
-            yield event, data
+            yield event
     finally:
         # A reader who leaves closes this generator: close the answer's at once too, so
         # its own clean-up (closing the LLM stream, storing the partial answer) runs now.
