@@ -123,6 +123,9 @@ class MetaEvent(BaseModel):
 
     session_id: str
     message_id: str
+    request_id: str | None = Field(
+        default=None, description="The X-Request-ID of this request, as in the access log."
+    )
 
 
 class SourcesEvent(BaseModel):

@@ -10,6 +10,7 @@ configured) and uses no cookies, so it is CSRF-exempt: there is no session to pr
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from chat.schemas import ChatRequest, FeedbackRequest, SearchParams
 from chat.services import ChatEvent, answer_collect, answer_stream, book_search, feedback_submit
 from chat.sse import sse_event, with_keepalive
+from ragsite import observability as metrics
 from ragsite.budget import budget_charge_result, budget_gate, budget_metered
 from ragsite.health import vector_store_gate
 from ragsite.http import allow_methods, error_response, parse_body, parse_query
@@ -62,9 +64,12 @@ async def search(request: HttpRequest) -> HttpResponse:
     )
 
 
-async def _encoded(events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
+async def _encoded(events: AsyncIterator[ChatEvent], *, request_id: str) -> AsyncIterator[bytes]:
     async for event in events:
-        yield sse_event(event.name, event.data())
+        data = event.data()
+        if event.name == "meta" and request_id:  # the access log's id, for support
+            data["request_id"] = request_id
+        yield sse_event(event.name, data)
 
 
 @csrf_exempt
@@ -91,13 +96,20 @@ async def chat(request: HttpRequest) -> HttpResponse:
         except RagError as exc:
             return error_response(exc)
         await budget_charge_result(request, result)  # limits: charge the LLM tokens
+        if result.get("mode") == "llm":
+            metrics.llm_tokens_count(result.get("usage") or {})
+        result["request_id"] = getattr(request, "request_id", "")
         return JsonResponse(result, json_dumps_params={"ensure_ascii": False})
     response = StreamingHttpResponse(
         with_keepalive(
             _encoded(  # limits: budget_metered charges the LLM tokens of `done`
-                budget_metered(
-                    answer_stream(**arguments), request=request, session_id=payload.session_id
-                )
+                metrics.chat_observed(
+                    budget_metered(
+                        answer_stream(**arguments), request=request, session_id=payload.session_id
+                    ),
+                    started=getattr(request, "started_at", time.perf_counter()),
+                ),
+                request_id=getattr(request, "request_id", ""),
             )
         ),
         content_type="text/event-stream",

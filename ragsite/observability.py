@@ -17,7 +17,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -58,7 +59,7 @@ CHAT_TIME_TO_SOURCES = Histogram(
 )
 CHAT_TIME_TO_FIRST_TOKEN = Histogram(
     "ragsite_chat_time_to_first_token_seconds",
-    "From the chat request to the answer's first token.",
+    "From the chat request to the answer's first token, by the answer's mode.",
     ["mode"],
     buckets=_LATENCY_BUCKETS,
 )
@@ -79,6 +80,32 @@ INGESTION_RUNS = Counter(
 INGESTION_CHUNKS = Counter(
     "ragsite_ingestion_chunks_total", "Chunks written or removed by ingestion.", ["op"]
 )
+
+
+async def chat_observed(events: AsyncIterator[Any], *, started: float) -> AsyncIterator[Any]:
+    """Pass a chat's typed events through, timing `sources` and the first token and
+    counting the answer's outcome and LLM tokens (`started`: time.perf_counter())."""
+    first_token: float | None = None
+    async for event in events:
+        if event.name == "sources":
+            CHAT_TIME_TO_SOURCES.observe(time.perf_counter() - started)
+        elif event.name == "token" and first_token is None:
+            first_token = time.perf_counter() - started
+        elif event.name == "done":
+            if first_token is not None:
+                CHAT_TIME_TO_FIRST_TOKEN.labels(event.mode).observe(first_token)
+            CHAT_ANSWERS.labels(event.mode, "uncertain" if event.uncertain else "answered").inc()
+            llm_tokens_count(event.usage if event.mode == "llm" else {})
+        elif event.name == "error":
+            CHAT_ANSWERS.labels("-", "failed").inc()
+        yield event
+
+
+def llm_tokens_count(usage: dict[str, Any]) -> None:
+    """Count an LLM answer's prompt and completion tokens."""
+    for kind in ("prompt_tokens", "completion_tokens"):
+        if isinstance(usage.get(kind), int) and usage[kind] > 0:
+            LLM_TOKENS.labels(kind.removesuffix("_tokens")).inc(usage[kind])
 
 
 def ingestion_finished(task) -> None:
@@ -130,7 +157,7 @@ class ObservabilityMiddleware:
         request_id = request_id_from(request)
         request.request_id = request_id
         token = request_id_var.set(request_id)
-        started = time.perf_counter()
+        started = request.started_at = time.perf_counter()
         try:
             response = await self.get_response(request)
         finally:

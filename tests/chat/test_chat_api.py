@@ -118,7 +118,7 @@ async def test_extractive_stream_has_the_events_of_api_md(async_client, small_bo
 
     grouped = by_name(events)
     [meta], [sources], [done] = grouped["meta"], grouped["sources"], grouped["done"]
-    assert set(meta) == {"session_id", "message_id"}
+    assert set(meta) == {"session_id", "message_id", "request_id"}
     first = sources["sources"][0]
     assert set(first) == {"n", "title", "heading", "url", "path", "score", "snippet"}
     assert first["n"] == 1
@@ -173,8 +173,8 @@ async def test_stream_false_returns_one_json_object(async_client, small_book):
     assert response["Content-Type"] == "application/json"
     body = response.json()
     assert set(body) == {
-        "session_id", "message_id", "sources", "answer", "citations", "uncertain",
-        "follow_ups", "mode", "usage",
+        "session_id", "message_id", "request_id", "sources", "answer", "citations",
+        "uncertain", "follow_ups", "mode", "usage",
     }  # fmt: skip
     assert body["sources"][0]["heading"] == "Zero Moment Point"
     assert "[1]" in body["answer"]
