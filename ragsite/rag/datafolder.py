@@ -6,7 +6,8 @@ qdrant-edge) call `claim()` before they open anything:
 - **One process.** `claim()` takes an exclusive, non-blocking `flock` on
   `RAGSITE_DATA_DIR/ragsite.lock` (and on `QDRANT_PATH/ragsite.lock` when the store
   lives outside the data folder). A second server or `ingest_book` on the same folder
-  gets `VectorStoreLocked` with one sentence, whichever VECTOR_ENGINE either uses; the
+  gets `VectorStoreLocked` (`STORE_LOCKED_MESSAGE`, naming the folder), whichever
+  VECTOR_ENGINE either uses; the
   engines' own locks (local mode's `.lock`, qdrant-edge's WAL) differ and would let a
   server with the other engine start and drift apart. The kernel drops the lock when
   the process exits, even after `kill -9`; `release()` (from `providers.reset()`)
@@ -34,7 +35,7 @@ from typing import IO, Any
 import portalocker
 
 from .config import RagConfig
-from .exceptions import VectorStoreError, VectorStoreLocked
+from .exceptions import STORE_LOCKED_MESSAGE, VectorStoreError, VectorStoreLocked
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,6 @@ ENGINE_FILES = {
     "qdrant-edge": ("edge",),
 }
 
-DATA_FOLDER_LOCKED_MESSAGE = (
-    "The data folder {path} is in use by another ragsite process (probably the running "
-    'server): stop it first, or ingest through the admin\'s "Ingest now" action or '
-    "POST /api/ingest."
-)
 ENGINE_SWITCHED_MESSAGE = (
     "The index in {path} was built by {previous}; VECTOR_ENGINE is now {engine}, so its "
     "{engine} index starts empty and the next ingestion (`manage.py serve` starts one, or "
@@ -71,8 +67,6 @@ def lock_folders(config: RagConfig) -> list[Path]:
 
 
 def _acquire(folder: Path) -> None:
-    if folder in _held:
-        return
     folder.mkdir(parents=True, exist_ok=True)
     handle = (folder / LOCK_FILE).open("a")
     try:
@@ -81,7 +75,7 @@ def _acquire(folder: Path) -> None:
         )
     except portalocker.exceptions.LockException:
         handle.close()
-        raise VectorStoreLocked(DATA_FOLDER_LOCKED_MESSAGE.format(path=folder)) from None
+        raise VectorStoreLocked(STORE_LOCKED_MESSAGE.format(path=folder)) from None
     _held[folder] = handle
 
 
@@ -124,8 +118,16 @@ def claim(config: RagConfig, *, engine: str) -> None:
     """
     store_dir = config.qdrant_path
     with _lock:
-        for folder in lock_folders(config):
-            _acquire(folder)
+        taken = []
+        try:
+            for folder in lock_folders(config):
+                if folder not in _held:
+                    _acquire(folder)
+                    taken.append(folder)
+        except VectorStoreLocked:
+            for folder in taken:  # all or nothing: a refused opener holds no folder
+                _unlock(_held.pop(folder))
+            raise
         previous = recorded_engine(store_dir)
         record = store_dir / ENGINE_FILE
         if previous == engine and record.is_file():
@@ -153,7 +155,11 @@ def release() -> None:
         handles = list(_held.values())
         _held.clear()
     for handle in handles:
-        try:
-            portalocker.unlock(handle)
-        finally:
-            handle.close()
+        _unlock(handle)
+
+
+def _unlock(handle: IO[Any]) -> None:
+    try:
+        portalocker.unlock(handle)
+    finally:
+        handle.close()

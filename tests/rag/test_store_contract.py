@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from ragsite.rag import edgestore, providers, store_core, vectorstore
-from ragsite.rag.datafolder import DATA_FOLDER_LOCKED_MESSAGE
 from ragsite.rag.edgestore import EdgeEngine, EdgeStore
-from ragsite.rag.exceptions import DimensionMismatch, VectorStoreError
+from ragsite.rag.exceptions import STORE_LOCKED_MESSAGE, DimensionMismatch, VectorStoreError
 from ragsite.rag.store_core import fuse_hits
 from ragsite.rag.types import VectorStore, chunk_id
 from ragsite.rag.vectorstore import QdrantStore, memory_client
@@ -407,7 +406,7 @@ def test_a_second_process_is_refused_whatever_its_engine(engine_settings, engine
 
     locked = probe_from_another_process(tmp_path / "data", store_dir, VECTOR_ENGINES[prober])
     assert locked.returncode == 3, locked.stderr
-    assert locked.stdout.strip() == DATA_FOLDER_LOCKED_MESSAGE.format(path=store_dir)
+    assert locked.stdout.strip() == STORE_LOCKED_MESSAGE.format(path=store_dir)
     assert "Traceback" not in locked.stderr
     assert store.count() == 1  # the holder is undisturbed by the refused opener
 
