@@ -25,6 +25,7 @@ def _record(settings) -> dict:
 
 
 def test_opening_the_store_records_its_engine(settings):
+    settings.VECTOR_ENGINE = "qdrant-local"
     providers.get_store().ensure_collection(dimension=4)
     assert _record(settings) == {"engine": "qdrant-local"}
     providers.reset()
@@ -45,6 +46,7 @@ def test_a_folder_from_before_the_record_is_recognised_by_its_files(tmp_path):
 
 def test_an_unrecorded_folder_with_both_engines_loses_nothing(settings):
     """Folders from before the record may hold both engines: neither is deleted."""
+    settings.VECTOR_ENGINE = "qdrant-local"
     local = providers.get_store()
     local.ensure_collection(dimension=4)
     local.upsert([CORPUS["lidar"][0]], [CORPUS["lidar"][1]])
@@ -130,6 +132,7 @@ def test_switching_engines_migrates_from_the_embedding_cache(settings, tmp_path)
             ids.setdefault(path, set()).add(chunk_id)
         return ids
 
+    settings.VECTOR_ENGINE = "qdrant-local"
     book = copy_pages(TEXTBOOK_DIR, tmp_path / "book", TINY_PAGES)
     first = book_ingest(book_dir=book, source="manage.py")
     assert first.status == "succeeded", first.errors

@@ -45,6 +45,7 @@ def test_get_client_is_shared_within_the_process():
 
 
 def test_providers_store_uses_the_test_settings(settings):
+    settings.VECTOR_ENGINE = "qdrant-local"
     store = providers.get_store()
     assert store is providers.get_store()
     assert store.mode == "embedded"
