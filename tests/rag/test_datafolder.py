@@ -183,3 +183,26 @@ def test_a_refused_claim_holds_no_folder(settings):
             datafolder.claim(config, engine="qdrant-local")
         assert refused.value.message == STORE_LOCKED_MESSAGE.format(path=store_dir)
         assert datafolder._held == {}
+
+
+def test_a_second_server_refuses_to_start_before_touching_the_data_folder(settings, tmp_path):
+    """A real `manage.py serve` with the other engine: one sentence, no migrate, no tasks."""
+    data_dir = (tmp_path / "data").resolve()
+    settings.DATA_DIR = data_dir
+    settings.VECTOR_ENGINE = "qdrant-edge"
+    providers.get_store().ensure_collection(dimension=4)  # this process is the server
+    refused = _manage(
+        "serve",
+        "--port",
+        "9",  # never bound: it stops before
+        env={
+            "RAGSITE_DATA_DIR": str(data_dir),
+            "QDRANT_PATH": str(tmp_path / "elsewhere"),
+            "VECTOR_ENGINE": "qdrant-local",
+            "BOOK_DIR": str(tmp_path),
+        },
+    )
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stderr.strip() == "CommandError: " + STORE_LOCKED_MESSAGE.format(path=data_dir)
+    assert not (data_dir / "ragsite.sqlite3").exists()  # refused before `migrate`
+    assert "serving" not in refused.stdout
