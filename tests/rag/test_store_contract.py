@@ -410,8 +410,8 @@ def test_a_second_process_is_refused_whatever_its_engine(engine_settings, engine
     assert "Traceback" not in locked.stderr
     assert store.count() == 1  # the holder is undisturbed by the refused opener
 
-    # What the message asks for: once the holder lets go, the folder opens again.
+    # What the message asks for: once the holder lets go, the folder opens again (a
+    # second flock in this process would be refused just the same, so this shows the
+    # release).
     providers.reset()
-    opened = probe_from_another_process(tmp_path / "data", store_dir, VECTOR_ENGINES[engine])
-    assert opened.returncode == 0, opened.stderr
-    assert opened.stdout.strip() == "1"
+    assert providers.get_store().count() == 1
