@@ -254,15 +254,24 @@ class QdrantStore(StoreCore):
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _call(self, action: str, fn: Callable[[], T], *, missing: T = _RAISE) -> T:
+    def _call(
+        self,
+        action: str,
+        fn: Callable[[], T],
+        *,
+        missing: T = _RAISE,
+        retries: int | None = None,
+    ) -> T:
         """Run one client call under the client's lock, translating its failures.
 
         In server mode a transient failure (network, timeout, 429, 5xx) is tried again
         `options.retries` times with a doubling pause: every call is idempotent (point
         ids are stable). With `missing`, a failure caused by the collection not
         existing returns `missing` instead (reads of a store nothing was ingested into).
+        `retries` overrides `options.retries` (health checks pass 0).
         """
-        retries = self.options.retries if self.mode == "server" else 0
+        if retries is None:
+            retries = self.options.retries if self.mode == "server" else 0
         for attempt in range(retries + 1):
             with self._lock:
                 try:
@@ -405,10 +414,21 @@ class QdrantStore(StoreCore):
 
     def count(self) -> int:
         """Return the number of points in the collection (0 if it does not exist)."""
+        return self._count(retries=None)
+
+    def health(self) -> dict[str, Any]:
+        """Return {"status", "mode", "points"}; raise VectorStoreError when broken.
+
+        Never retried: a health check reports a dead server at once, not after the backoff.
+        """
+        return {"status": "ok", "mode": self.mode, "points": self._count(retries=0)}
+
+    def _count(self, *, retries: int | None) -> int:
         response = self._call(
             "count chunks",
             lambda: self._client.count(self.collection, exact=True),
             missing=None,
+            retries=retries,
         )
         return response.count if response is not None else 0
 

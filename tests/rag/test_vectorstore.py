@@ -167,3 +167,11 @@ def test_server_calls_give_up_after_the_retries(flaky_qdrant):
         providers.get_store().count()
     counts = [path for path, _ in flaky_qdrant.seen if path.endswith("/count")]
     assert len(counts) == 3  # the first try and QDRANT_RETRIES=2
+
+
+@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+def test_server_health_is_never_retried(flaky_qdrant):
+    flaky_qdrant.failures = 1
+    with pytest.raises(VectorStoreError, match="could not count chunks"):
+        providers.get_store().health()
+    assert len([path for path, _ in flaky_qdrant.seen if path.endswith("/count")]) == 1
