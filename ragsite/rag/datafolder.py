@@ -4,8 +4,8 @@ Both embedded engines (`vectorstore`: qdrant-client local mode, `edgestore`:
 qdrant-edge) call `claim()` before they open anything:
 
 - **One process.** `claim()` takes an exclusive, non-blocking `flock` on
-  `RAGSITE_DATA_DIR/ragsite.lock` (and on `QDRANT_PATH/ragsite.lock` when the store
-  lives outside the data folder). A second server or `ingest_book` on the same folder
+  `RAGSITE_DATA_DIR/ragsite.lock` and on `QDRANT_PATH/ragsite.lock` (two processes
+  with different data folders could still name the same QDRANT_PATH). A second server or `ingest_book` on the same folder
   gets `VectorStoreLocked` (`STORE_LOCKED_MESSAGE`, naming the folder), whichever
   VECTOR_ENGINE either uses; the
   engines' own locks (local mode's `.lock`, qdrant-edge's WAL) differ and would let a
@@ -60,10 +60,11 @@ _lock = threading.Lock()
 
 
 def lock_folders(config: RagConfig) -> list[Path]:
-    """Return the folders whose lock the embedded store needs (data folder, store folder)."""
+    """Return the folders whose lock the embedded store needs: the data folder (SQLite)
+    and the store folder, which another data folder's process could name too."""
     data = config.data_dir.resolve()
     store = config.qdrant_path.resolve()
-    return [data] if store.is_relative_to(data) else [data, store]
+    return [data] if store == data else [data, store]
 
 
 def _acquire(folder: Path) -> None:

@@ -17,7 +17,7 @@ from ragsite.rag.edgestore import EdgeStore
 from ragsite.rag.exceptions import STORE_LOCKED_MESSAGE, VectorStoreLocked
 from ragsite.rag.vectorstore import QdrantStore
 from tests.conftest import REPO_DIR, TEXTBOOK_DIR
-from tests.rag.corpus import CORPUS
+from tests.rag.corpus import CORPUS, probe_from_another_process
 
 
 def _record(settings) -> dict:
@@ -206,3 +206,16 @@ def test_a_second_server_refuses_to_start_before_touching_the_data_folder(settin
     assert refused.stderr.strip() == "CommandError: " + STORE_LOCKED_MESSAGE.format(path=data_dir)
     assert not (data_dir / "ragsite.sqlite3").exists()  # refused before `migrate`
     assert "serving" not in refused.stdout
+
+
+def test_a_store_folder_inside_the_data_folder_is_locked_too(settings, tmp_path):
+    """Another data folder naming this process's QDRANT_PATH (the default layout's
+    `data/qdrant`) is refused as well, whatever its engine."""
+    data_dir = (tmp_path / "data").resolve()
+    settings.DATA_DIR = data_dir
+    settings.QDRANT_PATH = data_dir / "qdrant"
+    settings.VECTOR_ENGINE = "qdrant-local"
+    providers.get_store().ensure_collection(dimension=4)
+    locked = probe_from_another_process(tmp_path / "other", data_dir / "qdrant", "qdrant-edge")
+    assert locked.returncode == 3, locked.stderr
+    assert locked.stdout.strip() == STORE_LOCKED_MESSAGE.format(path=data_dir / "qdrant")
