@@ -380,6 +380,12 @@ QDRANT_API_KEY = env_str("QDRANT_API_KEY")
 QDRANT_PATH = _path("QDRANT_PATH", DATA_DIR / "qdrant")
 QDRANT_COLLECTION = env_str("QDRANT_COLLECTION", "book")
 QDRANT_TIMEOUT = env_float("QDRANT_TIMEOUT", 10.0, minimum=0.1)
+# Server mode only (ignored by the embedded engines): see docs/vector-store.md.
+QDRANT_PREFER_GRPC = env_bool("QDRANT_PREFER_GRPC", False)
+QDRANT_RETRIES = env_int("QDRANT_RETRIES", 2, minimum=0, maximum=10)
+QDRANT_SHARDS = env_int("QDRANT_SHARDS", 1, minimum=1, maximum=1000)
+QDRANT_REPLICAS = env_int("QDRANT_REPLICAS", 1, minimum=1, maximum=100)
+QDRANT_ON_DISK_PAYLOAD = env_bool("QDRANT_ON_DISK_PAYLOAD", False)
 # Engine of the embedded store (no QDRANT_URL): qdrant-client's local mode (pure Python,
 # the default) or qdrant-edge (Qdrant's Rust engine in-process: a hybrid search at 10k
 # chunks takes a few ms instead of ~0.5 s; see docs/vector-store.md).

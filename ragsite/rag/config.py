@@ -28,6 +28,11 @@ class RagConfig:
     qdrant_path: Path
     qdrant_collection: str
     qdrant_timeout: float
+    qdrant_prefer_grpc: bool
+    qdrant_retries: int
+    qdrant_shards: int
+    qdrant_replicas: int
+    qdrant_on_disk_payload: bool
     vector_engine: str  # embedded mode only: "qdrant-local" | "qdrant-edge"
     embedding_provider: str
     embedding_batch_size: int
@@ -81,6 +86,11 @@ def get_config() -> RagConfig:
             qdrant_path=Path(settings.QDRANT_PATH),
             qdrant_collection=settings.QDRANT_COLLECTION,
             qdrant_timeout=settings.QDRANT_TIMEOUT,
+            qdrant_prefer_grpc=settings.QDRANT_PREFER_GRPC,
+            qdrant_retries=settings.QDRANT_RETRIES,
+            qdrant_shards=settings.QDRANT_SHARDS,
+            qdrant_replicas=settings.QDRANT_REPLICAS,
+            qdrant_on_disk_payload=settings.QDRANT_ON_DISK_PAYLOAD,
             vector_engine=settings.VECTOR_ENGINE,
             embedding_provider=settings.EMBEDDING_PROVIDER,
             embedding_batch_size=settings.EMBEDDING_BATCH_SIZE,

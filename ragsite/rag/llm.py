@@ -1,8 +1,8 @@
 """Chat models: an OpenAI-compatible API, and the offline extractive answerer.
 
 Both implement the `ChatModel` Protocol of types.py: `stream(request)` yields the
-answer in pieces, `complete(messages)` returns a short non-streamed text. This module
-and embeddings.py are the only ones that import `openai`.
+answer in pieces, `complete(messages)` returns a short non-streamed text. The `openai`
+SDK itself, and the translation of its errors, stay in openai_clients.py.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .exceptions import LLM_UNAVAILABLE_MESSAGE, LLMError, LLMTimeout
-from .openai_clients import OpenAIClients
+from .exceptions import LLMError
+from .openai_clients import OpenAIClients, sdk_errors
 from .types import AnswerRequest, ChatMessage, Source
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LLM_TIMEOUT_MESSAGE = "The language model did not answer in time."
 LLM_EMPTY_MESSAGE = "The language model returned an empty answer."
 EXTRACTIVE_NOTICE = (
     "No language model is configured, so this answer quotes the most relevant passages of the book."
@@ -86,13 +85,11 @@ class OpenAIChatModel:
         Closing this generator (the reader left) closes the upstream HTTP stream.
         Raises LLMTimeout or LLMError once the SDK's retries are used up.
         """
-        import openai
-
         messages = _as_openai_messages(request.messages) or [
             {"role": "user", "content": request.question}
         ]
         client = self._clients.async_client()
-        try:
+        with sdk_errors(purpose="chat", model=self.model):
             stream = await client.chat.completions.create(
                 model=self.model,
                 messages=messages,
@@ -101,12 +98,11 @@ class OpenAIChatModel:
                 temperature=self.temperature,
                 max_tokens=self.max_tokens,
             )
-        except openai.OpenAIError as exc:
-            raise _llm_error(exc, model=self.model) from exc
         # `async with` closes the response however we leave: done, error, or a
         # CancelledError/GeneratorExit thrown in at a `yield` when the reader leaves.
         async with stream:
-            try:
+            # Also a failure mid-stream (read timeout, reset).
+            with sdk_errors(purpose="chat", model=self.model):
                 async for chunk in stream:
                     if chunk.usage is not None:
                         request.usage.update(
@@ -117,35 +113,25 @@ class OpenAIChatModel:
                     for choice in chunk.choices:
                         if choice.delta is not None and choice.delta.content:
                             yield choice.delta.content
-            except openai.OpenAIError as exc:  # failed mid-stream (read timeout, reset)
-                raise _llm_error(exc, model=self.model) from exc
 
     async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int = 256) -> str:
         """Return a short non-streamed completion; raises LLMTimeout or LLMError."""
-        import openai
-
-        try:
+        with sdk_errors(purpose="chat", model=self.model):
             response = await self._clients.async_client().chat.completions.create(
                 model=self.model,
                 messages=_as_openai_messages(messages),
                 max_tokens=min(max_tokens, self.max_tokens),
                 temperature=self.temperature,
             )
-        except openai.OpenAIError as exc:
-            raise _llm_error(exc, model=self.model) from exc
         if not response.choices or response.choices[0].message.content is None:
             raise LLMError(LLM_EMPTY_MESSAGE)
         return response.choices[0].message.content
 
     async def ping(self) -> None:
         """List the server's models (a real call that costs no tokens); raises LLMError."""
-        import openai
-
-        try:
+        with sdk_errors(purpose="chat", model=self.model):
             # No retries: health checks should report a dead server quickly.
             await self._clients.async_client().with_options(max_retries=0).models.list()
-        except openai.OpenAIError as exc:
-            raise _llm_error(exc, model=self.model) from exc
 
     async def aclose(self) -> None:
         """Close the HTTP connections opened from the running event loop (scripts, tests)."""
@@ -154,20 +140,6 @@ class OpenAIChatModel:
 
 def _as_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
     return [{"role": message.role, "content": message.content} for message in messages]
-
-
-def _llm_error(exc: Exception, *, model: str) -> LLMError:
-    """Translate an SDK error (raised after its own retries) into ours."""
-    import openai
-
-    logger.warning("chat model %s failed: %s: %s", model, type(exc).__name__, exc)
-    details: dict[str, Any] = {}
-    status = getattr(exc, "status_code", None)
-    if status is not None:
-        details["upstream_status"] = status
-    if isinstance(exc, openai.APITimeoutError):
-        return LLMTimeout(LLM_TIMEOUT_MESSAGE, details=details)
-    return LLMError(LLM_UNAVAILABLE_MESSAGE, details=details)
 
 
 # --- extractive answerer ----------------------------------------------------------

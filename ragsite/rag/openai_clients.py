@@ -1,22 +1,81 @@
-"""The `openai` SDK clients shared by the OpenAI embedder and chat model.
+"""The `openai` SDK: the only module that imports it.
 
-httpx connection pools belong to the event loop that opened them, so each running
-loop (uvicorn's, a test's, an `asyncio.run` in a command) gets its own async client;
-sync callers (ingestion in a worker thread) share one sync client.
+`OpenAIClients` holds the clients shared by the OpenAI embedder and chat model. httpx
+connection pools belong to the event loop that opened them, so each running loop
+(uvicorn's, a test's, an `asyncio.run` in a command) gets its own async client; sync
+callers (ingestion in a worker thread) share one sync client. `sdk_errors()` turns
+every SDK failure, raised after the SDK's own retries, into our exceptions through one
+function, `translate_error()`, so the adapters never name an `openai` type.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from .exceptions import (
+    LLM_UNAVAILABLE_MESSAGE,
+    EmbeddingError,
+    LLMError,
+    LLMTimeout,
+    RagError,
+)
 
 if TYPE_CHECKING:
     import openai
 
+logger = logging.getLogger(__name__)
+
 # The SDK insists on a key even for local servers (Ollama, vLLM) that ignore it.
 PLACEHOLDER_API_KEY = "not-needed"  # noqa: S105
+LLM_TIMEOUT_MESSAGE = "The language model did not answer in time."
+OPENAI_EMBEDDING_FAILED_MESSAGE = "The OpenAI-compatible embedding API failed: {error}"
+
+Purpose = Literal["chat", "embeddings"]
+
+
+def translate_error(exc: BaseException, *, purpose: Purpose, model: str) -> RagError:
+    """Translate an SDK failure (raised after its own retries) into our exception.
+
+    Embeddings give `EmbeddingError`; chat gives `LLMTimeout` for a timeout, else
+    `LLMError`, with the upstream HTTP status in `details` when there was one.
+    """
+    import openai
+
+    if purpose == "embeddings":
+        logger.warning("embedding request to model %s failed: %s", model, exc)
+        return EmbeddingError(OPENAI_EMBEDDING_FAILED_MESSAGE.format(error=exc))
+    logger.warning("chat model %s failed: %s: %s", model, type(exc).__name__, exc)
+    details: dict[str, Any] = {}
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        details["upstream_status"] = status
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMTimeout(LLM_TIMEOUT_MESSAGE, details=details)
+    return LLMError(LLM_UNAVAILABLE_MESSAGE, details=details)
+
+
+@contextlib.contextmanager
+def sdk_errors(*, purpose: Purpose, model: str) -> Iterator[None]:
+    """Raise `translate_error(...)` for an SDK failure inside the block (sync or async code).
+
+    For embeddings a `ValueError` counts too: the SDK raises it for an answer without
+    embedding data.
+    """
+    import openai
+
+    caught: tuple[type[BaseException], ...] = (openai.OpenAIError,)
+    if purpose == "embeddings":
+        caught = (openai.OpenAIError, ValueError)
+    try:
+        yield
+    except caught as exc:
+        raise translate_error(exc, purpose=purpose, model=model) from exc
 
 
 class OpenAIClients:

@@ -59,8 +59,9 @@ _stores: dict[str, VectorStore] = {}
 def get_store(collection: str | None = None) -> VectorStore:
     """Return the store for a collection (default: the book's), sharing one client.
 
-    In embedded mode the first call opens the data folder and takes its lock; a second
-    process gets `VectorStoreLocked`. VECTOR_ENGINE=qdrant-edge swaps the embedded
+    In embedded mode the first call claims the data folder (`datafolder.claim`: one
+    process, one engine) and opens the store; a second process gets
+    `VectorStoreLocked`, whatever its VECTOR_ENGINE. VECTOR_ENGINE=qdrant-edge swaps the embedded
     engine for qdrant-edge (`EdgeStore`); server mode always uses qdrant-client.
     """
     config = get_config()
@@ -73,9 +74,11 @@ def get_store(collection: str | None = None) -> VectorStore:
 
                 store = EdgeStore(get_engine(config), name)
             else:
-                from .vectorstore import QdrantStore, get_client
+                from .vectorstore import QdrantOptions, QdrantStore, get_client
 
-                store = QdrantStore(get_client(config), name)
+                store = QdrantStore(
+                    get_client(config), name, options=QdrantOptions.from_config(config)
+                )
             _stores[name] = store
         return store
 
@@ -93,11 +96,12 @@ def reset() -> None:
         edgestore = sys.modules.get(f"{__package__}.edgestore")
         if edgestore is not None:  # only if the edge engine was ever used
             edgestore.close_engine()
-        try:
-            from .vectorstore import close_client
-        except ImportError:  # vectorstore not importable: nothing was opened
-            return
-        close_client()
+        vectorstore = sys.modules.get(f"{__package__}.vectorstore")
+        if vectorstore is not None:  # only if qdrant-client was ever used
+            vectorstore.close_client()
+        datafolder = sys.modules.get(f"{__package__}.datafolder")
+        if datafolder is not None:  # after the engines: they hold files in the folder
+            datafolder.release()
 
 
 def _on_setting_changed(**kwargs) -> None:

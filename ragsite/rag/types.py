@@ -157,6 +157,10 @@ class Embedder(Protocol):
         """Return one L2-normalised vector per text, in order."""
         ...
 
+    def embed_sync(self, texts: Sequence[str]) -> list[Vector]:
+        """Like `embed`, for synchronous callers (ingestion runs in a worker thread)."""
+        ...
+
 
 @runtime_checkable
 class ChatModel(Protocol):
@@ -203,7 +207,13 @@ class VectorStore(Protocol):
         mode: SearchMode = "hybrid",
         paths: Sequence[str] | None = None,
     ) -> list[Hit]:
-        """Return the best k chunks, best first."""
+        """Return the best k chunks, best first.
+
+        `mode="dense"` and `mode="sparse"` search one channel: `Hit.rank_score` is its
+        raw score (cosine, or BM25 with the IDF), and `store_core.fuse_hits` fuses such
+        lists exactly as `mode="hybrid"` does. `Hit.score` is the dense cosine whenever
+        `query_vector` is given.
+        """
         ...
 
     def ids_by_path(self, path: str | None = None) -> dict[str, set[str]]:

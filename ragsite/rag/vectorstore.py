@@ -1,74 +1,113 @@
-"""The Qdrant adapter: the only module that imports `qdrant_client`.
-
-One collection per book, each point one chunk:
-
-- a named dense vector "dense" (the embedder's dimension, cosine distance);
-- a named sparse vector "sparse" with `Modifier.IDF`: we store BM25 term-frequency
-  weights (`sparse.encode_document`) and Qdrant multiplies in the IDF;
-- the chunk as payload (`Chunk.payload()`), rebuilt with `Chunk.from_payload`.
+"""The qdrant-client adapter: the only module that imports `qdrant_client`.
 
 Embedded mode (no QDRANT_URL) is qdrant-client's pure-Python local mode on a folder
-that one process at a time may open; server mode talks to a Qdrant server. Either way
-callers see only `QdrantStore`, which implements the `VectorStore` Protocol, and our
-exceptions. Another embedded engine (e.g. qdrant-edge-py) can replace it behind the
-same Protocol without touching any caller.
+that one process at a time may open; server mode talks to a Qdrant server or cluster.
+Either way callers see only `QdrantStore`, which implements the `VectorStore` Protocol
+with `store_core.StoreCore` (layout, search, fusion, paging: the same code as the
+qdrant-edge engine), and our exceptions. This module holds only the SDK calls, the
+client's lock, and server mode's retries and collection options.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import logging
-import math
 import threading
+import time
+import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient, models
 
+from . import datafolder
 from .config import RagConfig
-from .exceptions import (
-    STORE_LOCKED_MESSAGE,
-    DimensionMismatch,
-    RagError,
-    VectorStoreError,
-    VectorStoreLocked,
-)
-from .sparse import encode_document, encode_query
-from .types import Chunk, Hit, SearchMode, SparseVector, Vector
+from .exceptions import STORE_LOCKED_MESSAGE, RagError, VectorStoreLocked
+from .store_core import DENSE, SPARSE, ChannelQuery, Layout, StoreCore, open_failed, stored_point
+from .types import Chunk, SparseVector, Vector
 
 logger = logging.getLogger(__name__)
 
-DENSE = "dense"
-SPARSE = "sparse"
-UPSERT_BATCH_SIZE = 256
-PAGE_SIZE = 1000  # scroll and retrieve page size
-# Each half of a hybrid search fetches more candidates than asked for, so a chunk
-# ranked modestly by both halves can still win the fusion.
-PREFETCH_FACTOR = 4
-PREFETCH_MIN = 20
-
-DIMENSION_MISMATCH_MESSAGE = (
-    "The collection {collection!r} holds {existing}-dimensional vectors but the "
-    "embedder makes {expected}-dimensional ones (it was built with another embedding "
-    "model). Re-ingest with `python manage.py ingest_book --force`, which drops and "
-    "rebuilds it, or drop the collection."
-)
-LAYOUT_MISMATCH_MESSAGE = (
-    "The collection {collection!r} was not created by ragsite (it lacks the named "
-    "'dense' and 'sparse' vectors). Re-ingest with `python manage.py ingest_book --force`, "
-    "which drops and rebuilds it, or use another QDRANT_COLLECTION."
-)
-STORE_OPEN_FAILED_MESSAGE = "Could not open the embedded vector store in {path}: {error}"
-STORE_CALL_FAILED_MESSAGE = (
-    "The vector store could not {action} (collection {collection!r}): {error}"
-)
+ENGINE = "qdrant-local"  # the embedded engine of this module (datafolder records it)
+RETRY_BACKOFF_S = 0.5  # first pause between server retries; doubles each time
 
 T = TypeVar("T")
 _RAISE: Any = object()  # sentinel: no fallback value for a missing collection
+
+
+@dataclass(frozen=True, slots=True)
+class QdrantOptions:
+    """How collections are created and calls retried (server mode; local mode ignores them)."""
+
+    shards: int = 1
+    replicas: int = 1
+    on_disk_payload: bool = False
+    retries: int = 0  # further tries of a call that failed on the network or with a 5xx
+
+    @classmethod
+    def from_config(cls, config: RagConfig) -> QdrantOptions:
+        """Build the options from QDRANT_* settings."""
+        return cls(
+            shards=config.qdrant_shards,
+            replicas=config.qdrant_replicas,
+            on_disk_payload=config.qdrant_on_disk_payload,
+            retries=config.qdrant_retries,
+        )
+
+
+def collection_args(dimension: int, options: QdrantOptions) -> dict[str, Any]:
+    """Return the keyword arguments of `create_collection` for ragsite's layout.
+
+    The same in both modes: local mode accepts shard_number, replication_factor and
+    on_disk_payload and ignores them, so there is one code path to test here.
+    """
+    return {
+        "vectors_config": {
+            DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+        },
+        "sparse_vectors_config": {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        "shard_number": options.shards,
+        "replication_factor": options.replicas,
+        "on_disk_payload": options.on_disk_payload,
+    }
+
+
+def client_args(config: RagConfig) -> dict[str, Any]:
+    """Return the keyword arguments of `QdrantClient` for this configuration."""
+    if not config.qdrant_url:
+        return {"path": str(config.qdrant_path)}
+    # check_compatibility=False: no version request at construction, so building the
+    # client never blocks; an unreachable server fails on the first real call.
+    return {
+        "url": config.qdrant_url,
+        "api_key": config.qdrant_api_key or None,
+        "timeout": config.qdrant_timeout,
+        "prefer_grpc": config.qdrant_prefer_grpc,
+        "check_compatibility": False,
+    }
+
+
+def transient(exc: BaseException) -> bool:
+    """True for a failure worth retrying: network, timeout, 429 or 5xx (REST or gRPC)."""
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, ResponseHandlingException):  # httpx connect/read errors, wrapped
+        return True
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code == 429 or exc.status_code >= 500
+    code = getattr(exc, "code", None)  # grpc.RpcError, without importing grpc here
+    if callable(code):
+        with contextlib.suppress(Exception):
+            return getattr(code(), "name", "") in {
+                "UNAVAILABLE",
+                "DEADLINE_EXCEEDED",
+                "RESOURCE_EXHAUSTED",
+            }
+    return False
+
 
 # --- clients -----------------------------------------------------------------------------
 
@@ -109,67 +148,30 @@ def _call_lock(client: QdrantClient) -> contextlib.AbstractContextManager[Any]:
 
 def _open(config: RagConfig) -> QdrantClient:
     if config.qdrant_url:
-        # check_compatibility=False: no version request at construction, so building
-        # the client never blocks; an unreachable server fails on the first real call.
-        return QdrantClient(
-            url=config.qdrant_url,
-            api_key=config.qdrant_api_key or None,
-            timeout=config.qdrant_timeout,
-            check_compatibility=False,
-        )
+        return QdrantClient(**client_args(config))
     path = config.qdrant_path
-    if _held_elsewhere(path):
-        raise VectorStoreLocked(STORE_LOCKED_MESSAGE.format(path=path))
+    # One ragsite process per data folder, whatever the engine; a folder last used by
+    # qdrant-edge has its stale local-mode files removed first (see datafolder).
+    datafolder.claim(config, engine=ENGINE)
     try:
-        return QdrantClient(path=str(path))
+        return QdrantClient(**client_args(config))
     except RuntimeError as exc:
         if "already accessed" in str(exc):
             # One sentence for the user; the qdrant traceback would only add noise.
             raise VectorStoreLocked(STORE_LOCKED_MESSAGE.format(path=path)) from None
-        raise VectorStoreError(STORE_OPEN_FAILED_MESSAGE.format(path=path, error=exc)) from exc
+        raise open_failed(path, exc) from exc
     except Exception as exc:  # permissions, a corrupt meta.json, a full disk...
-        raise VectorStoreError(STORE_OPEN_FAILED_MESSAGE.format(path=path, error=exc)) from exc
-
-
-def _held_elsewhere(path: Path) -> bool:
-    """Return True when another client holds the embedded folder's lock.
-
-    QdrantLocal loads every collection into memory *before* it tries the lock (3.2 s
-    for 3k chunks), so a refused opener would pay that on every retry, e.g. each
-    request of a server started while `ingest_book` runs. This tries the same
-    non-blocking exclusive lock on the same `.lock` file first, and lets go at once.
-    It is an flock, tied to our own file handle: closing it never releases the lock
-    of the client that holds the folder, even in this process.
-    """
-    lock_file = path / ".lock"
-    if not lock_file.is_file():
-        return False
-    try:
-        import portalocker  # qdrant-client's own locking dependency
-    except ImportError:
-        return False
-    try:
-        with lock_file.open("r+") as handle:
-            try:
-                portalocker.lock(
-                    handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
-                )
-            except portalocker.exceptions.LockException:
-                return True
-            portalocker.unlock(handle)
-    except OSError:  # unreadable: let QdrantClient report the real problem
-        return False
-    return False
+        raise open_failed(path, exc) from exc
 
 
 def get_client(config: RagConfig) -> QdrantClient:
     """Return this process's Qdrant client, opening it on first use.
 
-    Embedded mode (empty QDRANT_URL) opens `config.qdrant_path` and holds its lock
-    until `close_client()` or exit.
+    Embedded mode (empty QDRANT_URL) claims the data folder and opens
+    `config.qdrant_path`, holding both locks until `providers.reset()` or exit.
 
     Raises:
-        VectorStoreLocked: another process holds the embedded store's folder.
+        VectorStoreLocked: another process holds the data folder or the store's folder.
         VectorStoreError: the folder cannot be opened.
     """
     global _client, _client_key
@@ -199,7 +201,7 @@ def _close(client: QdrantClient) -> None:
 
 
 def close_client() -> None:
-    """Close and forget this process's client (releases the embedded folder's lock)."""
+    """Close and forget this process's client (releases the store folder's own lock)."""
     global _client, _client_key
     with _client_lock:
         if _client is not None:
@@ -221,21 +223,10 @@ def memory_client() -> QdrantClient:
 # --- the store ---------------------------------------------------------------------------
 
 
-def _sparse(vector: SparseVector) -> models.SparseVector:
-    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
-    norms = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
-    return dot / norms if norms else 0.0
-
-
-def _dense_of(point: Any) -> Vector | None:
-    vector = point.vector
-    if isinstance(vector, dict):
-        return vector.get(DENSE)
-    return None
+def _vector(vector: Vector | SparseVector) -> Any:
+    if isinstance(vector, SparseVector):
+        return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+    return list(vector)
 
 
 def _paths_filter(paths: Sequence[str] | None) -> models.Filter | None:
@@ -246,45 +237,57 @@ def _paths_filter(paths: Sequence[str] | None) -> models.Filter | None:
     )
 
 
-def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-class QdrantStore:
+class QdrantStore(StoreCore):
     """A `VectorStore` over one Qdrant collection with named dense and IDF-sparse vectors."""
 
-    def __init__(self, client: QdrantClient, collection: str) -> None:
+    def __init__(
+        self, client: QdrantClient, collection: str, *, options: QdrantOptions | None = None
+    ) -> None:
         self._client = client
         self._lock = _call_lock(client)
         self.collection = collection
         self.mode = "embedded" if _is_local(client) else "server"
+        self.options = options or QdrantOptions()
 
     def __repr__(self) -> str:
         return f"QdrantStore(mode={self.mode!r}, collection={self.collection!r})"
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _call(self, action: str, fn: Callable[[], T], *, missing: T = _RAISE) -> T:
+    def _call(
+        self,
+        action: str,
+        fn: Callable[[], T],
+        *,
+        missing: T = _RAISE,
+        retries: int | None = None,
+    ) -> T:
         """Run one client call under the client's lock, translating its failures.
 
-        With `missing`, a failure caused by the collection not existing returns
-        `missing` instead (reads of a store nothing was ingested into yet).
+        In server mode a transient failure (network, timeout, 429, 5xx) is tried again
+        `options.retries` times with a doubling pause: every call is idempotent (point
+        ids are stable). With `missing`, a failure caused by the collection not
+        existing returns `missing` instead (reads of a store nothing was ingested into).
+        `retries` overrides `options.retries` (health checks pass 0).
         """
-        with self._lock:
-            try:
-                return fn()
-            except RagError:
-                raise
-            except Exception as exc:
-                if missing is not _RAISE and not self._exists_or_unknown():
-                    return missing
-                logger.warning("vector store: could not %s: %s", action, exc)
-                raise VectorStoreError(
-                    STORE_CALL_FAILED_MESSAGE.format(
-                        action=action, collection=self.collection, error=exc
-                    )
-                ) from exc
+        if retries is None:
+            retries = self.options.retries if self.mode == "server" else 0
+        for attempt in range(retries + 1):
+            with self._lock:
+                try:
+                    return fn()
+                except RagError:
+                    raise
+                except Exception as exc:
+                    if missing is not _RAISE and not self._exists_or_unknown():
+                        return missing
+                    if attempt < retries and transient(exc):
+                        logger.info("vector store: %s failed (%s), retrying", action, exc)
+                    else:
+                        logger.warning("vector store: could not %s: %s", action, exc)
+                        raise self._failed(action, exc) from exc
+            time.sleep(RETRY_BACKOFF_S * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _exists_or_unknown(self) -> bool:
         try:
@@ -292,44 +295,30 @@ class QdrantStore:
         except Exception:  # the store itself is broken: report the original error
             return True
 
-    # -- VectorStore ----------------------------------------------------------------------
+    # -- StoreCore hooks ----------------------------------------------------------------
 
-    def ensure_collection(self, *, dimension: int) -> None:
-        """Create the collection if missing; raise if it exists with another dimension.
+    def _exclusive(self) -> contextlib.AbstractContextManager[Any]:
+        return self._lock
 
-        Raises:
-            DimensionMismatch: the collection's dense vectors have another size, or it
-                lacks the named "dense"/"sparse" vectors (not made by ragsite).
-            VectorStoreError: the store failed.
-        """
-        with self._lock:
-            exists = self._call(
-                "check the collection", lambda: self._client.collection_exists(self.collection)
-            )
-            if not exists:
-                self._create(dimension)
-                return
-            info = self._call(
-                "read the collection", lambda: self._client.get_collection(self.collection)
-            )
-            self._check_layout(info, dimension)
+    def _layout(self) -> Layout | None:
+        name = self.collection
+        if not self._call("check the collection", lambda: self._client.collection_exists(name)):
+            return None
+        info = self._call("read the collection", lambda: self._client.get_collection(name))
+        vectors = info.config.params.vectors
+        dense = vectors.get(DENSE) if isinstance(vectors, dict) else None
+        sparse = info.config.params.sparse_vectors or {}
+        return Layout(dense_size=dense.size if dense else None, has_sparse=SPARSE in sparse)
 
     def _create(self, dimension: int) -> None:
+        args = collection_args(dimension, self.options)
         self._call(
-            "create the collection",
-            lambda: self._client.create_collection(
-                self.collection,
-                vectors_config={
-                    DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
-                },
-                sparse_vectors_config={
-                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                },
-            ),
+            "create the collection", lambda: self._client.create_collection(self.collection, **args)
         )
-        if self.mode == "server":
-            # Filtering by path is what ingestion and scoped searches do; local mode
-            # ignores payload indexes (and warns), so only the server gets one.
+        # Ingestion and scoped searches filter by path. Local mode ignores payload
+        # indexes (and warns); creating it there too keeps one code path.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
             self._call(
                 "index the path field",
                 lambda: self._client.create_payload_index(
@@ -345,241 +334,101 @@ class QdrantStore:
             dimension,
         )
 
-    def _check_layout(self, info: Any, dimension: int) -> None:
-        vectors = info.config.params.vectors
-        dense = vectors.get(DENSE) if isinstance(vectors, dict) else None
-        sparse = info.config.params.sparse_vectors or {}
-        if dense is None or SPARSE not in sparse:
-            # A DimensionMismatch too, so `ingest_book --force` rebuilds it the same way.
-            raise DimensionMismatch(
-                LAYOUT_MISMATCH_MESSAGE.format(collection=self.collection),
-                details={"collection": self.collection, "existing": None, "expected": dimension},
+    def _upsert_points(self, points: Sequence[tuple[Chunk, Vector, SparseVector | None]]) -> None:
+        structs = [
+            models.PointStruct(
+                id=chunk.id,
+                vector={DENSE: dense, **({SPARSE: _vector(sparse)} if sparse else {})},
+                payload=chunk.payload(),
             )
-        if dense.size != dimension:
-            raise DimensionMismatch(
-                DIMENSION_MISMATCH_MESSAGE.format(
-                    collection=self.collection, existing=dense.size, expected=dimension
-                ),
-                details={
-                    "collection": self.collection,
-                    "existing": dense.size,
-                    "expected": dimension,
-                },
-            )
+            for chunk, dense, sparse in points
+        ]
+        self._call(
+            "store chunks",
+            lambda: self._client.upsert(self.collection, points=structs, wait=True),
+        )
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Vector]) -> None:
-        """Insert or replace chunks (dense vector given, sparse computed from text)."""
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        points = []
-        for chunk, vector in zip(chunks, vectors, strict=True):
-            point_vectors: dict[str, Any] = {DENSE: list(vector)}
-            sparse = encode_document(chunk.text)
-            if sparse.indices:  # a chunk of stopwords only has no sparse vector at all
-                point_vectors[SPARSE] = _sparse(sparse)
-            points.append(
-                models.PointStruct(id=chunk.id, vector=point_vectors, payload=chunk.payload())
-            )
-        for batch in _batches(points, UPSERT_BATCH_SIZE):
-            self._call(
-                "store chunks",
-                functools.partial(
-                    self._client.upsert, self.collection, points=list(batch), wait=True
-                ),
-            )
-
-    def delete(self, ids: Sequence[str]) -> None:
-        """Remove points by id; unknown ids (or a missing collection) are ignored."""
-        for batch in _batches(list(ids), PAGE_SIZE):
-            self._call(
-                "delete chunks",
-                functools.partial(
-                    self._client.delete,
-                    self.collection,
-                    points_selector=models.PointIdsList(points=list(batch)),
-                    wait=True,
-                ),
-                missing=None,
-            )
-
-    def search(
-        self,
-        *,
-        query_text: str,
-        query_vector: Vector | None,
-        k: int,
-        mode: SearchMode = "hybrid",
-        paths: Sequence[str] | None = None,
-    ) -> list[Hit]:
-        """Return the best k chunks, best first.
-
-        `Hit.score` is the dense cosine to `query_vector` in every mode (the raw sparse
-        score only in sparse mode without a vector); `Hit.rank_score` is what ordered
-        the hits (the RRF score in hybrid mode). `paths=None` searches everything,
-        `paths=[...]` only chunks of those files (an empty list matches nothing).
-        A missing or empty collection gives [].
-        """
-        if k <= 0:
-            return []
-        sparse_query = encode_query(query_text) if mode != "dense" else None
-        has_sparse = bool(sparse_query and sparse_query.indices)
-        if mode == "hybrid" and query_vector is not None and has_sparse:
-            return self._search_hybrid(sparse_query, query_vector, k, paths)
-        if mode in ("hybrid", "dense") and query_vector is not None:
-            # Hybrid degrades to dense for a query of stopwords only ("what is this?").
-            return self._search_dense(query_vector, k, paths)
-        if mode in ("hybrid", "sparse") and has_sparse:
-            return self._search_sparse(sparse_query, query_vector, k, paths)
-        if mode == "dense":
-            raise ValueError("dense search needs a query_vector")
-        return []
-
-    def _query(self, action: str, **kwargs: Any) -> list[Any]:
-        response = self._call(
-            action,
-            functools.partial(
-                self._client.query_points, self.collection, with_payload=True, **kwargs
-            ),
+    def _delete_ids(self, ids: Sequence[str]) -> None:
+        selector = models.PointIdsList(points=list(ids))
+        self._call(
+            "delete chunks",
+            lambda: self._client.delete(self.collection, points_selector=selector, wait=True),
             missing=None,
         )
-        return response.points if response is not None else []
 
-    def _search_hybrid(
-        self,
-        sparse_query: SparseVector,
-        query_vector: Vector,
-        k: int,
-        paths: Sequence[str] | None,
-    ) -> list[Hit]:
-        flt = _paths_filter(paths)
-        limit = max(PREFETCH_FACTOR * k, PREFETCH_MIN)
-        points = self._query(
-            "search",
-            # The top-level filter reaches the prefetches too (server and local mode
-            # propagate it), so each half ranks only candidates from `paths`.
-            prefetch=[
-                models.Prefetch(query=list(query_vector), using=DENSE, limit=limit),
-                models.Prefetch(query=_sparse(sparse_query), using=SPARSE, limit=limit),
-            ],
-            query=models.FusionQuery(fusion=models.Fusion.RRF),
-            query_filter=flt,
-            limit=k,
-            with_vectors=[DENSE],
-        )
-        return [
-            Hit(
-                chunk=Chunk.from_payload(point.id, point.payload or {}),
-                score=self._cosine_or(query_vector, point, 0.0),
-                rank_score=point.score,
+    def _query(self, queries: Sequence[ChannelQuery]) -> list[list[Any]]:
+        requests = [
+            models.QueryRequest(
+                query=_vector(q.vector),
+                using=q.using,
+                filter=_paths_filter(q.paths),
+                limit=q.limit,
+                with_payload=q.with_payload,
+                with_vector=[DENSE] if q.with_dense else False,
             )
-            for point in points
+            for q in queries
         ]
-
-    def _search_dense(self, query_vector: Vector, k: int, paths: Sequence[str] | None) -> list[Hit]:
-        points = self._query(
+        responses = self._call(
             "search",
-            query=list(query_vector),
-            using=DENSE,
-            query_filter=_paths_filter(paths),
-            limit=k,
+            lambda: self._client.query_batch_points(self.collection, requests=requests),
+            missing=None,
         )
-        return [
-            Hit(
-                chunk=Chunk.from_payload(point.id, point.payload or {}),
-                score=point.score,
-                rank_score=point.score,
-            )
-            for point in points
-        ]
+        if responses is None:
+            return [[] for _ in queries]
+        return [[stored_point(point) for point in response.points] for response in responses]
 
-    def _search_sparse(
-        self,
-        sparse_query: SparseVector,
-        query_vector: Vector | None,
-        k: int,
-        paths: Sequence[str] | None,
-    ) -> list[Hit]:
-        points = self._query(
-            "search",
-            query=_sparse(sparse_query),
-            using=SPARSE,
-            query_filter=_paths_filter(paths),
-            limit=k,
-            with_vectors=[DENSE] if query_vector is not None else False,
+    def _retrieve(self, ids: Sequence[str], *, with_payload: bool, with_dense: bool) -> list[Any]:
+        records = self._call(
+            "read vectors" if not with_payload else "read chunks",
+            lambda: self._client.retrieve(
+                self.collection,
+                ids=list(ids),
+                with_payload=with_payload,
+                with_vectors=[DENSE] if with_dense else False,
+            ),
+            missing=[],
         )
-        return [
-            Hit(
-                chunk=Chunk.from_payload(point.id, point.payload or {}),
-                score=(
-                    self._cosine_or(query_vector, point, 0.0)
-                    if query_vector is not None
-                    else point.score
-                ),
-                rank_score=point.score,
-            )
-            for point in points
-        ]
+        return [stored_point(record) for record in records]
 
-    @staticmethod
-    def _cosine_or(query_vector: Vector, point: Any, default: float) -> float:
-        dense = _dense_of(point)
-        return _cosine(query_vector, dense) if dense else default
-
-    def ids_by_path(self, path: str | None = None) -> dict[str, set[str]]:
-        """Return {path: {point ids}} for one path or the whole collection."""
+    def _scroll(self, path: str | None, offset: Any, limit: int) -> tuple[list[Any], Any]:
         flt = None
         if path is not None:
             flt = models.Filter(
                 must=[models.FieldCondition(key="path", match=models.MatchValue(value=path))]
             )
-        result: dict[str, set[str]] = {}
-        offset: Any = None
-        while True:
-            records, offset = self._call(
-                "list chunks",
-                functools.partial(
-                    self._client.scroll,
-                    self.collection,
-                    scroll_filter=flt,
-                    limit=PAGE_SIZE,
-                    offset=offset,
-                    with_payload=["path"],
-                    with_vectors=False,
-                ),
-                missing=([], None),
-            )
-            for record in records:
-                result.setdefault((record.payload or {}).get("path", ""), set()).add(str(record.id))
-            if offset is None:
-                return result
+        records, offset = self._call(
+            "list chunks",
+            lambda: self._client.scroll(
+                self.collection,
+                scroll_filter=flt,
+                limit=limit,
+                offset=offset,
+                with_payload=["path"],
+                with_vectors=False,
+            ),
+            missing=([], None),
+        )
+        return [stored_point(record) for record in records], offset
 
-    def get_vectors(self, ids: Sequence[str]) -> dict[str, Vector]:
-        """Return the dense vectors of the given ids that exist."""
-        result: dict[str, Vector] = {}
-        for batch in _batches(list(ids), PAGE_SIZE):
-            records = self._call(
-                "read vectors",
-                functools.partial(
-                    self._client.retrieve,
-                    self.collection,
-                    ids=list(batch),
-                    with_payload=False,
-                    with_vectors=[DENSE],
-                ),
-                missing=[],
-            )
-            for record in records:
-                dense = _dense_of(record)
-                if dense is not None:
-                    result[str(record.id)] = list(dense)
-        return result
+    # -- VectorStore (engine calls) -----------------------------------------------------
 
     def count(self) -> int:
         """Return the number of points in the collection (0 if it does not exist)."""
+        return self._count(retries=None)
+
+    def health(self) -> dict[str, Any]:
+        """Return {"status", "mode", "points"}; raise VectorStoreError when broken.
+
+        Never retried: a health check reports a dead server at once, not after the backoff.
+        """
+        return {"status": "ok", "mode": self.mode, "points": self._count(retries=0)}
+
+    def _count(self, *, retries: int | None) -> int:
         response = self._call(
             "count chunks",
             lambda: self._client.count(self.collection, exact=True),
             missing=None,
+            retries=retries,
         )
         return response.count if response is not None else 0
 
@@ -587,7 +436,3 @@ class QdrantStore:
         """Delete the whole collection (no error if it does not exist)."""
         self._call("drop the collection", lambda: self._client.delete_collection(self.collection))
         logger.info("vector store: dropped collection %r", self.collection)
-
-    def health(self) -> dict[str, Any]:
-        """Return {"status", "mode", "points"}; raise VectorStoreError when broken."""
-        return {"status": "ok", "mode": self.mode, "points": self.count()}

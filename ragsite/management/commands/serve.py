@@ -61,16 +61,16 @@ class Command(BaseCommand):
             raise CommandError("--workers must be at least 1.")
         if workers > 1 and not settings.QDRANT_URL:
             raise CommandError(WORKERS_NEED_SERVER_MESSAGE)
+        try:  # first: a second server on the data folder must touch nothing (not even tasks)
+            points = providers.get_store().count()
+        except VectorStoreLocked as exc:
+            raise CommandError(exc.message) from None
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         from ingestion import services
         from ingestion.selectors import index_summary
 
         services.tasks_fail_stale()
-        try:
-            points = providers.get_store().count()
-        except VectorStoreLocked as exc:
-            raise CommandError(exc.message) from None
         empty = points == 0 or index_summary()["documents"] == 0
         if ingest == "always" or (ingest == "if-empty" and empty):
             task = services.task_start(source="manage.py")
