@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ragsite.rag.types import Chunk, chunk_id, sha256_text
 
 from .markdown import Block, ParsedPage, Section, parse_page, section_url
+from .sites import Site
 
 # Bump when the same page and settings would give different chunks, so the ingestion
 # services can tell that unchanged pages need chunking (and embedding) again.
@@ -599,11 +600,12 @@ def build_chunks(
     docs_prefix: str,
     max_tokens: int,
     overlap_tokens: int,
+    site: Site | None = None,
 ) -> tuple[ParsedPage, list[Chunk]]:
     """Parse a page's text and cut it into chunks (drafts too: callers skip them).
 
     Raises PageError for unreadable front matter and ValueError when max_tokens is too
     small for the page.
     """
-    page = parse_page(path=path, text=text, site_url=site_url, docs_prefix=docs_prefix)
+    page = parse_page(path=path, text=text, site_url=site_url, docs_prefix=docs_prefix, site=site)
     return page, chunk_page(page, max_tokens=max_tokens, overlap_tokens=overlap_tokens)

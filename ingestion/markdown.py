@@ -3,18 +3,17 @@
 Pure functions, no Django and no I/O. The page is parsed with markdown-it-py (CommonMark
 plus tables, front matter and `:::` admonitions), never with regexes over lines, so a
 Python sample that starts with `import` inside a fenced block is never mistaken for an
-MDX import. URLs and heading anchors follow Docusaurus 3, so a citation links to the
-place a reader sees; docs/ingestion.md ("How a page becomes chunks") explains the rules.
+MDX import. URLs and heading anchors follow the book's site generator (ingestion/sites.py;
+Docusaurus 3 by default), so a citation links to the place a reader sees;
+docs/ingestion.md ("How a page becomes chunks") explains the rules.
 """
 
 from __future__ import annotations
 
 import functools
 import html
-import posixpath
 import re
 import textwrap
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +25,14 @@ from markdown_it.token import Token
 from mdit_py_plugins.container import container_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 
+from .sites import (  # noqa: F401 - github_slug and strip_number_prefix are re-exported
+    DocusaurusSite,
+    Site,
+    github_slug,
+    split_page_path,
+    strip_number_prefix,
+)
+
 PAGE_BINARY_MESSAGE = "not a text page: it contains NUL bytes (binary file)"
 PAGE_NOT_UTF8_MESSAGE = "not valid UTF-8: byte 0x{byte:02x} at offset {offset} cannot be decoded"
 FRONT_MATTER_INVALID_MESSAGE = "front matter is not valid YAML: {error}"
@@ -35,8 +42,6 @@ FRONT_MATTER_NOT_MAPPING_MESSAGE = (
 
 BlockKind = Literal["paragraph", "code", "list", "table", "quote", "admonition", "heading"]
 
-# Files Docusaurus serves as pages; the extension is dropped from the URL.
-PAGE_EXTENSIONS = (".mdx", ".md", ".markdown")
 # Diagram sources render as pictures; their text retrieves nothing useful.
 SKIPPED_FENCE_LANGUAGES = frozenset({"mermaid"})
 # `:::note` … `:::`: Docusaurus' built-in admonition labels.
@@ -106,128 +111,30 @@ def decode_page(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-# --- heading anchors (Docusaurus = github-slugger) -----------------------------------
-
-_CUSTOM_ID_RE = re.compile(r"^(?P<text>.*?)\s*\{#(?P<id>[A-Za-z0-9_-]+)\}$", re.DOTALL)
-# github-slugger keeps letters, marks, decimal and letter numbers, connector punctuation
-# (`_`), spaces and hyphen-minus; it drops every other punctuation, symbol, separator
-# and control character, except symbols that Unicode counts as alphabetic (Ⓐ, 🄰).
-_SLUG_KEPT_CATEGORIES = frozenset({"Nd", "Nl", "Pc"})
+# --- heading anchors and URLs (the generator's rules, in ingestion/sites.py) -------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _slug_keeps(char: str) -> bool:
-    if char in " -":
-        return True
-    category = unicodedata.category(char)
-    if category[0] in "LM" or category in _SLUG_KEPT_CATEGORIES:
-        return True
-    return category == "So" and "LETTER" in unicodedata.name(char, "")
-
-
-def github_slug(text: str) -> str:
-    """Return the github-slugger slug of a plain heading text (no duplicate suffix)."""
-    return "".join(char for char in text.lower() if _slug_keeps(char)).replace(" ", "-")
-
-
-class HeadingSlugger:
-    """Gives each heading of one page a unique anchor, as github-slugger does (-1, -2 …)."""
-
-    def __init__(self) -> None:
-        self._occurrences: dict[str, int] = {}
-
-    def slug(self, base: str) -> str:
-        """Return `base`, or `base-N` when a heading of this page already took it."""
-        result = base
-        while result in self._occurrences:
-            self._occurrences[base] += 1
-            result = f"{base}-{self._occurrences[base]}"
-        self._occurrences[result] = 0
-        return result
-
-
-def _split_custom_id(text: str) -> tuple[str, str | None]:
-    match = _CUSTOM_ID_RE.match(text)
-    if match is None:
-        return text, None
-    return match["text"], match["id"]
-
-
-def heading_anchor(text: str) -> tuple[str, str]:
+def heading_anchor(text: str, site: Site | None = None) -> tuple[str, str]:
     """Return (clean heading text, anchor) for a heading's Markdown source.
 
     Inline Markdown (`code`, **bold**, links, inline HTML/JSX tags) is reduced to its
-    text first; `## Title {#custom-id}` gives ("Title", "custom-id"). The anchor carries
-    no duplicate suffix: parse_page adds -1, -2 … for repeated headings of a page.
+    text first; `## Title {#custom-id}` gives ("Title", "custom-id") where the generator
+    honours it. The anchor is the first of its kind: parse_page numbers repeats. The
+    default site is Docusaurus (github-slugger).
     """
-    plain = _inline_plain(_parser(mdx=True).parseInline(text)[0].children or [])
-    clean, custom_id = _split_custom_id(plain.strip())
-    return clean, custom_id or github_slug(clean)
-
-
-# --- URLs (Docusaurus docs plugin) ---------------------------------------------------
-
-_DATE_OR_VERSION_PREFIX_RE = re.compile(
-    r"^(?:(?:\d{2}|\d{4})[-_.]\d{2}(?:[-_.](?:\d{2}|\d{4}))?.*|\d+[-_.]\d+.*)$"
-)
-_NUMBER_PREFIX_RE = re.compile(r"^\d+\s*[-_.]+\s*(?P<rest>.*)$")
-
-
-def strip_number_prefix(name: str) -> str:
-    """Drop a Docusaurus ordering prefix: `01-intro` -> `intro` (dates/versions are kept)."""
-    if _DATE_OR_VERSION_PREFIX_RE.match(name):
-        return name
-    match = _NUMBER_PREFIX_RE.match(name)
-    return match["rest"] if match else name
-
-
-def _split_page_path(path: str) -> tuple[str, str]:
-    """Return (directory, file name without extension) of a posix page path."""
-    directory, filename = posixpath.split(path.strip("/"))
-    stem = filename
-    for extension in PAGE_EXTENSIONS:
-        if filename.lower().endswith(extension):
-            stem = filename[: -len(extension)]
-            break
-    return directory, stem
-
-
-def _normalise_prefix(docs_prefix: str) -> str:
-    inner = (docs_prefix or "").strip().strip("/")
-    return f"/{inner}" if inner else ""
+    site = site or DocusaurusSite()
+    plain = _inline_plain(_parser(mdx=True).parseInline(text)[0].children or []).strip()
+    return site.heading_text(plain), site.heading_id(plain, {})
 
 
 def doc_slug(*, path: str, front_matter: dict[str, Any]) -> str:
-    """Return the Docusaurus route of a page inside the docs base, e.g. `/part-1/intro`.
-
-    `index`/`readme`/`<folder>/<folder>` pages map to their folder (trailing slash); an
-    absolute `slug:` is taken as is, a relative one and `id:` replace the file name;
-    number prefixes are stripped from folders and file names.
-    """
-    directory, stem = _split_page_path(path)
-    front_slug = front_matter.get("slug")
-    front_slug = str(front_slug).strip() if front_slug not in (None, "") else None
-    if front_slug is not None and front_slug.startswith("/"):
-        return front_slug
-    stripped_dir = "/".join(strip_number_prefix(part) for part in directory.split("/") if part)
-    dir_slug = f"/{stripped_dir}/" if stripped_dir else "/"
-    parent = directory.rsplit("/", 1)[-1].lower() if directory else ""
-    if front_slug is None and stem.lower() in {"index", "readme", parent}:
-        return dir_slug
-    front_id = front_matter.get("id")
-    base = front_slug or (str(front_id).strip() if front_id not in (None, "") else None)
-    base = base or strip_number_prefix(stem)
-    # Resolved like a relative link, as Docusaurus' resolvePathname: `../x` climbs folders.
-    resolved = posixpath.normpath(posixpath.join(dir_slug, base))
-    return resolved + "/" if base.endswith("/") and resolved != "/" else resolved
+    """Return the Docusaurus route of a page inside the docs base, e.g. `/part-1/intro`."""
+    return DocusaurusSite().doc_slug(path, front_matter)
 
 
 def page_url(*, path: str, front_matter: dict, site_url: str, docs_prefix: str) -> str | None:
-    """Return the public URL of a page, or None when no site URL is configured."""
-    if not site_url:
-        return None
-    route = _normalise_prefix(docs_prefix) + doc_slug(path=path, front_matter=front_matter)
-    return site_url.rstrip("/") + quote(route, safe="/-._~!$&'()*+,;=:@")
+    """Return the Docusaurus URL of a page, or None when no site URL is configured."""
+    return DocusaurusSite(site_url=site_url, docs_prefix=docs_prefix).page_url(path, front_matter)
 
 
 def section_url(page_url_: str | None, anchor: str) -> str | None:
@@ -344,10 +251,11 @@ class _Heading:
 
 @dataclass
 class _Context:
-    """State shared while one page is read: its heading slugger and kind of file."""
+    """State shared while one page is read: its site, the ids taken so far, its parser."""
 
     md: MarkdownIt
-    slugger: HeadingSlugger = field(default_factory=HeadingSlugger)
+    site: Site
+    seen_ids: dict[str, int] = field(default_factory=dict)
 
 
 def _closing_index(tokens: Sequence[Token], start: int) -> int:
@@ -510,9 +418,8 @@ class _BlockReader:
 
     def _heading(self, token: Token, inline: Token, *, top: bool) -> Block | _Heading:
         plain = _inline_plain(inline.children or []).strip()
-        text, custom_id = _split_custom_id(plain)
-        # Docusaurus gives a custom id as is; only generated slugs count as duplicates.
-        anchor = custom_id or self.context.slugger.slug(github_slug(text))
+        site = self.context.site
+        text, anchor = site.heading_text(plain), site.heading_id(plain, self.context.seen_ids)
         level = int(token.tag[1])
         if top:
             return _Heading(level=level, text=text, anchor=anchor)
@@ -618,8 +525,8 @@ def _front_matter(tokens: Sequence[Token]) -> dict[str, Any]:
 
 def humanize_filename(path: str) -> str:
     """Return a title made from a file name: `02-getting_started.md` -> 'Getting started'."""
-    directory, stem = _split_page_path(path)
-    if stem.lower() in {"index", "readme"} and directory:
+    directory, stem = split_page_path(path)
+    if stem.lower() in {"index", "readme", "_index"} and directory:
         stem = directory.rsplit("/", 1)[-1]
     words = re.sub(r"[-_\s]+", " ", strip_number_prefix(stem)).strip()
     return (words[:1].upper() + words[1:]) if words else stem
@@ -647,8 +554,13 @@ def _page_title(
     return first_h1 or humanize_filename(path), title_index
 
 
-def parse_page(*, path: str, text: str, site_url: str, docs_prefix: str = "/docs") -> ParsedPage:
+def parse_page(
+    *, path: str, text: str, site_url: str, docs_prefix: str = "/docs", site: Site | None = None
+) -> ParsedPage:
     """Parse a page's text into title, URL and sections.
+
+    `site` gives the page URL and heading-id rules of the book's generator; without it
+    they are Docusaurus' under `site_url` and `docs_prefix`.
 
     Title: front-matter `title:`, else the page's opening heading (an `#` heading, or any
     heading the page starts with), else the first `#` heading, else the file name. The
@@ -656,7 +568,8 @@ def parse_page(*, path: str, text: str, site_url: str, docs_prefix: str = "/docs
 
     Raises PageError when the front matter is not valid YAML or not a mapping.
     """
-    context = _Context(md=_parser(mdx=path.lower().endswith(".mdx")))
+    site = site or DocusaurusSite(site_url=site_url, docs_prefix=docs_prefix)
+    context = _Context(md=_parser(mdx=path.lower().endswith(".mdx")), site=site)
     tokens = context.md.parse(text)
     front_matter = _front_matter(tokens)
     items = _BlockReader(context).read(tokens, 0, len(tokens), top=True)
@@ -690,8 +603,6 @@ def parse_page(*, path: str, text: str, site_url: str, docs_prefix: str = "/docs
         title=title,
         slug=str(front_slug) if front_slug not in (None, "") else None,
         draft=_is_true(front_matter.get("draft")),
-        url=page_url(
-            path=path, front_matter=front_matter, site_url=site_url, docs_prefix=docs_prefix
-        ),
+        url=site.page_url(path, front_matter),
         sections=tuple(sections),
     )

@@ -52,6 +52,7 @@ from ragsite.rag.exceptions import (
 from ragsite.rag.types import Chunk, Embedder, Vector, VectorStore
 
 from .models import CachedEmbedding, Document, DocumentChunk, IngestionTask
+from .sites import Site, book_site
 
 logger = logging.getLogger(__name__)
 
@@ -177,12 +178,13 @@ def book_discover(
     root = Path(book_dir).resolve()
     start = book_path_resolve(book_dir=root, path=path)
     found: list[BookFile] = []
+    is_page = book_site(book_dir=root, config=get_config()).is_page  # SUMMARY.md, _partials
 
     def consider(abs_path: Path) -> None:
         rel = abs_path.relative_to(root).as_posix()
         if abs_path.name.startswith(".") or not abs_path.name.lower().endswith(BOOK_SUFFIXES):
             return
-        if _ignored(rel, ignore, is_dir=False):
+        if _ignored(rel, ignore, is_dir=False) or not is_page(rel):
             return
         if not abs_path.resolve().is_relative_to(root) or not abs_path.is_file():
             logger.warning("skipping %s: it points outside the book folder", rel)
@@ -805,7 +807,7 @@ class _Vectors:
         return [vectors[c.content_hash] for c in chunks], len(todo), reused
 
 
-def _signature(*, config, embedder: Embedder) -> str:
+def _signature(*, config, embedder: Embedder, site: Site) -> str:
     """Hash of everything besides the file that shapes a page's chunks and vectors."""
     parts = (
         config.chunk_tokens,
@@ -813,6 +815,7 @@ def _signature(*, config, embedder: Embedder) -> str:
         config.site_url,
         config.site_docs_prefix,
         _embedder_key(embedder),
+        site.identity,
     )
     return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
 
@@ -865,6 +868,8 @@ def _ingest(
         raise BadRequest(NO_FILES_MESSAGE.format(path=book_dir / scope if scope else book_dir))
     run.task.files_total = len(files)
     run.save()
+    site = book_site(book_dir=book_dir, config=config)
+    logger.info("site generator: %s", site.describe())
 
     if not dry_run:
         try:
@@ -881,7 +886,7 @@ def _ingest(
         store=store,
         scope=scope,
         dry_run=dry_run,
-        signature=_signature(config=config, embedder=embedder),
+        signature=_signature(config=config, embedder=embedder, site=site),
     )
     vectors = _Vectors(
         run=run,
@@ -894,7 +899,12 @@ def _ingest(
     try:
         for book_file in files:
             item = _prepare(
-                book_file=book_file, plan=plan, vectors=vectors, force=force, config=config
+                book_file=book_file,
+                plan=plan,
+                vectors=vectors,
+                force=force,
+                config=config,
+                site=site,
             )
             writer.put(item)
         present = {f.path for f in files}
@@ -908,7 +918,9 @@ def _ingest(
         _cache_prune()
 
 
-def _prepare(*, book_file: BookFile, plan: _Plan, vectors: _Vectors, force: bool, config) -> Any:
+def _prepare(
+    *, book_file: BookFile, plan: _Plan, vectors: _Vectors, force: bool, config, site: Site
+) -> Any:
     """Decide what to do with one page and compute its vectors; return the writer's item."""
     # Imported here: the serving process imports this module for its views, and only
     # an ingestion needs the Markdown parser.
@@ -944,6 +956,7 @@ def _prepare(*, book_file: BookFile, plan: _Plan, vectors: _Vectors, force: bool
             docs_prefix=config.site_docs_prefix,
             max_tokens=config.chunk_tokens,
             overlap_tokens=config.chunk_overlap_tokens,
+            site=site,
         )
     except (PageError, ValueError) as exc:  # ValueError: CHUNK_TOKENS too small for the page
         return _Failure(path, str(exc))

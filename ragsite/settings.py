@@ -126,6 +126,13 @@ SITE_URL = env_url("SITE_URL")
 # site root sets SITE_DOCS_PREFIX to "/".
 _docs_prefix = env_str("SITE_DOCS_PREFIX", "docs").strip("/")
 SITE_DOCS_PREFIX = f"/{_docs_prefix}" if _docs_prefix else ""
+# The generator that publishes the book, for its page-URL and heading-id rules
+# (ingestion/sites.py); "auto" detects it from the files in and above BOOK_DIR.
+SITE_GENERATOR = env_choice(
+    "SITE_GENERATOR",
+    "auto",
+    {"auto", "docusaurus", "mdbook", "mkdocs", "vitepress", "starlight", "hugo", "plain"},
+)
 
 
 def _secret_key() -> str:

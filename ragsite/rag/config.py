@@ -23,6 +23,7 @@ class RagConfig:
     book_dir: Path
     site_url: str
     site_docs_prefix: str
+    site_generator: str  # "auto" or a name from ingestion.sites.GENERATORS
     qdrant_url: str
     qdrant_api_key: str
     qdrant_path: Path
@@ -81,6 +82,7 @@ def get_config() -> RagConfig:
             book_dir=Path(settings.BOOK_DIR),
             site_url=settings.SITE_URL,
             site_docs_prefix=settings.SITE_DOCS_PREFIX,
+            site_generator=settings.SITE_GENERATOR,
             qdrant_url=settings.QDRANT_URL,
             qdrant_api_key=settings.QDRANT_API_KEY,
             qdrant_path=Path(settings.QDRANT_PATH),
