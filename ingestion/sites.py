@@ -219,7 +219,8 @@ class Site:
     docs_prefix: str = ""
     book_dir: Path | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
-    detected_from: str = ""  # the file or folder that chose the generator, "" when set
+    detected_from: str = ""  # the marker file or folder that chose the generator
+    chosen_by: str = "setting"  # "setting" (SITE_GENERATOR) | "detected" | "default"
 
     # -- the three rules --
     def page_route(self, path: str, front_matter: Mapping[str, Any]) -> str:
@@ -269,7 +270,10 @@ class Site:
 
     def describe(self) -> str:
         """One line for the ingest summary: `mdbook (detected from SUMMARY.md)`."""
-        how = f"detected from {self.detected_from}" if self.detected_from else "SITE_GENERATOR"
+        how = {
+            "detected": f"detected from {self.detected_from}",
+            "default": "no generator files found; the default",
+        }.get(self.chosen_by, "SITE_GENERATOR")
         return f"{self.name} ({how})"
 
     @property
@@ -735,7 +739,7 @@ def site_for(
     """
     if generator not in GENERATOR_CHOICES:
         raise ValueError(f"unknown site generator {generator!r}")
-    detected_from = ""
+    detected_from, chosen_by = "", "setting"
     if generator == "auto":
         detection = (
             detect_generator(book_dir)
@@ -745,8 +749,9 @@ def site_for(
         generator = detection.generator
         if detection.marker is not None:
             detected_from = detection.marker.name + ("/" if detection.marker.is_dir() else "")
+            chosen_by = "detected"
         else:
-            detected_from = "no generator files; the default"
+            chosen_by = "default"
     options = _options(generator, Path(book_dir)) if book_dir is not None else {}
     return SITE_CLASSES[generator](
         site_url=site_url,
@@ -754,6 +759,7 @@ def site_for(
         book_dir=Path(book_dir).resolve() if book_dir is not None else None,
         options=options,
         detected_from=detected_from,
+        chosen_by=chosen_by,
     )
 
 

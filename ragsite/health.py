@@ -27,6 +27,7 @@ from django.db import connection
 from django.http import HttpResponse
 
 import ragsite
+from ingestion.overview import book_overview
 from ingestion.selectors import index_summary
 
 from .http import json_error
@@ -302,6 +303,12 @@ async def health_report() -> tuple[dict[str, Any], int]:
         "llm": llm,
         "index": consistency,
     }
+    try:
+        overview = await asyncio.to_thread(book_overview, questions=False)
+        book = {k: getattr(overview, k) for k in ("title", "generator", "detected_from")}
+    except Exception as exc:  # additive field: never what makes health fail
+        logger.warning("health: book overview failed: %s", exc)
+        book = {"title": "", "generator": "", "detected_from": ""}
     if any(checks[name]["status"] == "down" for name in ("database", "vector_store", "embedder")):
         status, code = "down", 503
     elif any(check["status"] not in {"ok", "unknown"} for check in checks.values()):
@@ -313,6 +320,7 @@ async def health_report() -> tuple[dict[str, Any], int]:
         "version": ragsite.__version__,
         "checks": checks,
         "index": index,
+        "book": book,  # additive: the book's title and site generator (SITE_GENERATOR)
     }, code
 
 

@@ -7,6 +7,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from ingestion.overview import book_overview
+
 from .health import health_report
 from .http import allow_methods, json_error
 
@@ -20,8 +22,16 @@ async def health(request: HttpRequest) -> JsonResponse:
 
 @require_safe
 def demo(request: HttpRequest) -> HttpResponse:
-    """GET /: a page about ragsite that embeds the widget the way a book site would."""
-    return render(request, "demo.html", {"site_url": settings.SITE_URL})
+    """GET /: a page about the indexed book that embeds the widget the way its site would.
+
+    Its title, copy and starter questions come from the book (ingestion.overview); the
+    default book, ragsite's own docs/, keeps the page that explains ragsite.
+    """
+    book = book_overview()
+    starters = "|".join(q.replace("|", "/") for q in book.questions)
+    return render(
+        request, "demo.html", {"site_url": settings.SITE_URL, "book": book, "starters": starters}
+    )
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

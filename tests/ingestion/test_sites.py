@@ -178,7 +178,8 @@ def test_mkdocs_reads_its_config_and_custom_ids_need_attr_list(tmp_path):
 
 def test_docusaurus_is_the_default_and_skips_partials(tmp_path):
     site = site_for(book_dir=tmp_path, site_url=SITE, docs_prefix="/docs")
-    assert (site.name, site.detected_from) == ("docusaurus", "no generator files; the default")
+    assert (site.name, site.chosen_by) == ("docusaurus", "default")
+    assert site.describe() == "docusaurus (no generator files found; the default)"
     assert site.page_url("01-intro/02-setup.md", {}) == f"{SITE}/docs/intro/setup"
     assert ids(site, ["Setup", "Setup", "Setup {#x}", "Setup"]) == [
         "setup",

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ingestion.models import IngestionTask
 from ingestion.services import FileOutcome, book_ingest, tasks_fail_stale
+from ingestion.sites import book_site
 from ragsite.rag import providers
 from ragsite.rag.config import get_config
 from ragsite.rag.exceptions import RagError
@@ -144,14 +145,14 @@ class Command(BaseCommand):
             raise CommandError(INTERRUPTED_MESSAGE) from None
         finally:
             progress.close()
-        self._summary(task)
+        self._summary(task, site=book_site(book_dir=book_dir, config=get_config()).describe())
         if task.status != IngestionTask.Status.SUCCEEDED:
             reasons = [e["message"] for e in task.errors if not e["path"]] or [
                 "see the errors above"
             ]
             raise CommandError(BOOK_FAILED_MESSAGE.format(reason=reasons[-1]))
 
-    def _summary(self, task: IngestionTask) -> None:
+    def _summary(self, task: IngestionTask, *, site: str) -> None:
         where = task.book_dir + (f"/{task.path}" if task.path else "")
         prefix = "Dry run of" if task.dry_run else "Ingestion of"
         if task.dry_run:
@@ -171,6 +172,7 @@ class Command(BaseCommand):
             f"{task.chunks_unchanged} in unchanged pages",
             f"  embeddings: {task.embeddings_computed} computed, "
             f"{task.embeddings_reused} reused from the cache",
+            f"  site:       {site}",
         ]
         file_errors = [e for e in task.errors if e["path"]]
         if file_errors:
