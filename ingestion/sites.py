@@ -265,7 +265,9 @@ class Site:
     @property
     def identity(self) -> str:
         """A short string that changes whenever this site's URLs or ids would change."""
-        options = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()) if k != "title")
+        # The title and mdBook's chapter list shape no URL (the chapters decide is_page).
+        shaping = sorted((k, v) for k, v in self.options.items() if k not in {"title", "chapters"})
+        options = ",".join(f"{k}={v}" for k, v in shaping)
         return f"{self.name}({options})" if options else self.name
 
     def describe(self) -> str:

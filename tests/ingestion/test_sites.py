@@ -363,6 +363,8 @@ def test_identity_changes_with_url_options():
     c = MkDocsSite(options={"use_directory_urls": True, "title": "B"})
     assert a.identity != b.identity
     assert a.identity == c.identity  # the title shapes no URL
+    chapters = MdBookSite(options={"chapters": frozenset({"a.md", "b.md"}), "title": "T"})
+    assert chapters.identity == "mdbook"  # stable across processes (no set in it)
 
 
 # --- through the page parser ----------------------------------------------------------------
