@@ -405,3 +405,23 @@ def test_rust_book_chapters_link_to_html_pages(rust_book_dir: Path):
     assert not site.is_page("SUMMARY.md")
     assert site.is_page("ch04-01-what-is-ownership.md")
     assert DocusaurusSite().is_page("SUMMARY.md")  # only mdBook knows it is the table of contents
+
+
+def test_rust_book_page_url_and_anchors_are_the_published_ones(rust_book_dir: Path):
+    # Anchors of https://doc.rust-lang.org/book/ch04-01-what-is-ownership.html as published.
+    site = site_for(book_dir=rust_book_dir, site_url="https://doc.rust-lang.org/book")
+    path = "ch04-01-what-is-ownership.md"
+    page = parse_page(path=path, text=(rust_book_dir / path).read_text(), site_url="", site=site)
+    assert page.url == "https://doc.rust-lang.org/book/ch04-01-what-is-ownership.html"
+    anchors = {section.anchor for section in page.sections}
+    assert anchors >= {
+        "ownership-rules",
+        "variable-scope",
+        "the-string-type",
+        "memory-and-allocation",
+        "variables-and-data-interacting-with-move",
+        "variables-and-data-interacting-with-clone",
+        "stack-only-data-copy",
+        "ownership-and-functions",
+        "return-values-and-scope",
+    }
