@@ -96,22 +96,26 @@ def starter_question(heading: str) -> str | None:
     if text.endswith("?"):
         return text
     words = text.split()
+    if len(words) > 6:
+        return None
     first = words[0]
-    if first.lower() in QUESTION_WORDS:
-        return f"{text}?"
+    if first.lower() in QUESTION_WORDS:  # "Who Rust Is For": a headline, not a question
+        return f"What does the book say about {first.lower()}{text[len(first) :]}?"
     if any(word.lower() in STATEMENT_VERBS for word in words[1:]):
         return None  # "Names are folded": a sentence, not a topic
     if step:
         return f"How do I {first.lower()}{text[len(first) :]}?"
     if first.endswith("ing") and len(first) > 4:
         return f"What should I know about {first.lower()}{text[len(first) :]}?"
-    if first in {"The", "A", "An"}:
+    article = first in {"The", "A", "An"}
+    if article:
         text = first.lower() + text[len(first) :]
-    last = words[-1].lower()
-    plural = any(joiner in text for joiner in (" and ", " & ")) or (
-        last.endswith("s") and not last.endswith(("ss", "us", "is"))
-    )
-    return f"What {'are' if plural else 'is'} {text}?"
+    joined = any(joiner in text for joiner in (" and ", " & "))
+    if len(words) - article <= 2 or (joined and len(words) - article <= 3):
+        last = words[-1].lower()
+        plural = joined or (last.endswith("s") and not last.endswith(("ss", "us", "is")))
+        return f"What {'are' if plural else 'is'} {text}?"
+    return f"What should I know about {text}?"
 
 
 def _questions(limit: int = STARTER_COUNT) -> list[str]:
@@ -121,6 +125,8 @@ def _questions(limit: int = STARTER_COUNT) -> list[str]:
         "document__path", "position"
     )
     for path, heading in rows.values_list("document__path", "heading"):
+        if "appendix" in path.lower():  # reference material makes dull starters
+            continue
         top = heading.split(" > ", 1)[0].strip()
         if top and top not in per_page.setdefault(path, []):
             per_page[path].append(top)
@@ -135,11 +141,12 @@ def _questions(limit: int = STARTER_COUNT) -> list[str]:
             position = int(index * step) + offset
             if position >= len(pages) or len(picked) >= limit:
                 break
-            for heading in per_page[pages[position]]:
-                question = starter_question(heading)
-                if question and question not in picked:
-                    picked.append(question)
-                    break
+            candidates = [starter_question(h) for h in per_page[pages[position]]]
+            candidates = [q for q in candidates if q and q not in picked]
+            # A short topic makes the best starter.
+            short = [q for q in candidates if len(q.split()) <= 7]
+            if short or candidates:
+                picked.append((short or candidates)[0])
         offset += 1
     return picked[:limit]
 
