@@ -14,6 +14,7 @@ import functools
 import html
 import re
 import textwrap
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -523,6 +524,25 @@ def _front_matter(tokens: Sequence[Token]) -> dict[str, Any]:
     return data
 
 
+# Hugo's TOML front matter: `+++` lines around it, at the very top of the page.
+_TOML_FRONT_MATTER_RE = re.compile(
+    r"\A\+\+\+[ \t]*\n(?P<body>.*?)^\+\+\+[ \t]*(?:\n|\Z)", re.S | re.M
+)
+
+
+def _toml_front_matter(text: str) -> tuple[dict[str, Any] | None, str]:
+    """Split `+++` TOML front matter (Hugo) off a page: (mapping or None, the rest)."""
+    match = _TOML_FRONT_MATTER_RE.match(text)
+    if match is None:
+        return None, text
+    try:
+        data = tomllib.loads(match["body"])
+    except tomllib.TOMLDecodeError as exc:
+        raise PageError(FRONT_MATTER_INVALID_MESSAGE.format(error=exc)) from exc
+    # Blank lines keep the body's line numbers; nothing of the TOML is read as prose.
+    return data, "\n" * match["body"].count("\n") + "\n\n" + text[match.end() :]
+
+
 def humanize_filename(path: str) -> str:
     """Return a title made from a file name: `02-getting_started.md` -> 'Getting started'."""
     directory, stem = split_page_path(path)
@@ -570,8 +590,9 @@ def parse_page(
     """
     site = site or DocusaurusSite(site_url=site_url, docs_prefix=docs_prefix)
     context = _Context(md=_parser(mdx=path.lower().endswith(".mdx")), site=site)
+    toml_front_matter, text = _toml_front_matter(text)
     tokens = context.md.parse(text)
-    front_matter = _front_matter(tokens)
+    front_matter = toml_front_matter if toml_front_matter is not None else _front_matter(tokens)
     items = _BlockReader(context).read(tokens, 0, len(tokens), top=True)
 
     title, title_index = _page_title(path, front_matter, items)

@@ -425,3 +425,27 @@ def test_rust_book_page_url_and_anchors_are_the_published_ones(rust_book_dir: Pa
         "ownership-and-functions",
         "return-values-and-scope",
     }
+
+
+def test_hugo_toml_front_matter_is_read_and_not_indexed():
+    text = '+++\ntitle = "Sowing"\nslug = "sow"\ndraft = false\n+++\n\nSow thin.\n\n## When to sow\n\nIn spring.\n'
+    page = parse_page(path="guide/seeds.md", text=text, site_url="", site=HugoSite(site_url=SITE))
+    assert (page.title, page.url) == ("Sowing", f"{SITE}/guide/sow/")
+    texts = [block.text for section in page.sections for block in section.blocks]
+    assert texts == ["Sow thin.", "In spring."]
+    assert [section.anchor for section in page.sections] == ["", "when-to-sow"]
+
+
+def test_the_textbook_keeps_its_docusaurus_links_under_auto(textbook_dir: Path):
+    # SITE_GENERATOR=auto finds no generator file beside the textbook's docs/: Docusaurus,
+    # and every page URL and anchor is exactly what the parser gave before generators.
+    site = site_for(book_dir=textbook_dir, site_url="https://b.org/robotics", docs_prefix="/docs")
+    assert site.name == "docusaurus"
+    pages = sorted(p.relative_to(textbook_dir).as_posix() for p in textbook_dir.rglob("*.md*"))
+    assert all(site.is_page(p) for p in pages)
+    for path in pages:
+        text = (textbook_dir / path).read_text(encoding="utf-8")
+        before = parse_page(path=path, text=text, site_url="https://b.org/robotics")
+        after = parse_page(path=path, text=text, site_url="", site=site)
+        assert after.url == before.url
+        assert [s.anchor for s in after.sections] == [s.anchor for s in before.sections]
