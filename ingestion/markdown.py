@@ -30,6 +30,7 @@ from .sites import (  # noqa: F401 - github_slug and strip_number_prefix are re-
     DocusaurusSite,
     Site,
     github_slug,
+    split_custom_id,
     split_page_path,
     strip_number_prefix,
 )
@@ -593,6 +594,15 @@ def parse_page(
     toml_front_matter, text = _toml_front_matter(text)
     tokens = context.md.parse(text)
     front_matter = toml_front_matter if toml_front_matter is not None else _front_matter(tokens)
+    if site.custom_ids and site.custom_ids_count:
+        # Python-Markdown's toc collects every explicit id first: a generated id never
+        # takes one that a later `{#id}` heading claims.
+        for index, token in enumerate(tokens[:-1]):
+            if token.type == "heading_open":
+                plain = _inline_plain(tokens[index + 1].children or []).strip()
+                custom = split_custom_id(plain)[1]
+                if custom is not None:
+                    context.seen_ids.setdefault(custom, 0)
     items = _BlockReader(context).read(tokens, 0, len(tokens), top=True)
 
     title, title_index = _page_title(path, front_matter, items)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -449,3 +450,47 @@ def test_the_textbook_keeps_its_docusaurus_links_under_auto(textbook_dir: Path):
         after = parse_page(path=path, text=text, site_url="", site=site)
         assert after.url == before.url
         assert [s.anchor for s in after.sections] == [s.anchor for s in before.sections]
+
+
+MKDOCS_TRICKY_PAGE = """# Guide
+
+## Setup
+
+a
+
+## Setup
+
+b
+
+## Other {#setup_1}
+
+c
+
+## The `String` Type & <em>HTML</em>
+
+d
+
+## Über naïve café
+
+e
+
+## 2024: What's new?
+
+f
+
+## Setup
+
+g
+"""
+
+
+def test_mkdocs_anchors_are_the_ids_python_markdown_renders():
+    import markdown
+
+    rendered = markdown.markdown(MKDOCS_TRICKY_PAGE, extensions=["toc", "attr_list"])
+    expected = re.findall(r'<h[1-6] id="([^"]+)"', rendered)
+    site = MkDocsSite(options={"attr_list": True})
+    page = parse_page(path="guide.md", text=MKDOCS_TRICKY_PAGE, site_url="", site=site)
+    # The page's opening heading is its title, not a section: its id is the first one.
+    assert ["guide", *[s.anchor for s in page.sections[1:]]] == expected
+    assert expected[1:4] == ["setup", "setup_2", "setup_1"]  # a later {#setup_1} is reserved
