@@ -5,6 +5,7 @@ URL must be a built page holding that id. `check_links` is run on the same build
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -154,3 +155,44 @@ def test_every_hugo_chunk_url_is_a_built_page_holding_that_id(hugo_build, store,
     out, error = check_links("--site-dir", str(hugo_build / "public"))
     assert error is None, out
     assert "hugo (detected from hugo.toml)" in out
+
+
+VITEPRESS_URL = "https://example.org/bread"
+# CI installs nothing from npm by default: `npm install vitepress@1` in some folder and
+# point VITEPRESS_BIN at its node_modules/.bin/vitepress to run this test.
+VITEPRESS_BIN = os.environ.get("VITEPRESS_BIN") or shutil.which("vitepress")
+
+
+@pytest.fixture
+def vitepress_build(tmp_path, settings):
+    """The VitePress fixture built by the real `vitepress build`; BOOK_DIR and SITE_URL set."""
+    project = copy_fixture("vitepress", tmp_path / "vitepress")
+    # The build resolves vue from a node_modules folder above the site: the binary's own.
+    node_modules = Path(VITEPRESS_BIN).absolute().parent.parent
+    if node_modules.name == "node_modules":
+        (project / "node_modules").symlink_to(node_modules, target_is_directory=True)
+    subprocess.run([VITEPRESS_BIN, "build", "docs"], cwd=project, check=True, timeout=300)
+    settings.BOOK_DIR = project / "docs"
+    settings.SITE_URL = VITEPRESS_URL
+    settings.SITE_GENERATOR = "auto"
+    return project
+
+
+@pytest.mark.skipif(VITEPRESS_BIN is None, reason="no vitepress binary (set VITEPRESS_BIN)")
+def test_every_vitepress_chunk_url_is_a_built_page_holding_that_id(
+    vitepress_build, store, embedder
+):
+    task = book_ingest(book_dir=vitepress_build / "docs", source="manage.py")
+    assert task.status == "succeeded"
+    urls = chunk_urls(store, embedder)
+    site_dir = vitepress_build / "docs" / ".vitepress" / "dist"
+    assert_all_urls_resolve(urls, site_url=VITEPRESS_URL, site_dir=site_dir)
+    assert f"{VITEPRESS_URL}/#_1-2-kilos-of-flour" in urls  # a leading digit gets `_`
+    assert f"{VITEPRESS_URL}/guide/#resume-timeline" in urls  # accents folded, `&` dropped
+    assert f"{VITEPRESS_URL}/guide/kneading.html#snake-case-and-other-names" in urls
+    assert f"{VITEPRESS_URL}/guide/kneading.html#rest-1" in urls
+    assert f"{VITEPRESS_URL}/guide/kneading.html#shape-the-loaf" in urls  # {#shape-the-loaf}
+
+    out, error = check_links("--site-dir", str(site_dir))
+    assert error is None, out
+    assert "vitepress (detected from .vitepress/)" in out
