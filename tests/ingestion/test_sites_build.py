@@ -167,10 +167,7 @@ VITEPRESS_BIN = os.environ.get("VITEPRESS_BIN") or shutil.which("vitepress")
 def vitepress_build(tmp_path, settings):
     """The VitePress fixture built by the real `vitepress build`; BOOK_DIR and SITE_URL set."""
     project = copy_fixture("vitepress", tmp_path / "vitepress")
-    # The build resolves vue from a node_modules folder above the site: the binary's own.
-    node_modules = Path(VITEPRESS_BIN).absolute().parent.parent
-    if node_modules.name == "node_modules":
-        (project / "node_modules").symlink_to(node_modules, target_is_directory=True)
+    link_node_modules(project, VITEPRESS_BIN)
     subprocess.run([VITEPRESS_BIN, "build", "docs"], cwd=project, check=True, timeout=300)
     settings.BOOK_DIR = project / "docs"
     settings.SITE_URL = VITEPRESS_URL
@@ -196,3 +193,47 @@ def test_every_vitepress_chunk_url_is_a_built_page_holding_that_id(
     out, error = check_links("--site-dir", str(site_dir))
     assert error is None, out
     assert "vitepress (detected from .vitepress/)" in out
+
+
+STARLIGHT_URL = "https://example.org/sky"
+# Like VITEPRESS_BIN: `npm install astro@5 @astrojs/starlight@0.35` (Node 20 runs Astro 5)
+# and point ASTRO_BIN at its node_modules/.bin/astro to run this test.
+ASTRO_BIN = os.environ.get("ASTRO_BIN")
+
+
+def link_node_modules(project: Path, binary: str) -> None:
+    """Let the build resolve its packages from the binary's own node_modules folder."""
+    node_modules = Path(binary).absolute().parent.parent
+    if node_modules.name == "node_modules":
+        (project / "node_modules").symlink_to(node_modules, target_is_directory=True)
+
+
+@pytest.fixture
+def starlight_build(tmp_path, settings):
+    """The Starlight fixture built by the real `astro build`; BOOK_DIR is src/content/docs."""
+    project = copy_fixture("starlight", tmp_path / "starlight")
+    link_node_modules(project, ASTRO_BIN)
+    subprocess.run([ASTRO_BIN, "build"], cwd=project, check=True, timeout=300)
+    settings.BOOK_DIR = project / "src" / "content" / "docs"
+    settings.SITE_URL = STARLIGHT_URL
+    settings.SITE_GENERATOR = "auto"
+    return project
+
+
+@pytest.mark.skipif(ASTRO_BIN is None, reason="no astro binary (set ASTRO_BIN)")
+def test_every_starlight_chunk_url_is_a_built_page_holding_that_id(
+    starlight_build, store, embedder
+):
+    book = starlight_build / "src" / "content" / "docs"
+    task = book_ingest(book_dir=book, source="manage.py")
+    assert task.status == "succeeded"
+    assert task.files_total == 3  # reference/_note.md is not a page (Astro skips it too)
+    assert not (starlight_build / "dist" / "reference" / "_note").exists()
+    urls = chunk_urls(store, embedder)
+    assert_all_urls_resolve(urls, site_url=STARLIGHT_URL, site_dir=starlight_build / "dist")
+    assert f"{STARLIGHT_URL}/guides/finding-planets/#brightness-1" in urls  # path slugged
+    assert any(url.startswith(f"{STARLIGHT_URL}/words/") for url in urls)  # slug: words
+
+    out, error = check_links("--site-dir", str(starlight_build / "dist"))
+    assert error is None, out
+    assert "starlight (detected from astro.config.mjs)" in out
