@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from io import StringIO
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -237,3 +238,48 @@ def test_every_starlight_chunk_url_is_a_built_page_holding_that_id(
     out, error = check_links("--site-dir", str(starlight_build / "dist"))
     assert error is None, out
     assert "starlight (detected from astro.config.mjs)" in out
+
+
+DOCUSAURUS_URL = "https://example.org/pottery"
+# `npm install @docusaurus/core@3 @docusaurus/preset-classic@3 react@18 react-dom@18` and
+# point DOCUSAURUS_BIN at its node_modules/.bin/docusaurus to run this (a build takes ~1 min).
+DOCUSAURUS_BIN = os.environ.get("DOCUSAURUS_BIN")
+
+
+@pytest.fixture
+def docusaurus_build(settings):
+    """The Docusaurus fixture built by the real `docusaurus build`; BOOK_DIR is its docs/."""
+    # Its webpack build only transpiles packages found by walking up from the site (a
+    # symlinked node_modules is not enough): build beside the binary's node_modules.
+    npm_folder = Path(DOCUSAURUS_BIN).absolute().parent.parent.parent
+    project = copy_fixture("docusaurus", Path(tempfile.mkdtemp(dir=npm_folder)) / "site")
+    try:
+        subprocess.run([DOCUSAURUS_BIN, "build"], cwd=project, check=True, timeout=600)
+        settings.BOOK_DIR = project / "docs"
+        settings.SITE_URL = DOCUSAURUS_URL
+        settings.SITE_DOCS_PREFIX = "/docs"
+        settings.SITE_GENERATOR = "auto"
+        yield project
+    finally:
+        shutil.rmtree(project.parent)
+
+
+@pytest.mark.skipif(DOCUSAURUS_BIN is None, reason="no docusaurus binary (set DOCUSAURUS_BIN)")
+def test_every_docusaurus_chunk_url_is_a_built_page_holding_that_id(
+    docusaurus_build, store, embedder
+):
+    task = book_ingest(book_dir=docusaurus_build / "docs", source="manage.py")
+    assert task.status == "succeeded"
+    assert task.files_total == 3  # glazes/_safety.mdx is a partial, not a page
+    urls = chunk_urls(store, embedder)
+    site_dir = docusaurus_build / "build"
+    # The site's baseUrl is `/`: SITE_URL's path is where the build folder is published.
+    assert_all_urls_resolve(urls, site_url=DOCUSAURUS_URL, site_dir=site_dir)
+    assert f"{DOCUSAURUS_URL}/docs/basics/centering#wet-hands--steady-elbows" in urls
+    assert f"{DOCUSAURUS_URL}/docs/basics/centering#timed-practice" in urls  # {#timed-practice}
+    assert f"{DOCUSAURUS_URL}/docs/glazes/#dipping-vs-pouring" in urls  # index.md: the folder
+    assert f"{DOCUSAURUS_URL}/docs/intro#what-youll-learn" in urls  # slug: /intro
+
+    out, error = check_links("--site-dir", str(site_dir))
+    assert error is None, out
+    assert "docusaurus (detected from docusaurus.config.js)" in out
