@@ -26,6 +26,8 @@ from .services import task_start
 
 INGEST_STARTED_MESSAGE = "Ingestion started (task {task_id}); this page shows its progress."
 INGEST_REFUSED_MESSAGE = "Ingestion not started: {reason}"
+# The lists of `IngestionTask.file_changes`, in the order a task page shows them.
+FILE_CHANGE_GROUPS = ("new", "changed", "deleted", "failed", "skipped")
 
 
 def _task_link(task: IngestionTask | None) -> str:
@@ -91,7 +93,7 @@ class IngestionTaskAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "files_failed", "files_deleted", "files_skipped",
         "chunks_added", "chunks_deleted", "chunks_unchanged",
         "embeddings_computed", "embeddings_reused", "tokens_embedded",
-        "error_list", "pid", "hostname", "updated_at",
+        "files_changed_list", "error_list", "pid", "hostname", "updated_at",
     )  # fmt: skip
     fields = readonly_fields
     change_list_template = "admin/ingestion/ingestiontask/change_list.html"
@@ -103,6 +105,26 @@ class IngestionTaskAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="embeddings saved")
     def saved(self, obj: IngestionTask) -> int:
         return embeddings_saved(obj)
+
+    @admin.display(description="files")
+    def files_changed_list(self, obj: IngestionTask) -> str:
+        """The pages this run added, changed, deleted, could not read or skipped as drafts."""
+        changes = obj.file_changes or {}
+        groups = [(name, changes[name]) for name in FILE_CHANGE_GROUPS if changes.get(name)]
+        if not groups:
+            return "no page changed"
+        return format_html_join(
+            "",
+            "<p><strong>{} ({})</strong></p><ul>{}</ul>",
+            (
+                (
+                    name,
+                    len(paths),
+                    format_html_join("", "<li><code>{}</code></li>", ((p,) for p in paths)),
+                )
+                for name, paths in groups
+            ),
+        )
 
     @admin.display(description="errors")
     def error_list(self, obj: IngestionTask) -> str:

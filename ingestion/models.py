@@ -40,8 +40,8 @@ class Document(models.Model):
     signature = models.CharField(
         max_length=64,
         blank=True,
-        help_text="Hash of the settings the chunks were built with (chunk size, overlap, site URL, "
-        "embedder); when they change the page is rebuilt.",
+        help_text="Hash of what the chunks were built with (chunker version, chunk size, overlap, "
+        "site URL, embedder); when it changes the page is rebuilt.",
     )
     chunk_count = models.PositiveIntegerField(default=0)
     token_count = models.PositiveIntegerField(default=0)
@@ -160,6 +160,12 @@ class IngestionTask(models.Model):
     tokens_embedded = models.PositiveIntegerField(default=0)
     progress = models.FloatField(default=0.0)
     errors = models.JSONField(default=list, blank=True, help_text='[{"path", "message"}]')
+    file_changes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='The pages this run touched: {"new", "changed", "deleted", "failed", "skipped"} '
+        "-> list of paths (unchanged pages are not listed).",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(

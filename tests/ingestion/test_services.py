@@ -9,22 +9,24 @@ from pathlib import Path
 
 import pytest
 
+from ingestion import chunking
 from ingestion.models import CachedEmbedding, Document, DocumentChunk, IngestionTask
 from ingestion.services import (
     ALL_FILES_FAILED_MESSAGE,
     CANCELLED_MESSAGE,
     NO_FILES_MESSAGE,
     STALE_TASK_MESSAGE,
+    BookTarget,
     book_discover,
     book_ingest,
-    book_path_resolve,
+    book_target,
     ignore_patterns,
     task_create,
     tasks_fail_stale,
 )
 from ragsite.rag.exceptions import BadRequest, IngestionRunning, PathOutsideBook
 
-from .conftest import assert_index_consistent
+from .conftest import TINY_PAGES, assert_index_consistent, index_state
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,6 +98,12 @@ def test_incremental_ingestion_embeds_only_what_changed(small_book, store, embed
     assert outcomes[CHAPTER_1].action == "unchanged"
     assert (third.files_changed, third.files_new, third.files_unchanged) == (1, 1, 1)
     assert third.files_deleted == 2  # the deleted page and the renamed page's old path
+    third.refresh_from_db()
+    assert third.file_changes == {
+        "new": [renamed],
+        "changed": [INTRO],
+        "deleted": sorted([CALCULATOR, WORKSTATION]),
+    }
     assert store.ids_by_path(CALCULATOR) == {}
     assert store.ids_by_path(WORKSTATION) == {}
     assert not store.get_vectors(sorted(deleted_ids))
@@ -112,6 +120,30 @@ def test_incremental_ingestion_embeds_only_what_changed(small_book, store, embed
     assert forced.embeddings_computed == len(indexed_hashes())
     assert (forced.chunks_added, forced.chunks_deleted) == (0, 0)  # same ids, rewritten
     assert_index_consistent(store)
+
+
+def test_a_chunker_version_bump_rechunks_every_page_and_embeds_nothing_unchanged(
+    tiny_book, store, monkeypatch
+):
+    first, _ = ingest(tiny_book)
+    assert first.status == "succeeded", first.errors
+    ids_before = index_state(store)["store"]
+    signatures = set(Document.objects.values_list("signature", flat=True))
+
+    monkeypatch.setattr(chunking, "CHUNKER_VERSION", chunking.CHUNKER_VERSION + 1)
+    bumped, outcomes = ingest(tiny_book)
+
+    assert bumped.status == "succeeded", bumped.errors
+    assert {o.action for o in outcomes.values()} == {"changed"}
+    assert bumped.files_changed == len(TINY_PAGES)
+    assert bumped.embeddings_computed == 0  # same chunk texts: every vector from the cache
+    assert bumped.embeddings_reused == len(indexed_hashes())
+    assert not signatures & set(Document.objects.values_list("signature", flat=True))
+    assert index_state(store)["store"] == ids_before
+    assert_index_consistent(store)
+
+    again, _ = ingest(tiny_book)
+    assert (again.files_unchanged, again.embeddings_computed) == (len(TINY_PAGES), 0)
 
 
 def test_unreadable_pages_are_reported_and_the_rest_ingests(tiny_book, store):
@@ -286,11 +318,36 @@ def test_paths_outside_the_book_are_refused(tmp_path):
 
     for bad in ("../outside", "part/../../outside", str(outside), "/etc", "escape"):
         with pytest.raises(PathOutsideBook):
-            book_path_resolve(book_dir=book, path=bad)
+            book_target(book_dir=book, path=bad)
     with pytest.raises(BadRequest):
-        book_path_resolve(book_dir=book, path="no-such-part")
-    assert book_path_resolve(book_dir=book, path="part") == (book / "part").resolve()
-    assert book_path_resolve(book_dir=book, path=None) == book.resolve()
+        book_target(book_dir=book, path="no-such-part")
+    assert book_target(book_dir=book, path="part").path == (book / "part").resolve()
+    assert book_target(book_dir=book, path="part").scope == "part"
+    assert book_target(book_dir=book, path=None).path == book.resolve()
+    assert book_target(book_dir=book, path="./").scope == ""
+
+
+def test_a_local_path_is_a_part_of_the_book_or_a_book_of_its_own(tmp_path, monkeypatch):
+    """The command's PATH: relative to the working directory, resolved by the same function."""
+    book = tmp_path / "book"
+    (book / "part").mkdir(parents=True)
+    (book / "part" / "page.md").write_text("# Page\n", encoding="utf-8")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "loose.md").write_text("# Loose\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+
+    assert book_target(book_dir=book, path="book/part/page.md", local=True) == BookTarget(
+        book_dir=book.resolve(), scope="part/page.md"
+    )
+    assert book_target(book_dir=book, path=str(book), local=True).scope == ""
+    assert book_target(book_dir=book, path="other", local=True) == BookTarget(
+        book_dir=other.resolve()
+    )
+    with pytest.raises(PathOutsideBook, match="from inside BOOK_DIR"):
+        book_target(book_dir=book, path="other/loose.md", local=True)
+    with pytest.raises(BadRequest, match="No such folder or file: nope"):
+        book_target(book_dir=book, path="nope", local=True)
 
 
 def test_discovery_skips_hidden_vendored_ignored_and_escaping_files(tmp_path):

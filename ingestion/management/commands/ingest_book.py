@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import atexit
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from ingestion.models import IngestionTask
-from ingestion.services import FileOutcome, book_ingest, tasks_fail_stale
+from ingestion.services import FileOutcome, book_ingest, book_target, tasks_fail_stale
 from ingestion.sites import book_site
 from ragsite.rag import providers
 from ragsite.rag.config import get_config
 from ragsite.rag.exceptions import RagError
 
-PATH_MISSING_MESSAGE = "No such folder or file: {path}"
-FILE_OUTSIDE_BOOK_MESSAGE = (
-    "A single file can only be ingested from inside BOOK_DIR ({book_dir}); give its folder instead."
-)
 BOOK_FAILED_MESSAGE = "The book could not be ingested: {reason}"
 INTERRUPTED_MESSAGE = (
     "Interrupted. The pages written so far stay indexed; the next run finishes the job."
@@ -28,27 +23,6 @@ INTERRUPTED_MESSAGE = (
 # qdrant-client closes a still-open embedded store from `__del__` during interpreter
 # shutdown, when imports fail, and prints a traceback. Close it while Python is whole.
 atexit.register(providers.reset)
-
-
-def _target(path: str | None) -> tuple[Path, str | None]:
-    """Return (book folder, sub-path inside it) for the PATH argument.
-
-    A folder or file inside BOOK_DIR is ingested as that part of BOOK_DIR (document
-    paths stay relative to BOOK_DIR); any other folder is ingested as the book itself.
-    """
-    book_dir = get_config().book_dir.resolve()
-    if not path:
-        return book_dir, None
-    target = Path(path).expanduser().resolve()
-    if not target.exists():
-        raise CommandError(PATH_MISSING_MESSAGE.format(path=path))
-    if target == book_dir:
-        return book_dir, None
-    if target.is_relative_to(book_dir):
-        return book_dir, target.relative_to(book_dir).as_posix()
-    if not target.is_dir():
-        raise CommandError(FILE_OUTSIDE_BOOK_MESSAGE.format(book_dir=book_dir))
-    return target, None
 
 
 class _Progress:
@@ -118,7 +92,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        book_dir, scope = _target(options["path"])
+        try:
+            # A folder or file inside BOOK_DIR is that part of the book (document paths
+            # stay relative to BOOK_DIR); any other folder is ingested as the book itself.
+            target = book_target(path=options["path"], local=True)
+        except RagError as exc:
+            raise CommandError(exc.message) from None
         try:
             # Opened first: in embedded mode a running server holds the store's folder,
             # and VectorStoreLocked says so in one sentence.
@@ -130,8 +109,8 @@ class Command(BaseCommand):
         progress = _Progress(self, tty=self.stdout.isatty())
         try:
             task = book_ingest(
-                book_dir=book_dir,
-                path=scope,
+                book_dir=target.book_dir,
+                path=target.scope or None,
                 force=options["force"],
                 dry_run=options["dry_run"],
                 source=IngestionTask.Source.COMMAND,
@@ -145,7 +124,9 @@ class Command(BaseCommand):
             raise CommandError(INTERRUPTED_MESSAGE) from None
         finally:
             progress.close()
-        self._summary(task, site=book_site(book_dir=book_dir, config=get_config()).describe())
+        self._summary(
+            task, site=book_site(book_dir=target.book_dir, config=get_config()).describe()
+        )
         if task.status != IngestionTask.Status.SUCCEEDED:
             reasons = [e["message"] for e in task.errors if not e["path"]] or [
                 "see the errors above"

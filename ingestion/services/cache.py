@@ -1,0 +1,134 @@
+"""The embedding cache: a chunk text's vector is computed once per embedder, then reused.
+
+`CachedEmbedding` rows are keyed by the chunk's content hash and `embedder_key`, so a
+page renamed, a chunk moved to another page or a re-run after a crash embeds nothing
+again. Vectors are cached before the page that needs them is written (crash safety).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from ragsite.rag.exceptions import EmbeddingError
+from ragsite.rag.types import Chunk, Embedder, Vector
+
+from ..models import CachedEmbedding, DocumentChunk
+from .lifecycle import Run
+
+# Cached vectors no chunk uses any more are kept this long: a page removed and later
+# restored (or moved between runs) is still not embedded again.
+CACHE_KEEP_DAYS = 30
+
+
+def embedder_key(embedder: Embedder) -> str:
+    """Return the cache's name for an embedder: provider, model and dimension."""
+    return f"{embedder.provider}:{embedder.model}:{embedder.dimension}"
+
+
+def embed_texts(embedder: Embedder, texts: list[str]) -> list[Vector]:
+    """Embed `texts` in one call (synchronously when the embedder offers it); check the shape."""
+    embed_sync = getattr(embedder, "embed_sync", None)
+    vectors = embed_sync(texts) if embed_sync is not None else asyncio.run(embedder.embed(texts))
+    vectors = [list(v) for v in vectors]
+    if len(vectors) != len(texts) or any(len(v) != embedder.dimension for v in vectors):
+        raise EmbeddingError("The embedder returned vectors of an unexpected shape.")
+    return vectors
+
+
+def _batched(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class EmbeddingCache:
+    """Gives each chunk a vector: from the cache when its text was embedded before, else computed."""
+
+    def __init__(
+        self, *, run: Run, embedder: Embedder, force: bool, dry_run: bool, batch_size: int
+    ):
+        self.run = run
+        self.embedder = embedder
+        self.key = embedder_key(embedder)
+        self.force = force
+        self.dry_run = dry_run
+        self.batch_size = batch_size
+        self.fresh: set[str] = set()  # hashes embedded during this run (trusted even with force)
+
+    def cached(self, hashes: Sequence[str]) -> dict[str, Vector]:
+        """Return the cached vectors of these hashes (force: only those embedded in this run)."""
+        wanted = [h for h in hashes if not self.force or h in self.fresh]
+        found: dict[str, Vector] = {}
+        for batch in _batched(wanted, 500):
+            for row in CachedEmbedding.objects.filter(
+                embedder=self.key, content_hash__in=batch
+            ).only("content_hash", "vector"):
+                found[row.content_hash] = row.unpack()
+        return found
+
+    def for_chunks(self, chunks: Sequence[Chunk]) -> tuple[list[Vector], int, int]:
+        """Return (vectors in chunk order, embeddings computed, vectors reused)."""
+        texts: dict[str, str] = {}
+        tokens: dict[str, int] = {}
+        for chunk in chunks:
+            texts.setdefault(chunk.content_hash, chunk.text)
+            tokens.setdefault(chunk.content_hash, chunk.token_count)
+        if self.dry_run:  # count, do not compute
+            known = set(self.cached(list(texts))) | (self.fresh & set(texts))
+            todo = [h for h in texts if h not in known]
+            self.fresh.update(todo)
+            self.run.add(embeddings_computed=len(todo), embeddings_reused=len(texts) - len(todo))
+            return [], len(todo), len(texts) - len(todo)
+        vectors = self.cached(list(texts))
+        reused = len(vectors)
+        if reused and not self.force:
+            CachedEmbedding.objects.filter(
+                embedder=self.key, content_hash__in=list(vectors)
+            ).update(last_used_at=timezone.now())
+        # Length-bucketed batches: texts of similar token counts go together, so a batch
+        # pads to a length near its own texts' (the vectors are keyed by hash: order is kept).
+        todo = sorted((h for h in texts if h not in vectors), key=lambda h: tokens[h])
+        done = 0
+        for batch in _batched(todo, self.batch_size):
+            computed = embed_texts(self.embedder, [texts[h] for h in batch])
+            now = timezone.now()
+            CachedEmbedding.objects.bulk_create(
+                [
+                    CachedEmbedding(
+                        content_hash=h,
+                        embedder=self.key,
+                        dimension=self.embedder.dimension,
+                        vector=CachedEmbedding.pack(v),
+                        created_at=now,
+                        last_used_at=now,
+                    )
+                    for h, v in zip(batch, computed, strict=True)
+                ],
+                update_conflicts=True,
+                unique_fields=["embedder", "content_hash"],
+                update_fields=["vector", "dimension", "last_used_at"],
+            )
+            vectors.update(zip(batch, computed, strict=True))
+            self.fresh.update(batch)
+            done += len(batch)
+            self.run.add(
+                embeddings_computed=len(batch), tokens_embedded=sum(tokens[h] for h in batch)
+            )
+            self.run.partial(done / len(todo))
+        self.run.add(embeddings_reused=reused)
+        return [vectors[c.content_hash] for c in chunks], len(todo), reused
+
+
+def cache_prune() -> int:
+    """Delete cached vectors that no chunk uses and nobody used for CACHE_KEEP_DAYS."""
+    cutoff = timezone.now() - timedelta(days=CACHE_KEEP_DAYS)
+    used = DocumentChunk.objects.filter(content_hash=OuterRef("content_hash"))
+    deleted, _ = (
+        CachedEmbedding.objects.filter(last_used_at__lt=cutoff).exclude(Exists(used)).delete()
+    )
+    return deleted
