@@ -168,6 +168,7 @@ INSTALLED_APPS = [
     "ragsite",  # for its `serve` management command; it has no models
     "ingestion",
     "chat",
+    "evaluation",  # the eval_retrieval command and its harness; it has no models
 ]
 
 MIDDLEWARE = [

@@ -11,36 +11,30 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from chat.evaluation import (
-    BM25,
-    DENSE,
-    DUPLICATE_ID_MESSAGE,
-    HYBRID,
-    HYBRID_RAW,
-    LINE_FIELD_MESSAGE,
-    LINE_NOT_JSON_MESSAGE,
-    QUESTIONS_MISSING_MESSAGE,
-    Bm25Baseline,
-    EvaluationError,
-    EvaluationReport,
-    Question,
+from evaluation.baselines import Bm25Baseline
+from evaluation.hits import (
     contains_answer,
     first_hit_rank,
     is_hit,
-    median_tokens,
-    method_score,
-    mrr_at,
     normalise,
     passage_occurs,
     path_matches,
-    questions_load,
-    questions_parse,
-    recall_at,
-    report_table,
-    retrieval_evaluate,
     shingle_overlap,
     words,
 )
+from evaluation.metrics import median_tokens, method_score, mrr_at, recall_at
+from evaluation.questions import (
+    DUPLICATE_ID_MESSAGE,
+    LINE_FIELD_MESSAGE,
+    LINE_NOT_JSON_MESSAGE,
+    QUESTIONS_MISSING_MESSAGE,
+    EvaluationError,
+    Question,
+    questions_load,
+    questions_parse,
+)
+from evaluation.report import EvaluationReport, report_table
+from evaluation.runner import BM25, DENSE, HYBRID, HYBRID_RAW, retrieval_evaluate
 from ragsite.rag.types import Chunk, sha256_text
 
 REPO_DIR = Path(__file__).resolve().parents[2]
