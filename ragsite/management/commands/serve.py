@@ -68,12 +68,16 @@ class Command(BaseCommand):
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         from ingestion import services
+        from ingestion.progress import ProgressLines
         from ingestion.selectors import index_summary
 
         services.tasks_fail_stale()
         empty = points == 0 or index_summary()["documents"] == 0
         if ingest == "always" or (ingest == "if-empty" and empty):
-            task = services.task_start(source="manage.py")
+            # A line every few seconds: the first ingest of a book takes minutes.
+            task = services.task_start(
+                source="manage.py", on_progress=ProgressLines(self.stdout.write)
+            )
             self.stdout.write(f"Ingesting {settings.BOOK_DIR} in the background (task {task.pk}).")
         if settings.PROMETHEUS_MULTIPROC_DIR:  # last run's figures would be added to ours
             metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
