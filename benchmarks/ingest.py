@@ -1,10 +1,13 @@
-"""Ingestion throughput on the Rust book (112 pages): from scratch, then unchanged.
+"""Ingestion throughput on the Rust book (112 pages): from scratch, unchanged, one file changed.
 
 Runs the real pipeline (`book_ingest`: parsing, chunking, the packaged embedding model,
-the embedded Qdrant store, SQLite) in a fresh temporary data folder. The embedder is
+the embedded Qdrant store, SQLite) in a fresh temporary data folder, on a temporary copy
+of the book (the third run appends a paragraph to one page of the copy). The embedder is
 wrapped to time the calls into it, so the report shows how much of an ingestion is
 embedding and how much is everything else (the ratio total / embedder; 1.0 would mean
-the rest costs nothing or fully overlaps with embedding).
+the rest costs nothing or fully overlaps with embedding). The process's resident memory
+(RSS) is read before the first run (model loaded, store open: the resting figure) and
+after each run, with the peak (VmHWM).
 
     uv run python benchmarks/ingest.py
     uv run python benchmarks/ingest.py --book ../shared/books/physical-ai-humanoid-robotics
@@ -16,7 +19,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +43,24 @@ from ragsite.rag import providers  # noqa: E402
 from ragsite.rag.config import get_config  # noqa: E402
 
 DEFAULT_BOOK = REPO_DIR.parent / "shared" / "books" / "rust-book"
+CHANGED_PARAGRAPH = (
+    "\n\nA note added by the benchmark: this paragraph exists so that exactly one page of "
+    "the book changes between two runs, and only its new chunks are embedded again.\n"
+)
+
+
+def memory_mb() -> dict[str, float | None]:
+    """This process's resident memory now and at its peak, in MB (Linux /proc)."""
+    values: dict[str, float | None] = {"rss_mb": None, "peak_rss_mb": None}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in {"VmRSS", "VmHWM"}:
+                name = "rss_mb" if key == "VmRSS" else "peak_rss_mb"
+                values[name] = round(int(rest.split()[0]) / 1024, 1)
+    except OSError:
+        pass
+    return values
 
 
 class TimedEmbedder:
@@ -94,6 +117,8 @@ def run(book: Path, embedder: TimedEmbedder, label: str) -> dict[str, object]:
             round(embedder.texts / embedder.seconds, 1) if embedder.seconds else None
         ),
         "total_over_embedder": round(seconds / embedder.seconds, 2) if embedder.seconds else None,
+        "files_changed": task.files_changed,
+        **memory_mb(),
     }
 
 
@@ -115,16 +140,32 @@ def main() -> None:
     print(f"book: {book} | data: {config.data_dir} | batch {config.embedding_batch_size}, "
           f"chunks of {config.chunk_tokens} tokens | model loaded in {load_seconds:.2f}s")  # fmt: skip
 
-    results = [run(book, embedder, "from scratch"), run(book, embedder, "unchanged")]
+    with tempfile.TemporaryDirectory(prefix="ragsite-bench-book-") as folder:
+        copy = Path(folder) / book.name
+        shutil.copytree(book, copy, ignore=shutil.ignore_patterns(".*"))
+        providers.get_store()  # opened before the resting figure, like a serving process
+        embedder.embed_sync(["warm-up"])
+        resting = memory_mb()
+        print(f"resting: {resting['rss_mb']} MB RSS (model loaded, store open)")
+        results = [run(copy, embedder, "from scratch"), run(copy, embedder, "unchanged")]
+        pages = sorted(p for p in copy.rglob("*.md*") if p.is_file())
+        changed = pages[len(pages) // 2]
+        with changed.open("a", encoding="utf-8") as handle:
+            handle.write(CHANGED_PARAGRAPH)
+        results.append(run(copy, embedder, "one file changed"))
     for result in results:
         print(
-            f"{result['run']:>12}: {result['seconds']:7.2f} s, {result['files']} files, "
+            f"{result['run']:>16}: {result['seconds']:7.2f} s, {result['files']} files, "
             f"{result['chunks']} chunks ({result['chunks_per_s']} chunks/s), "
             f"{result['embeddings_computed']} embeddings computed, "
-            f"embedder {result['embedder_seconds']} s, total/embedder {result['total_over_embedder']}"
+            f"embedder {result['embedder_seconds']} s, total/embedder {result['total_over_embedder']}, "
+            f"RSS {result['rss_mb']} MB (peak {result['peak_rss_mb']} MB)"
         )
+    print(f"changed page: {changed.relative_to(copy)}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps({"machine": machine(), "resting": resting, "results": results}, indent=2)
+        )
     providers.reset()
 
 

@@ -20,6 +20,8 @@ finishes the job without embedding again (the vectors are cached in step 1).
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
 import logging
 import os
@@ -481,6 +483,7 @@ def book_ingest(
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE_HERE.discard(str(task.id))
+        _memory_release()
     logger.info(
         "ingestion %s %s in %.1fs: %d files (%d new, %d changed, %d unchanged, %d deleted, %d failed), "
         "%d chunks added, %d deleted, %d embeddings computed",
@@ -498,3 +501,19 @@ def book_ingest(
         task.embeddings_computed,
     )
     return task
+
+
+def _memory_release() -> None:
+    """Give what the run held back to the system: collect cycles, then trim glibc's heap.
+
+    A full ingest allocates and frees hundreds of MB (pages, chunks, vectors, query
+    results); glibc keeps freed memory in its heap unless asked, and a serving process
+    would stay at its peak.
+    """
+    gc.collect()
+    try:
+        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
+    except OSError:
+        return
+    if trim is not None:
+        trim(0)
