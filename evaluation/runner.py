@@ -120,14 +120,16 @@ def book_index_temporary(
 ) -> _IndexedBook:
     """Chunk the book's pages like ingestion does and upsert them into `store`.
 
-    The same discovery (ignore globs included) and `page_chunks` as
-    `ingestion.services.book_ingest`, without its SQLite bookkeeping: nothing outside
+    The same discovery (ignore globs and the site generator's "is this a page" rule
+    included), site and `page_chunks` as `ingestion.services.book_ingest`, without its SQLite bookkeeping: nothing outside
     `store` is written. `pages` limits the run to those book paths.
     """
     from ingestion.services import PageUnreadable, book_discover, ignore_patterns, page_chunks
+    from ingestion.sites import book_site
     from ragsite.rag.config import get_config
 
     config = get_config()
+    site = book_site(book_dir=Path(book_dir), config=config)
     files = book_discover(
         book_dir=book_dir, ignore=ignore_patterns(book_dir=book_dir, extra=config.ingest_ignore)
     )
@@ -140,7 +142,10 @@ def book_index_temporary(
     for book_file in files:
         try:
             page = page_chunks(
-                path=book_file.path, data=book_file.abs_path.read_bytes(), config=config
+                path=book_file.path,
+                data=book_file.abs_path.read_bytes(),
+                site=site,
+                config=config,
             )
         except (OSError, PageUnreadable) as exc:
             skipped[book_file.path] = str(exc)
