@@ -112,10 +112,16 @@ def first_sentence(answer: str) -> str:
     return match.group(0) if match else answer
 
 
+def _model():
+    from ragsite.rag.extractive import ExtractiveChatModel
+
+    return ExtractiveChatModel()
+
+
 async def _answer(question: str) -> tuple[bool, str, list[int]]:
     from chat.services import book_search, sources_pack
     from ragsite.rag.config import get_config
-    from ragsite.rag.extractive import extractive_answer
+    from ragsite.rag.types import AnswerRequest
 
     config = get_config()
     retrieval = await book_search(query=question, k=config.retrieval_k)
@@ -123,7 +129,7 @@ async def _answer(question: str) -> tuple[bool, str, list[int]]:
     if not retrieval.supported:
         return False, "", []
     sources = sources_pack(hits=hits, budget=config.context_token_budget)
-    answer = extractive_answer(question=question, sources=sources)
+    answer = await _model().answer(AnswerRequest(question=question, sources=sources))
     return True, answer, [source.n for source in sources]
 
 
@@ -182,12 +188,13 @@ async def answers_measure(
 async def _answer_anyway(question: str) -> tuple[bool, str, list[int]]:
     from chat.services import book_search, sources_pack
     from ragsite.rag.config import get_config
-    from ragsite.rag.extractive import extractive_answer
+    from ragsite.rag.types import AnswerRequest
 
     config = get_config()
     retrieval = await book_search(query=question, k=config.retrieval_k)
     sources = sources_pack(hits=retrieval.sections, budget=config.context_token_budget)
-    return False, extractive_answer(question=question, sources=sources), [s.n for s in sources]
+    answer = await _model().answer(AnswerRequest(question=question, sources=sources))
+    return False, answer, [s.n for s in sources]
 
 
 def report_table(figures: dict[str, Any], *, book: str) -> str:
