@@ -195,6 +195,28 @@ def hits_distinct_sections(hits: Sequence[Hit], *, limit: int | None = None) -> 
 # --- relevance and doubt --------------------------------------------------------------------
 
 
+def _term_in(term: str, vocabulary: set[str]) -> bool:
+    """True when the vocabulary holds the term or a form of it ("weigh" in "weighted").
+
+    The sparse tokens only fold plurals, so forms are matched by a shared prefix of at
+    least five letters that leaves at most two letters of the shorter word over
+    ("measuring" ~ "measure"), which keeps "type" from passing for "typescript".
+    """
+    if term in vocabulary:
+        return True
+    if len(term) < 5 or not term.isalpha():
+        return False
+    for word in vocabulary:
+        shorter = min(len(term), len(word))
+        if shorter >= 5 and word[:5] == term[:5]:
+            common = 5
+            while common < shorter and word[common] == term[common]:
+                common += 1
+            if common >= shorter - 2:
+                return True
+    return False
+
+
 def evidence_gather(
     *, query: str, fused: Sequence[Hit], dense: Sequence[Hit], sparse: Sequence[Hit]
 ) -> Evidence:
@@ -202,12 +224,10 @@ def evidence_gather(
     top = list(fused[:EVIDENCE_DEPTH])
     cosine = max((hit.score for hit in top), default=0.0)
     terms = set(tokenize(query))
-    found: set[str] = set()
+    vocabulary: set[str] = set()
     for hit in (*dense, *sparse):
-        found |= terms & set(tokenize(hit.chunk.text))
-        if found == terms:
-            break
-    missing = tuple(sorted(terms - found))
+        vocabulary |= set(tokenize(hit.chunk.text))
+    missing = tuple(sorted(t for t in terms if not _term_in(t, vocabulary)))
     return Evidence(
         cosine=cosine, missing=len(missing) / len(terms) if terms else 0.0, missing_terms=missing
     )
@@ -218,8 +238,7 @@ def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
 
     - At or above RETRIEVAL_CONFIDENT_SCORE the embedding alone is enough.
     - Below the cosine floor (RETRIEVAL_SCORE_FLOOR) the passages are not about the
-      question, whatever words they share; only a query all of whose terms the book
-      holds may fall short of it, by at most 20 % (CLOSEST_FLOOR_RATIO).
+      question, whatever words they share.
     - In between, the book must also hold the question's words: at most
       RETRIEVAL_MISSING_TERMS of its terms may be absent from every candidate. A
       near-domain question ("How do I write a decorator in Python?" of the Rust book)
@@ -231,9 +250,7 @@ def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
         return True
     if evidence.cosine >= floor:
         return evidence.missing <= config.retrieval_missing_terms
-    # A bare keyword query ("ZMP support polygon") embeds poorly: when every one of its
-    # terms is in the book, a cosine just under the floor still counts.
-    return evidence.cosine >= floor * CLOSEST_FLOOR_RATIO and not evidence.missing_terms
+    return False
 
 
 # --- the service -----------------------------------------------------------------------------
