@@ -18,6 +18,7 @@ reader's does without a language model: `book_search` (fusion, repeats collapsed
     uv run python benchmarks/answer_quality.py --book ../shared/books/rust-book \\
         --questions benchmarks/questions/rust-book.jsonl \\
         --out-of-book benchmarks/questions/out-of-book-rust.jsonl --json /tmp/answers.json
+    uv run python benchmarks/answer_quality.py --plot textbook.json rust.json  # eval_retrieval --json
 """
 
 from __future__ import annotations
@@ -214,17 +215,61 @@ def report_table(figures: dict[str, Any], *, book: str) -> str:
     return "\n".join(lines)
 
 
+def plot_retrieval(reports: list[Path], out: Path) -> None:
+    """Bar chart of R@5 and MRR@10 per method, one group per `eval_retrieval --json` report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = ["bm25", "dense", "hybrid_raw", "hybrid"]
+    labels = ["BM25 alone", "dense alone", "store fusion (RRF)", "book_search"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for axis, metric in zip(axes, ("recall@5", "mrr@10"), strict=True):
+        width = 0.8 / len(methods)
+        for i, method in enumerate(methods):
+            values = []
+            for report in reports:
+                data = json.loads(report.read_text())
+                row = next(m for m in data["methods"] if m["method"] == method)
+                values.append(row[metric])
+            xs = [j + i * width for j in range(len(reports))]
+            bars = axis.bar(xs, values, width, label=labels[i])
+            axis.bar_label(bars, fmt="%.2f", fontsize=7)
+        axis.set_xticks([j + 0.4 - width / 2 for j in range(len(reports))])
+        names = [Path(json.loads(r.read_text())["book"]).name for r in reports]
+        axis.set_xticklabels(
+            [
+                f"{n} ({json.loads(r.read_text())['questions']} q)"
+                for n, r in zip(names, reports, strict=True)
+            ]
+        )
+        axis.set_title(metric.replace("recall", "R").upper())
+        axis.set_ylim(0, 1)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
 def main() -> None:
     """Parse the arguments, index (or reuse) the book, measure, print."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--book", required=True, type=Path)
+    parser.add_argument("--book", type=Path)
     parser.add_argument("--questions", type=Path, action="append", default=[])
     parser.add_argument("--out-of-book", type=Path, action="append", default=[])
     parser.add_argument("--cache", type=Path, help="data folder to keep the index in")
     parser.add_argument("--fresh", action="store_true", help="re-index even if cached")
     parser.add_argument("--json", dest="json_out", type=Path)
     parser.add_argument("--show", type=int, default=0, help="print N failed answers")
+    parser.add_argument(
+        "--plot", nargs="+", type=Path, metavar="REPORT", help="eval_retrieval --json reports"
+    )
+    parser.add_argument("--plot-out", type=Path, default=REPO_DIR / "docs/img/retrieval-fusion.png")
     args = parser.parse_args()
+    if args.plot:
+        plot_retrieval(args.plot, args.plot_out)
+        print(f"plot written to {args.plot_out}")
+        return
     book = args.book.resolve()
     _setup(args.cache or CACHE_ROOT / book.name)
     chunks = book_index_cached(book_dir=book, fresh=args.fresh)
