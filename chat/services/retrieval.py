@@ -49,6 +49,16 @@ SAME_CLAIM_OVERLAP = 0.6
 # The evidence looks at the best few fused hits, not only the first.
 EVIDENCE_DEPTH = 3
 _WORD_RE = re.compile(r"\w+")
+# Words that say how a question is asked, not what it is about: a book need not hold
+# them ("Why can't a robot *ever* know *exactly* where it is?"), so they are never
+# counted as missing. Sparse tokens (stemmed plurals).
+GENERIC_TERMS = frozenset(
+    """ever exactly always never often usually really actually also still even just
+    already later alone kind type sort thing way main mainly happen mean work use used
+    using get make need want give show tell say explain describe call called find know
+    like better best good bad right wrong possible instead rather mix several many much
+    one two first last new old able""".split()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +67,7 @@ class Evidence:
 
     `cosine`: the best dense cosine among the top fused hits (comparable across queries).
     `missing`: the share of the query's terms (sparse tokens) that none of the
-    candidates of either channel contains; `missing_terms` names them. BM25 ranks the
+    candidates of either channel contains (GENERIC_TERMS never count as missing); `missing_terms` names them. BM25 ranks the
     chunks holding a query's rarest terms first, so a term absent from its whole pool
     is, in practice, absent from the book.
     """
@@ -227,7 +237,7 @@ def evidence_gather(
     vocabulary: set[str] = set()
     for hit in (*dense, *sparse):
         vocabulary |= set(tokenize(hit.chunk.text))
-    missing = tuple(sorted(t for t in terms if not _term_in(t, vocabulary)))
+    missing = tuple(sorted(t for t in terms - GENERIC_TERMS if not _term_in(t, vocabulary)))
     return Evidence(
         cosine=cosine, missing=len(missing) / len(terms) if terms else 0.0, missing_terms=missing
     )
