@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +47,9 @@ SAME_TEXT_OVERLAP = 0.9
 # smaller set): the second one adds nothing for the reader.
 SAME_CLAIM_SHINGLE = 3
 SAME_CLAIM_OVERLAP = 0.6
+# How deep the fused ranking is searched for repeats and distinct sections.
+COLLAPSE_DEPTH_FACTOR = 4
+COLLAPSE_DEPTH_MIN = 20
 # The evidence looks at the best few fused hits, not only the first.
 EVIDENCE_DEPTH = 3
 _WORD_RE = re.compile(r"\w+")
@@ -159,17 +163,19 @@ def _body(hit: Hit) -> str:
     return hit.chunk.body or hit.chunk.text
 
 
-def hits_collapse(hits: Sequence[Hit]) -> list[Hit]:
+def hits_collapse(hits: Sequence[Hit], *, limit: int | None = None) -> list[Hit]:
     """Drop hits whose text repeats a better-ranked hit's (exact or near-exact copies).
 
     Only the same text counts: the same paragraph on two pages, or a chunk lying
     wholly inside another. Neighbouring chunks of a section are kept, however similar
-    their topic: each holds text the other does not.
+    their topic: each holds text the other does not. Stops after `limit` kept hits.
     """
     kept: list[Hit] = []
     kept_shingles: list[set[tuple[str, ...]]] = []
     seen: set[str] = set()
     for hit in hits:
+        if limit is not None and len(kept) >= limit:
+            break
         if hit.chunk.id in seen:
             continue
         shingles = _shingles(_body(hit), SAME_TEXT_SHINGLE)
@@ -234,10 +240,18 @@ def evidence_gather(
     top = list(fused[:EVIDENCE_DEPTH])
     cosine = max((hit.score for hit in top), default=0.0)
     terms = set(tokenize(query))
-    vocabulary: set[str] = set()
-    for hit in (*dense, *sparse):
-        vocabulary |= set(tokenize(hit.chunk.text))
-    missing = tuple(sorted(t for t in terms - GENERIC_TERMS if not _term_in(t, vocabulary)))
+    unseen = terms - GENERIC_TERMS
+    for hit in (*dense, *sparse):  # best first: most terms are found in the first few
+        if not unseen:
+            break
+        # Tokenising is the slow part: only a text that holds a term's first letters
+        # can hold the term (or a form of it).
+        text = unicodedata.normalize("NFKC", hit.chunk.text).casefold()
+        candidates = {term for term in unseen if term[:5] in text}
+        if candidates:
+            vocabulary = set(tokenize(hit.chunk.text))
+            unseen -= {term for term in candidates if _term_in(term, vocabulary)}
+    missing = tuple(sorted(unseen))
     return Evidence(
         cosine=cosine, missing=len(missing) / len(terms) if terms else 0.0, missing_terms=missing
     )
@@ -307,7 +321,8 @@ async def book_search(
         method=config.retrieval_fusion,
         dense_weight=config.retrieval_dense_weight,
     )
-    distinct = hits_collapse(fused)
+    # Deep enough for k hits and k distinct sections (several hits may share one).
+    distinct = hits_collapse(fused, limit=max(COLLAPSE_DEPTH_FACTOR * k, COLLAPSE_DEPTH_MIN))
     evidence = evidence_gather(query=query, fused=distinct, dense=dense, sparse=sparse)
     supported = book_supports(evidence, floor=floor)
     sections = hits_distinct_sections(distinct, limit=k)
