@@ -54,6 +54,8 @@ MAX_SENTENCE_CHARS = 400
 MAX_CODE_LINES = 20
 # A sentence joins the answer when it scores at least this share of the best one.
 KEEP_RATIO = 0.3
+# Sentences of an exercise or "next steps" section weigh this much of their score.
+EXERCISE_SECTION_WEIGHT = 0.3
 # Later sources weigh a little less: retrieval ranked them lower.
 SOURCE_RANK_DECAY = 0.4
 # With sentence embeddings: the share of a sentence's score from shared words (the rest
@@ -104,11 +106,19 @@ _TRANSITION = re.compile(
     r"(?:chapter|section)\b|this (?:chapter|section) (?:covers|explains|introduces|shows)\b|"
     r"as (?:you|we) (?:saw|learned|mentioned|discussed)\b|recall (?:that|from)\b|so far\b|"
     r"before we\b|up to now\b|first,? let'?s\b|here,? we\b|we (?:will|are going to)\b|"
-    r"you(?:'ll| will) (?:learn|see)\b|you’ll (?:learn|see)\b|to recap\b|in summary\b)",
+    r"you(?:'ll| will) (?:learn|see)\b|you’ll (?:learn|see)\b|to recap\b|in summary\b|"
+    r"next steps?\b)",
     re.IGNORECASE,
 )
 _FORWARD_REFERENCE = re.compile(
     r"\b(?:in|see) (?:the )?(?:next|following|previous) (?:chapter|section)\b|\bchapter \d+\b",
+    re.IGNORECASE,
+)
+# Sections that ask the reader things or point onwards rather than state the answer.
+_EXERCISE_SECTION = re.compile(
+    r"\b(?:exercises?|knowledge check|review questions|quiz|practical application|"
+    r"critical thinking|conceptual questions|next steps|further reading|assignments?|"
+    r"learning objectives|what you(?:'ll| will) learn)\b",
     re.IGNORECASE,
 )
 _CAPTION = re.compile(r"^(?:figure|fig\.|listing|table|filename)\s*[A-Z]?[\d:-]", re.IGNORECASE)
@@ -329,6 +339,8 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
     codes: list[_Code] = []
     for source_index, source in enumerate(sources):
         body = source.chunk.body or source.chunk.text
+        last_heading = source.chunk.heading.split(" > ")[-1]
+        section_weight = EXERCISE_SECTION_WEIGHT if _EXERCISE_SECTION.search(last_heading) else 1.0
         previous = ""
         for position, (kind, text, info) in enumerate(_units(body)):
             if kind == "code":
@@ -355,7 +367,7 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
                     source.n,
                     _shorten(text),
                     frozenset(content_words(text)),
-                    _kind(text),
+                    _kind(text) * section_weight,
                 )
             )
     return sentences, codes

@@ -189,3 +189,30 @@ async def test_streams_word_by_word():
 async def test_cannot_complete():
     with pytest.raises(LLMError):
         await ExtractiveChatModel().complete([ChatMessage("user", "rewrite this")])
+
+
+async def test_exercise_prompts_and_next_steps_give_way_to_the_passage_that_answers():
+    exercises = source(
+        1,
+        "Explain the difference between prediction and correction steps in a Kalman filter. "
+        "Implement a simple 1D Kalman filter for tracking position.",
+        title="Kalman Filters > Exercises",
+    )
+    next_steps = source(
+        2,
+        "Next Steps: In the next chapter, we'll explore particle filters for tracking "
+        "position with a Kalman filter's help.",
+        title="Kalman Filters > Summary",
+    )
+    kalman = source(
+        3,
+        "The Kalman filter estimates a robot's state by alternating a prediction step and "
+        "a correction step. The correction step weighs each measurement by the Kalman gain.",
+        title="Kalman Filters",
+    )
+    text = await answer(
+        "What is the difference between the prediction and correction steps of a Kalman filter?",
+        [exercises, next_steps, kalman],
+    )
+    assert text.startswith("The Kalman filter estimates a robot's state by alternating")
+    assert "Next Steps" not in text
