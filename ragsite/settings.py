@@ -432,7 +432,20 @@ if CHUNK_OVERLAP_TOKENS >= CHUNK_TOKENS:
 INGEST_IGNORE = env_list("INGEST_IGNORE", [])
 
 RETRIEVAL_K = env_int("RETRIEVAL_K", 5, minimum=1, maximum=50)
-RETRIEVAL_SCORE_FLOOR = env_float("RETRIEVAL_SCORE_FLOOR", 0.30, minimum=0.0)
+RETRIEVAL_SCORE_FLOOR = env_float("RETRIEVAL_SCORE_FLOOR", 0.28, minimum=0.0)
+# Candidates each search channel (dense, BM25) returns before the service fuses them.
+RETRIEVAL_POOL = env_int("RETRIEVAL_POOL", 50, minimum=1, maximum=500)
+# How the two rankings are fused: "minmax" (normalised scores, weighted sum) or "rrf".
+RETRIEVAL_FUSION = env_choice("RETRIEVAL_FUSION", "minmax", {"minmax", "rrf"})
+# Weight of the dense channel in the fusion (the BM25 channel gets 1 minus it).
+RETRIEVAL_DENSE_WEIGHT = env_float("RETRIEVAL_DENSE_WEIGHT", 0.45, minimum=0.0)
+# Dense cosine at or above which the book supports an answer without more evidence.
+RETRIEVAL_CONFIDENT_SCORE = env_float("RETRIEVAL_CONFIDENT_SCORE", 0.45, minimum=0.0)
+# Below that, the largest share of the query's terms the book's candidates may lack.
+RETRIEVAL_MISSING_TERMS = env_float("RETRIEVAL_MISSING_TERMS", 0.2, minimum=0.0)
+for _name in ("RETRIEVAL_DENSE_WEIGHT", "RETRIEVAL_MISSING_TERMS"):
+    if globals()[_name] > 1.0:
+        raise ImproperlyConfigured(f"{_name} must be at most 1 (got {globals()[_name]}).")
 CONTEXT_TOKEN_BUDGET = env_int("CONTEXT_TOKEN_BUDGET", 3000, minimum=256)
 CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 3, minimum=0, maximum=20)
 CHAT_SESSION_IDLE_MINUTES = env_int("CHAT_SESSION_IDLE_MINUTES", 60 * 24, minimum=1)

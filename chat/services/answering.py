@@ -447,7 +447,7 @@ async def _sources(
     sources, context_tokens = await asyncio.to_thread(
         functools.partial(
             sources_pack_counted,
-            hits=retrieval.closest if uncertain else retrieval.hits,
+            hits=retrieval.closest if uncertain else retrieval.sections,
             budget=config.context_token_budget,
             selection=selection,
         )

@@ -1,10 +1,19 @@
-"""Retrieval: hybrid search over the book, a score floor, and near-duplicate collapsing.
+"""Retrieval: two channels fused in the service, exact repeats collapsed, doubt decided once.
 
-The store fuses dense and sparse (BM25) rankings with RRF and returns hits in fused
-order; each hit also carries its dense cosine similarity (`Hit.score`), which is
-comparable across queries. The floor applies to that cosine: below it a chunk is not
-evidence, however well it ranked (RRF always ranks *something* first, even for
-"How do I bake sourdough bread?").
+`book_search` asks the store for two rankings of the same query: the dense embedding
+(`mode="dense"`, cosine) and the BM25 sparse vector (`mode="sparse"`, BM25 score), each
+`RETRIEVAL_POOL` deep. It fuses them here, not in the store, because the store's RRF
+sees only ranks: a chunk that BM25 scores far above the rest and one that barely
+matched get almost the same credit. Min-max score fusion (each channel's scores divided
+by that channel's best, then a weighted sum) keeps those margins; weighted RRF is the
+alternative (`RETRIEVAL_FUSION`). docs/retrieval-quality.md has the measurements.
+
+Nothing the store found is thrown away for its score: the hits are the fused ranking
+with only *the same text* removed (a paragraph repeated on two pages, a chunk the
+chunker emitted twice). Neighbouring chunks of one section are different text and stay.
+Whether the book supports an answer at all is a separate question, decided from all the
+evidence (both channels) in one function, `book_supports`; docs/chat.md explains it.
+The sources of an answer need distinct *sections*, which `Retrieval.sections` gives.
 """
 
 from __future__ import annotations
@@ -12,83 +21,263 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ragsite.rag import providers
 from ragsite.rag.config import get_config
+from ragsite.rag.sparse import tokenize
 from ragsite.rag.types import Embedder, Hit, VectorStore
 
 logger = logging.getLogger(__name__)
 
-# Ask the store for more than needed: the floor and the collapsing remove some.
-FETCH_FACTOR = 4
-FETCH_MIN = 20
-FETCH_MAX = 100
-# How many below-floor hits to keep as "closest sections" for an uncertain answer, and
-# how near the floor they must be: on the test textbook, questions from other domains
-# ("capital of France": 0.16, "sourdough bread": 0.18) land on unrelated sections,
-# while questions near a covered topic score 0.25-0.30. Offering the former would
+# How many below-support hits to offer as "closest sections" for an uncertain answer,
+# and how near the cosine floor they must be: questions from other domains ("capital
+# of France": 0.16, "sourdough bread": 0.18) land on unrelated sections, which would
 # only mislead.
 CLOSEST_COUNT = 3
 CLOSEST_FLOOR_RATIO = 0.8
-# Two chunks whose word 3-gram sets overlap this much (Jaccard on the smaller set)
-# say the same thing: the second one adds nothing as a source.
-DUPLICATE_OVERLAP = 0.6
+RRF_K = 60  # the usual reciprocal-rank constant (Qdrant's too)
+# Two chunks are the same text when nearly all word 5-grams of the shorter one are in
+# the other. Neighbours of one section share only the chunk overlap (~32 tokens).
+SAME_TEXT_SHINGLE = 5
+SAME_TEXT_OVERLAP = 0.9
+# Two sources say the same thing when their word 3-grams overlap this much (of the
+# smaller set): the second one adds nothing for the reader.
+SAME_CLAIM_SHINGLE = 3
+SAME_CLAIM_OVERLAP = 0.6
+# How deep the fused ranking is searched for repeats and distinct sections.
+COLLAPSE_DEPTH_FACTOR = 4
+COLLAPSE_DEPTH_MIN = 20
+# The evidence looks at the best few fused hits, not only the first.
+EVIDENCE_DEPTH = 3
 _WORD_RE = re.compile(r"\w+")
+# Words that say how a question is asked, not what it is about: a book need not hold
+# them ("Why can't a robot *ever* know *exactly* where it is?"), so they are never
+# counted as missing. Sparse tokens (stemmed plurals).
+GENERIC_TERMS = frozenset(
+    """ever exactly always never often usually really actually also still even just
+    already later alone kind type sort thing way main mainly happen mean work use used
+    using get make need want give show tell say explain describe call called find know
+    like better best good bad right wrong possible instead rather mix several many much
+    one two first last new old able""".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What both channels say about a query (the input of `book_supports`).
+
+    `cosine`: the best dense cosine among the top fused hits (comparable across queries).
+    `missing`: the share of the query's terms (sparse tokens) that none of the
+    candidates of either channel contains (GENERIC_TERMS never count as missing); `missing_terms` names them. BM25 ranks the
+    chunks holding a query's rarest terms first, so a term absent from its whole pool
+    is, in practice, absent from the book.
+    """
+
+    cosine: float
+    missing: float
+    missing_terms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Retrieval:
     """What retrieval found for one query.
 
-    `hits`: distinct chunks at or above the floor, best first, at most k.
-    `closest`: the best distinct chunks near the floor (above or below it), so an
-    answer without support can still point the reader at the nearest sections.
+    `hits`: the fused ranking, exact repeats removed, best first, at most k.
+    `sections`: the same ranking with one hit per section (page + heading) and without
+    two that say the same thing, at most k: what the sources of an answer are made of.
+    `supported`: whether the book supports an answer (`book_supports`).
+    `closest`: when it does not, the best distinct sections near the cosine floor, so an
+    uncertain answer can still point the reader at them.
     """
 
     query: str
     hits: list[Hit]
+    supported: bool = False
     closest: list[Hit] = field(default_factory=list)
+    sections: list[Hit] = field(default_factory=list)
+    evidence: Evidence | None = None
     floor: float = 0.0
 
-    @property
-    def supported(self) -> bool:
-        """True when at least one chunk passed the floor."""
-        return bool(self.hits)
+
+# --- fusion ------------------------------------------------------------------------------
 
 
-def _shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
+def _rank_value(hit: Hit) -> float:
+    return hit.rank_score
+
+
+def hits_fuse(
+    dense: Sequence[Hit],
+    sparse: Sequence[Hit],
+    *,
+    method: str = "minmax",
+    dense_weight: float = 0.45,
+) -> list[Hit]:
+    """Fuse a dense and a sparse ranking of the same query into one, best first.
+
+    `minmax`: each channel's scores (`rank_score`: cosine, BM25) divided by that
+    channel's best score, then `dense_weight * dense + (1 - dense_weight) * sparse`; a
+    chunk one channel did not return gets 0 from it. `rrf`: weighted reciprocal rank
+    fusion, `w / (RRF_K + rank)` summed over the channels. Each returned hit keeps its
+    dense cosine as `score` and carries the fused value as `rank_score`. Ties keep the
+    dense order, then the sparse order.
+    """
+    weights = (dense_weight, 1.0 - dense_weight)
+    fused: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for channel, weight in zip((dense, sparse), weights, strict=True):
+        if not channel:
+            continue
+        best = max(_rank_value(hit) for hit in channel)
+        for rank, hit in enumerate(channel, start=1):
+            if method == "rrf":
+                value = weight / (RRF_K + rank)
+            else:
+                value = weight * (_rank_value(hit) / best if best > 0 else 0.0)
+            fused[hit.chunk.id] = fused.get(hit.chunk.id, 0.0) + value
+            first.setdefault(hit.chunk.id, hit)
+    order = sorted(fused, key=lambda chunk_id: -fused[chunk_id])  # stable: ties keep order
+    return [replace(first[chunk_id], rank_score=fused[chunk_id]) for chunk_id in order]
+
+
+# --- repeats -------------------------------------------------------------------------------
+
+
+def _shingles(text: str, size: int) -> set[tuple[str, ...]]:
     words = _WORD_RE.findall(text.lower())
     if len(words) < size:
         return {tuple(words)} if words else set()
     return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
-def _near_duplicate(hit: Hit, kept: Hit, shingles: dict[str, set[tuple[str, ...]]]) -> bool:
-    a, b = hit.chunk, kept.chunk
-    # Neighbouring pieces of one section overlap by CHUNK_OVERLAP_TOKENS: one is enough.
-    if a.path == b.path and a.heading == b.heading and abs(a.position - b.position) <= 1:
-        return True
-    sa, sb = shingles[a.id], shingles[b.id]
-    if not sa or not sb:
-        return a.body.strip() == b.body.strip()
-    return len(sa & sb) / min(len(sa), len(sb)) >= DUPLICATE_OVERLAP
+def _overlap(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
 
 
-def hits_collapse(hits: Sequence[Hit]) -> list[Hit]:
-    """Drop hits that repeat a better-ranked one (same section neighbours, or same text)."""
-    shingles = {hit.chunk.id: _shingles(hit.chunk.body or hit.chunk.text) for hit in hits}
+def _body(hit: Hit) -> str:
+    return hit.chunk.body or hit.chunk.text
+
+
+def hits_collapse(hits: Sequence[Hit], *, limit: int | None = None) -> list[Hit]:
+    """Drop hits whose text repeats a better-ranked hit's (exact or near-exact copies).
+
+    Only the same text counts: the same paragraph on two pages, or a chunk lying
+    wholly inside another. Neighbouring chunks of a section are kept, however similar
+    their topic: each holds text the other does not. Stops after `limit` kept hits.
+    """
     kept: list[Hit] = []
-    seen_ids: set[str] = set()
+    kept_shingles: list[set[tuple[str, ...]]] = []
+    seen: set[str] = set()
     for hit in hits:
-        if hit.chunk.id in seen_ids:
+        if limit is not None and len(kept) >= limit:
+            break
+        if hit.chunk.id in seen:
             continue
-        if any(_near_duplicate(hit, other, shingles) for other in kept):
+        shingles = _shingles(_body(hit), SAME_TEXT_SHINGLE)
+        if any(_overlap(shingles, other) >= SAME_TEXT_OVERLAP for other in kept_shingles):
             continue
         kept.append(hit)
-        seen_ids.add(hit.chunk.id)
+        kept_shingles.append(shingles)
+        seen.add(hit.chunk.id)
     return kept
+
+
+def hits_distinct_sections(hits: Sequence[Hit], *, limit: int | None = None) -> list[Hit]:
+    """Keep the best hit of each section (page + heading), and none that says what a
+    better-ranked one already says (word 3-gram overlap of SAME_CLAIM_OVERLAP)."""
+    kept: list[Hit] = []
+    kept_shingles: list[set[tuple[str, ...]]] = []
+    sections: set[tuple[str, str]] = set()
+    for hit in hits:
+        if limit is not None and len(kept) >= limit:
+            break
+        section = (hit.chunk.path, hit.chunk.heading)
+        if section in sections:
+            continue
+        shingles = _shingles(_body(hit), SAME_CLAIM_SHINGLE)
+        if any(_overlap(shingles, other) >= SAME_CLAIM_OVERLAP for other in kept_shingles):
+            continue
+        kept.append(hit)
+        kept_shingles.append(shingles)
+        sections.add(section)
+    return kept
+
+
+# --- relevance and doubt --------------------------------------------------------------------
+
+
+def _term_in(term: str, vocabulary: set[str]) -> bool:
+    """True when the vocabulary holds the term or a form of it ("weigh" in "weighted").
+
+    The sparse tokens only fold plurals, so forms are matched by a shared prefix of at
+    least five letters that leaves at most two letters of the shorter word over
+    ("measuring" ~ "measure"), which keeps "type" from passing for "typescript".
+    """
+    if term in vocabulary:
+        return True
+    if len(term) < 5 or not term.isalpha():
+        return False
+    for word in vocabulary:
+        shorter = min(len(term), len(word))
+        if shorter >= 5 and word[:5] == term[:5]:
+            common = 5
+            while common < shorter and word[common] == term[common]:
+                common += 1
+            if common >= shorter - 2:
+                return True
+    return False
+
+
+def evidence_gather(
+    *, query: str, fused: Sequence[Hit], dense: Sequence[Hit], sparse: Sequence[Hit]
+) -> Evidence:
+    """Summarise what both channels found for `query` (see `Evidence`)."""
+    top = list(fused[:EVIDENCE_DEPTH])
+    cosine = max((hit.score for hit in top), default=0.0)
+    terms = set(tokenize(query))
+    unseen = terms - GENERIC_TERMS
+    for hit in (*dense, *sparse):  # best first: most terms are found in the first few
+        if not unseen:
+            break
+        # Tokenising is the slow part: only a text that holds a term's first letters
+        # can hold the term (or a form of it).
+        text = unicodedata.normalize("NFKC", hit.chunk.text).casefold()
+        candidates = {term for term in unseen if term[:5] in text}
+        if candidates:
+            vocabulary = set(tokenize(hit.chunk.text))
+            unseen -= {term for term in candidates if _term_in(term, vocabulary)}
+    missing = tuple(sorted(unseen))
+    return Evidence(
+        cosine=cosine, missing=len(missing) / len(terms) if terms else 0.0, missing_terms=missing
+    )
+
+
+def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
+    """Decide whether the book supports an answer: the one place doubt is decided.
+
+    - At or above RETRIEVAL_CONFIDENT_SCORE the embedding alone is enough.
+    - Below the cosine floor (RETRIEVAL_SCORE_FLOOR) the passages are not about the
+      question, whatever words they share.
+    - In between, the book must also hold the question's words: at most
+      RETRIEVAL_MISSING_TERMS of its terms may be absent from every candidate. A
+      near-domain question ("How do I write a decorator in Python?" of the Rust book)
+      finds passages about programming, but none that names what it asks about.
+    """
+    config = get_config()
+    floor = config.retrieval_score_floor if floor is None else floor
+    if evidence.cosine >= max(floor, config.retrieval_confident_score):
+        return True
+    if evidence.cosine >= floor:
+        return evidence.missing <= config.retrieval_missing_terms
+    return False
+
+
+# --- the service -----------------------------------------------------------------------------
 
 
 async def book_search(
@@ -100,43 +289,76 @@ async def book_search(
     embedder: Embedder | None = None,
     store: VectorStore | None = None,
 ) -> Retrieval:
-    """Search the book for `query`: hybrid search, floor, distinct chunks, top k.
+    """Search the book for `query`: dense and sparse rankings, fused, repeats removed, top k.
 
     Args:
         query: the text to search for (already rewritten when it was a follow-up).
-        k: how many distinct chunks to return at most.
-        score_floor: minimum dense cosine similarity; default RETRIEVAL_SCORE_FLOOR.
+        k: how many hits (and sections) to return at most.
+        score_floor: the cosine floor of `book_supports`; default RETRIEVAL_SCORE_FLOOR.
         paths: restrict the search to these book paths.
         embedder, store: collaborators; default to the configured providers.
 
     Returns:
-        A Retrieval with the supported hits and the closest ones.
+        A Retrieval: the hits, the distinct sections, whether the book supports an
+        answer, and the closest sections when it does not.
 
     Raises:
         EmbeddingError, VectorStoreError: when a component fails.
     """
-    floor = get_config().retrieval_score_floor if score_floor is None else score_floor
+    config = get_config()
+    floor = config.retrieval_score_floor if score_floor is None else score_floor
     if embedder is None:
         # Loading the ONNX model the first time takes a moment: keep it off the loop.
         embedder = await asyncio.to_thread(providers.get_embedder)
     if store is None:
         store = await asyncio.to_thread(providers.get_store)
     [vector] = await embedder.embed([query])
-    fetch = min(FETCH_MAX, max(FETCH_MIN, k * FETCH_FACTOR))
-    raw = await asyncio.to_thread(
-        store.search, query_text=query, query_vector=vector, k=fetch, mode="hybrid", paths=paths
+    pool = max(config.retrieval_pool, k)
+    dense, sparse = await asyncio.to_thread(_channels, store, query, vector, pool, paths)
+    fused = hits_fuse(
+        dense,
+        sparse,
+        method=config.retrieval_fusion,
+        dense_weight=config.retrieval_dense_weight,
     )
-    distinct = hits_collapse(raw)
-    hits = [hit for hit in distinct if hit.score >= floor][:k]
-    near = [hit for hit in distinct if hit.score >= floor * CLOSEST_FLOOR_RATIO]
-    closest = sorted(near, key=lambda hit: hit.score, reverse=True)[:CLOSEST_COUNT]
+    # Deep enough for k hits and k distinct sections (several hits may share one).
+    distinct = hits_collapse(fused, limit=max(COLLAPSE_DEPTH_FACTOR * k, COLLAPSE_DEPTH_MIN))
+    evidence = evidence_gather(query=query, fused=distinct, dense=dense, sparse=sparse)
+    supported = book_supports(evidence, floor=floor)
+    sections = hits_distinct_sections(distinct, limit=k)
+    closest: list[Hit] = []
+    if not supported:
+        near = [hit for hit in sections if hit.score >= floor * CLOSEST_FLOOR_RATIO]
+        closest = sorted(near, key=lambda hit: hit.score, reverse=True)[:CLOSEST_COUNT]
     logger.debug(
-        "search %r: %d raw, %d distinct, %d above floor %.2f (best cosine %.3f)",
+        "search %r: %d dense + %d sparse, %d distinct; cosine %.3f, missing %s: %s",
         query[:80],
-        len(raw),
+        len(dense),
+        len(sparse),
         len(distinct),
-        len(hits),
-        floor,
-        max((hit.score for hit in distinct), default=0.0),
+        evidence.cosine,
+        evidence.missing_terms,
+        "supported" if supported else "uncertain",
     )
-    return Retrieval(query=query, hits=hits, closest=closest, floor=floor)
+    return Retrieval(
+        query=query,
+        hits=distinct[:k],
+        supported=supported,
+        closest=closest,
+        sections=sections,
+        evidence=evidence,
+        floor=floor,
+    )
+
+
+def _channels(
+    store: VectorStore,
+    query: str,
+    vector: list[float],
+    pool: int,
+    paths: Sequence[str] | None,
+) -> tuple[list[Hit], list[Hit]]:
+    """The dense and the sparse ranking, `pool` deep each (one worker thread for both)."""
+    dense = store.search(query_text=query, query_vector=vector, k=pool, mode="dense", paths=paths)
+    sparse = store.search(query_text=query, query_vector=vector, k=pool, mode="sparse", paths=paths)
+    return dense, sparse

@@ -57,6 +57,11 @@ class RagConfig:
     context_token_budget: int
     chat_history_turns: int
     chat_session_idle_minutes: int
+    retrieval_pool: int = 50
+    retrieval_fusion: str = "minmax"
+    retrieval_dense_weight: float = 0.45
+    retrieval_confident_score: float = 0.45
+    retrieval_missing_terms: float = 0.2
 
     @property
     def llm_enabled(self) -> bool:
@@ -116,6 +121,11 @@ def get_config() -> RagConfig:
             context_token_budget=settings.CONTEXT_TOKEN_BUDGET,
             chat_history_turns=settings.CHAT_HISTORY_TURNS,
             chat_session_idle_minutes=settings.CHAT_SESSION_IDLE_MINUTES,
+            retrieval_pool=settings.RETRIEVAL_POOL,
+            retrieval_fusion=settings.RETRIEVAL_FUSION,
+            retrieval_dense_weight=settings.RETRIEVAL_DENSE_WEIGHT,
+            retrieval_confident_score=settings.RETRIEVAL_CONFIDENT_SCORE,
+            retrieval_missing_terms=settings.RETRIEVAL_MISSING_TERMS,
         )
     except AttributeError as exc:  # a settings module without a ragsite setting
         raise ConfigurationError(f"Missing ragsite setting: {exc}") from exc

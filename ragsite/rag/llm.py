@@ -1,4 +1,4 @@
-"""Chat models: an OpenAI-compatible API, and the offline extractive answerer.
+"""Chat models: an OpenAI-compatible API (the offline extractive answerer is extractive.py).
 
 Both implement the `ChatModel` Protocol of types.py: `stream(request)` yields the
 answer in pieces, `complete(messages)` returns a short non-streamed text. The `openai`
@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .exceptions import LLMError
 from .openai_clients import OpenAIClients, sdk_errors
-from .types import AnswerRequest, ChatMessage, Source
+from .types import AnswerRequest, ChatMessage
 
 if TYPE_CHECKING:
     from .config import RagConfig
@@ -23,15 +22,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LLM_EMPTY_MESSAGE = "The language model returned an empty answer."
+# The extractive answer no longer starts with this (the `done` event's mode
+# "extractive" is the one notice the reader gets); answering still strips it.
 EXTRACTIVE_NOTICE = (
     "No language model is configured, so this answer quotes the most relevant passages of the book."
-)
-NO_SOURCES_MESSAGE = (
-    "The book does not seem to cover this. Try rephrasing the question, or ask about "
-    "a topic from the book's table of contents."
-)
-EXTRACTIVE_CANNOT_COMPLETE_MESSAGE = (
-    "No language model is configured: the extractive answerer can only quote the book."
 )
 ANSWER_TEMPERATURE = 0.2
 DEFAULT_MAX_TOKENS = 700  # LLM_MAX_TOKENS's default
@@ -142,229 +136,6 @@ def _as_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]
     return [{"role": message.role, "content": message.content} for message in messages]
 
 
-# --- extractive answerer ----------------------------------------------------------
-
-MIN_SENTENCES = 2
-MAX_SENTENCES = 4
-MIN_SENTENCE_CHARS = 25
-MIN_SENTENCE_WORDS = 4
-MAX_SENTENCE_CHARS = 320
-
-STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been
-    before being below between both but by can could did do does doing down during each few
-    for from further had has have having he her here hers herself him himself his how i if in
-    into is it its itself just me more most my myself no nor not now of off on once only or
-    other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up
-    very was we were what when where which while who whom why will with would you your
-    yours yourself yourselves explain tell describe please mean means meaning use used using
-    book chapter""".split()
-)
-_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "fig.", "eq.", "dr.", "mr.", "ms.", "no.")
-
-_FRONT_MATTER = re.compile(r"\A\s*---\n.*?\n---[ \t]*(\n|\Z)", re.DOTALL)
-_FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>\n]*>")
-_MDX_LINE = re.compile(r"^\s*(import|export)\s.*$", re.MULTILINE)
-_ADMONITION = re.compile(r"^\s*:::\s*\w*.*$", re.MULTILINE)
-_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-# Underscores only emphasise at word edges (CommonMark), so snake_case identifiers survive.
-_EMPHASIS = re.compile(r"(\*\*|\*)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(__|_)(?=\S)(.+?)(?<=\S)\3(?!\w)")
-_INLINE_CODE = re.compile(r"`([^`\n]+)`")
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_CITATION = re.compile(r"\[\d+\]")
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    """A sentence of a source that may be quoted."""
-
-    source_index: int  # order of the source as given (retrieval rank)
-    position: int  # order of the sentence within its source
-    n: int  # the source's citation number
-    text: str
-    overlap: int  # distinct question content words it contains
-
-
-def _stem(word: str) -> str:
-    """Fold common endings so 'measure', 'measures', 'measured' and 'measuring' match."""
-    for suffix in ("ing", "ies", "es", "ed", "s"):
-        if suffix == "s" and word.endswith("ss"):  # "class", not a plural
-            break
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-            break
-    if word.endswith("e") and len(word) > 3:  # "measure" -> "measur", like "measures"
-        word = word[:-1]
-    return word
-
-
-def content_words(text: str) -> set[str]:
-    """Return the stemmed, lowercased words of a text that carry meaning."""
-    return {
-        _stem(word)
-        for word in _WORD.findall(text.lower())
-        if word not in STOPWORDS and (len(word) > 2 or word.isdigit())
-    }
-
-
-def _clean_markdown(text: str) -> str:
-    """Drop code blocks, MDX/HTML and Markdown markup, keeping the prose."""
-    text = _FRONT_MATTER.sub("", text)
-    text = _FENCE.sub("\n\n", text)
-    text = _MDX_LINE.sub("", text)
-    text = _ADMONITION.sub("", text)
-    text = _IMAGE.sub("", text)
-    text = _HTML_TAG.sub("", text)
-    text = _LINK.sub(r"\1", text)
-    text = _INLINE_CODE.sub(r"\1", text)
-    text = _EMPHASIS.sub(lambda m: m.group(2) or m.group(4), text)
-    text = _CITATION.sub("", text)  # a quoted "[2]" from the book would pose as our citation
-    return text
-
-
-def _looks_like_prose(sentence: str) -> bool:
-    """Reject headings, table rows, code-ish and very short fragments."""
-    if len(sentence) < MIN_SENTENCE_CHARS or len(sentence.split()) < MIN_SENTENCE_WORDS:
-        return False
-    if sentence.startswith(("#", "|", ">")) or sentence.count("|") >= 2:
-        return False
-    if sentence.endswith(":"):  # introduces a list or code that is not quoted with it
-        return False
-    letters = sum(ch.isalnum() or ch.isspace() for ch in sentence)
-    return letters / len(sentence) >= 0.85
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split Markdown prose into sentences (each list item and paragraph stands alone)."""
-    sentences: list[str] = []
-    for block in re.split(r"\n\s*\n", _clean_markdown(text)):
-        # Headings and table rows are lines of their own; list items end a sentence.
-        lines = [line.strip() for line in block.splitlines() if line.strip()]
-        buffer: list[str] = []
-        parts: list[str] = []
-        for line in lines:
-            if line.startswith(("#", "|")) or _LIST_MARKER.match(line):
-                if buffer:
-                    parts.append(" ".join(buffer))
-                    buffer = []
-                parts.append(_LIST_MARKER.sub("", line))
-            else:
-                buffer.append(line)
-        if buffer:
-            parts.append(" ".join(buffer))
-        for part in parts:
-            sentences.extend(_split_part(part))
-    return [s for s in (" ".join(s.split()) for s in sentences) if s]
-
-
-def _split_part(part: str) -> list[str]:
-    pieces: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(part):
-        candidate = part[start : match.start()].rstrip()
-        last_word = candidate.rsplit(maxsplit=1)[-1].lower() if candidate else ""
-        if last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]\.", last_word):
-            continue  # "e.g. The" or an initial: not a sentence end
-        pieces.append(part[start : match.end()].strip())
-        start = match.end()
-    pieces.append(part[start:].strip())
-    return [piece for piece in pieces if piece]
-
-
-def _shorten(sentence: str) -> str:
-    if len(sentence) <= MAX_SENTENCE_CHARS:
-        return sentence
-    cut = sentence[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0].rstrip(",;:")
-    return cut + "…"
-
-
-def _with_citation(sentence: str, n: int) -> str:
-    """Put `[n]` before the sentence's closing punctuation: 'Lidar measures depth [2].'"""
-    sentence = sentence.rstrip()
-    match = re.search(r"([.!?…]+[\"')\]]*)$", sentence)
-    if match:
-        return f"{sentence[: match.start()]} [{n}]{match.group(1)}"
-    return f"{sentence.rstrip(',;:')} [{n}]."
-
-
-def _candidates(question_words: set[str], sources: Sequence[Source]) -> list[_Candidate]:
-    seen: set[str] = set()
-    candidates: list[_Candidate] = []
-    for source_index, source in enumerate(sources):
-        body = source.chunk.body or source.chunk.text
-        for position, sentence in enumerate(split_sentences(body)):
-            if not _looks_like_prose(sentence):
-                continue
-            key = " ".join(_WORD.findall(sentence.lower()))
-            if key in seen:  # neighbouring chunks overlap: quote a sentence once
-                continue
-            seen.add(key)
-            overlap = len(question_words & content_words(sentence))
-            candidates.append(
-                _Candidate(source_index, position, source.n, _shorten(sentence), overlap)
-            )
-    return candidates
-
-
-def _select(candidates: list[_Candidate]) -> list[_Candidate]:
-    """Pick 2–4 sentences: the best matches, then the sources' leads as a fallback."""
-    ranked = sorted(candidates, key=lambda c: (-c.overlap, c.source_index, c.position))
-    if not ranked:
-        return []
-    best = ranked[0].overlap
-    chosen: list[_Candidate] = []
-    for candidate in ranked:
-        if len(chosen) >= MAX_SENTENCES:
-            break
-        strong = candidate.overlap > 0 and candidate.overlap * 2 >= best
-        if strong or len(chosen) < MIN_SENTENCES:
-            chosen.append(candidate)
-    return chosen
-
-
-def extractive_answer(*, question: str, sources: Sequence[Source]) -> str:
-    """Compose an answer that quotes the sources' sentences closest to the question.
-
-    Deterministic: same question and sources, same answer. Cites only the given
-    sources' numbers. Without quotable sources, returns NO_SOURCES_MESSAGE.
-    """
-    chosen = _select(_candidates(content_words(question), sources))
-    if not chosen:
-        return NO_SOURCES_MESSAGE
-    # One paragraph per source, so sentences of one passage stay together in the
-    # book's order; the paragraph holding the best match comes first.
-    paragraphs: dict[int, list[_Candidate]] = {}
-    for candidate in chosen:  # best first
-        paragraphs.setdefault(candidate.source_index, []).append(candidate)
-    body = "\n\n".join(
-        " ".join(_with_citation(c.text, c.n) for c in sorted(group, key=lambda c: c.position))
-        for group in paragraphs.values()
-    )
-    return f"{EXTRACTIVE_NOTICE}\n\n{body}"
-
-
 def stream_pieces(text: str) -> list[str]:
     """Split a text into word-sized pieces whose concatenation is the text."""
     return re.findall(r"\s*\S+\s*$|\s*\S+", text) or [text]
-
-
-class ExtractiveChatModel:
-    """The offline answerer: quotes the retrieved passages, cites them, invents nothing."""
-
-    provider = "extractive"
-    model = "extractive"
-
-    async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
-        """Yield the extractive answer word by word (no artificial delay)."""
-        answer = extractive_answer(question=request.question, sources=request.sources)
-        for piece in stream_pieces(answer):
-            yield piece
-
-    async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int = 256) -> str:
-        """Always raises LLMError: there is no language model to write free text."""
-        raise LLMError(EXTRACTIVE_CANNOT_COMPLETE_MESSAGE)

@@ -40,7 +40,7 @@ def get_chat_model() -> ChatModel:
         from .llm import OpenAIChatModel
 
         return OpenAIChatModel.from_config(config)
-    from .llm import ExtractiveChatModel
+    from .extractive import ExtractiveChatModel
 
     return ExtractiveChatModel()
 
@@ -48,7 +48,7 @@ def get_chat_model() -> ChatModel:
 @functools.cache
 def get_extractive_model() -> ChatModel:
     """Return the extractive model (the fallback when the LLM fails before its first token)."""
-    from .llm import ExtractiveChatModel
+    from .extractive import ExtractiveChatModel
 
     return ExtractiveChatModel()
 

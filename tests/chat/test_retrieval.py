@@ -8,9 +8,16 @@ import pytest
 
 from chat.prompts import Turn
 from chat.services import book_search, hits_collapse, query_rewrite, query_rewrite_rule
+from chat.services.retrieval import (
+    Evidence,
+    book_supports,
+    evidence_gather,
+    hits_distinct_sections,
+    hits_fuse,
+)
 from chat.services.rewriting import key_terms, looks_like_follow_up
 from ragsite.rag import providers
-from ragsite.rag.llm import ExtractiveChatModel
+from ragsite.rag.extractive import ExtractiveChatModel
 from ragsite.rag.types import Hit
 
 LIDAR_TURN = Turn(question="How does LiDAR measure distance?", answer="By timing laser pulses [1].")
@@ -87,14 +94,50 @@ async def test_follow_up_rewritten_by_rule_finds_the_cost_section(small_book):
 async def test_out_of_book_question_finds_no_support(small_book):
     retrieval = await book_search(query="How do I bake sourdough bread?", k=5)
     assert not retrieval.supported
-    assert retrieval.hits == []
+    # Search still ranks what it found (GET /api/search shows it); the doubt is separate.
+    assert len(retrieval.hits) == 5
     # Nothing is near enough to offer either: cooking is nowhere in a robotics book.
     assert retrieval.closest == []
+    assert "sourdough" in retrieval.evidence.missing_terms
+
+
+async def test_near_domain_question_whose_topic_the_book_lacks_is_not_supported(small_book):
+    # Close to the book's domain, but "hydraulic", "excavator" and "boom" are nowhere in it.
+    retrieval = await book_search(
+        query="How do the hydraulic cylinders of an excavator move its boom?", k=5
+    )
+    assert retrieval.evidence.missing >= 0.5
+    assert not retrieval.supported
+
+
+async def test_fused_ranking_never_loses_what_either_channel_ranks_first(small_book_index):
+    chunks, vectors = small_book_index
+    store = providers.get_store()
+    store.ensure_collection(dimension=len(vectors[0]))
+    store.upsert(chunks, vectors)
+    embedder = providers.get_embedder()
+    for query in (
+        "What does a PID controller trade off?",
+        "What does the Kalman gain weigh?",
+        "Where must the ZMP stay for a humanoid to keep its balance?",
+    ):
+        [vector] = await embedder.embed([query])
+        dense = store.search(query_text=query, query_vector=vector, k=10, mode="dense")
+        sparse = store.search(query_text=query, query_vector=vector, k=10, mode="sparse")
+        retrieval = await book_search(query=query, k=3)
+        top3 = [hit.chunk.id for hit in retrieval.hits]
+        # Whatever both channels agree is best is first; each channel's best is kept.
+        if dense[0].chunk.id == sparse[0].chunk.id:
+            assert top3[0] == dense[0].chunk.id
+        assert dense[0].chunk.id in top3 or sparse[0].chunk.id in top3
+        assert retrieval.supported
 
 
 async def test_floor_is_a_setting(small_book, settings):
-    settings.RETRIEVAL_SCORE_FLOOR = 0.85  # above any cosine here
-    retrieval = await book_search(query="How does LiDAR measure distance?", k=3)
+    settings.RETRIEVAL_SCORE_FLOOR = 0.8  # above any cosine here
+    settings.RETRIEVAL_CONFIDENT_SCORE = 0.9
+    retrieval = await book_search(query="How does LiDAR measure distance in fog?", k=3)
+    assert retrieval.evidence.missing_terms == ("fog",)  # so no leeway below the floor
     assert not retrieval.supported
     assert retrieval.closest[0].chunk.heading == "LiDAR"  # still offered as the closest
 
@@ -103,16 +146,20 @@ async def test_results_are_distinct(small_book):
     retrieval = await book_search(query="LiDAR sensors", k=10, score_floor=0.0)
     ids = [hit.chunk.id for hit in retrieval.hits]
     assert len(ids) == len(set(ids))
+    sections = [(hit.chunk.path, hit.chunk.heading) for hit in retrieval.sections]
+    assert len(sections) == len(set(sections))
 
 
-def test_collapse_drops_neighbouring_pieces_and_repeated_text(small_book_index):
+def test_collapse_keeps_neighbouring_pieces_and_drops_only_repeated_text(small_book_index):
     chunks, _ = small_book_index
     lidar, cost, imu = chunks[0], chunks[1], chunks[2]
+    # The next piece of the same section: same page and heading, the next position,
+    # and text of its own. It is not a repeat.
     second_piece = dataclasses.replace(
         lidar,
         id="piece-2",
         position=lidar.position + 1,
-        body=lidar.body + " It also works at night.",
+        body="Its range reaches a hundred metres outdoors. " + lidar.body[-60:],
     )
     copy_elsewhere = dataclasses.replace(imu, id="copy", path="appendix.mdx", heading="IMU recap")
     hits = [
@@ -123,7 +170,86 @@ def test_collapse_drops_neighbouring_pieces_and_repeated_text(small_book_index):
         Hit(copy_elsewhere, 0.4),
     ]
     kept = [hit.chunk.id for hit in hits_collapse(hits)]
-    assert kept == [lidar.id, cost.id, imu.id]
+    assert kept == [lidar.id, "piece-2", cost.id, imu.id]
+    # Sources need one hit per section: the second piece of LiDAR goes there.
+    sections = [hit.chunk.id for hit in hits_distinct_sections(hits_collapse(hits))]
+    assert sections == [lidar.id, cost.id, imu.id]
+
+
+def _hit(chunk, score: float, rank_score: float) -> Hit:
+    return Hit(chunk=chunk, score=score, rank_score=rank_score)
+
+
+def test_minmax_fusion_keeps_score_margins(small_book_index):
+    chunks, _ = small_book_index
+    a, b, c = chunks[0], chunks[1], chunks[2]
+    dense = [_hit(a, 0.60, 0.60), _hit(b, 0.59, 0.59), _hit(c, 0.30, 0.30)]
+    # BM25 is sure about b (far above the rest), hardly about a.
+    sparse = [_hit(b, 0.55, 12.0), _hit(a, 0.60, 1.0)]
+    fused = hits_fuse(dense, sparse, method="minmax", dense_weight=0.5)
+    assert [hit.chunk.id for hit in fused] == [b.id, a.id, c.id]
+    assert fused[0].score == 0.59  # the dense cosine stays the score
+    assert fused[0].rank_score == pytest.approx(0.5 * 0.59 / 0.60 + 0.5 * 1.0)
+    # Rank fusion sees only ranks: a and b tie on ranks, the dense order breaks it.
+    by_rank = hits_fuse(dense, sparse, method="rrf", dense_weight=0.5)
+    assert [hit.chunk.id for hit in by_rank] == [a.id, b.id, c.id]
+
+
+def test_fusion_weights_move_the_order(small_book_index):
+    chunks, _ = small_book_index
+    a, b = chunks[0], chunks[1]
+    dense = [_hit(a, 0.7, 0.7), _hit(b, 0.35, 0.35)]
+    sparse = [_hit(b, 0.35, 9.0), _hit(a, 0.7, 3.0)]
+    assert hits_fuse(dense, sparse, dense_weight=0.9)[0].chunk.id == a.id
+    assert hits_fuse(dense, sparse, dense_weight=0.1)[0].chunk.id == b.id
+    # One channel empty (a query of stopwords has no sparse terms): the other decides.
+    assert [hit.chunk.id for hit in hits_fuse(dense, [])] == [a.id, b.id]
+
+
+@pytest.mark.parametrize(
+    ("cosine", "missing", "supported"),
+    [
+        (0.25, 0.0, False),  # below the floor nothing counts, whatever words it shares
+        (0.35, 0.0, True),  # a fair match holding every term of the question
+        (0.35, 0.5, False),  # a fair match, but half the question is not in the book
+        (0.60, 0.5, True),  # a strong match is enough on its own
+    ],
+)
+def test_book_supports_weighs_both_channels(cosine, missing, supported):
+    terms = ("absent",) if missing else ()
+    evidence = Evidence(cosine=cosine, missing=missing, missing_terms=terms)
+    assert book_supports(evidence) is supported
+
+
+def test_book_supports_follows_the_settings(settings):
+    evidence = Evidence(cosine=0.35, missing=0.5, missing_terms=("absent",))
+    settings.RETRIEVAL_MISSING_TERMS = 0.5
+    assert book_supports(evidence)
+    settings.RETRIEVAL_CONFIDENT_SCORE = 0.3
+    settings.RETRIEVAL_MISSING_TERMS = 0.0
+    assert book_supports(evidence)
+    assert not book_supports(evidence, floor=0.4)
+
+
+def test_a_form_of_a_word_is_not_missing(small_book_index):
+    chunks, _ = small_book_index
+    hits = [_hit(chunk, 0.4, 0.4) for chunk in chunks]
+    # "weigh" is in "weighted" (the Kalman section), "typescript" is not in "type".
+    evidence = evidence_gather(
+        query="What does the Kalman gain weigh in typescript?", fused=hits, dense=hits, sparse=[]
+    )
+    assert evidence.missing_terms == ("typescript",)
+
+
+def test_evidence_names_the_terms_no_candidate_holds(small_book_index):
+    chunks, _ = small_book_index
+    hits = [_hit(chunk, 0.4, 0.4) for chunk in chunks[:3]]
+    evidence = evidence_gather(
+        query="Does LiDAR measure distance on a submarine?", fused=hits, dense=hits, sparse=[]
+    )
+    assert evidence.missing_terms == ("submarine",)
+    assert evidence.missing == pytest.approx(1 / 4)  # lidar, measure, distance, submarine
+    assert evidence.cosine == 0.4
 
 
 # --- GET /api/search ---------------------------------------------------------------------------

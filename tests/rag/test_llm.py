@@ -1,23 +1,17 @@
-"""Chat models: the real openai SDK against the fake server, and the extractive answerer."""
+"""The OpenAI-compatible chat model: the real openai SDK against the fake server
+(the extractive answerer is tested in test_extractive.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import pytest
 
 from ragsite.rag import providers
 from ragsite.rag.exceptions import LLMError, LLMTimeout
-from ragsite.rag.llm import (
-    EXTRACTIVE_NOTICE,
-    NO_SOURCES_MESSAGE,
-    ExtractiveChatModel,
-    OpenAIChatModel,
-    extractive_answer,
-)
-from ragsite.rag.types import AnswerRequest, ChatMessage, Chunk, Source
+from ragsite.rag.llm import OpenAIChatModel
+from ragsite.rag.types import AnswerRequest, ChatMessage
 
 REPLY = "Lidar measures distance by timing laser pulses [1]. Cameras add colour [2]."
 
@@ -189,102 +183,3 @@ async def test_unreachable_server_is_llm_error(llm_settings, chat_model):
     llm_settings.OPENAI_MAX_RETRIES = 0
     with pytest.raises(LLMError):
         await collect(chat_model(), make_request())
-
-
-# --- extractive answerer ----------------------------------------------------------
-
-
-def source(n: int, body: str, *, title: str = "Sensors") -> Source:
-    chunk = Chunk(
-        id=f"id-{n}",
-        text=f"{title}\n\n{body}",
-        body=body,
-        title=title,
-        heading=title,
-        path=f"chapter-{n}.md",
-        url=None,
-        position=0,
-        content_hash=f"hash-{n}",
-    )
-    return Source(n=n, chunk=chunk, score=0.8, snippet=body[:80])
-
-
-LIDAR = source(
-    2,
-    "Robots need to know what is around them. "
-    "A lidar sensor measures distance by timing how long laser pulses take to return. "
-    "The resulting point cloud describes the shape of the room.\n\n"
-    "```python\nscan = lidar.read()  # returns distance in metres\n```\n\n"
-    "See the figure.",
-)
-CAMERA = source(
-    5,
-    "Cameras capture colour images at high resolution. "
-    "Unlike lidar, a camera does not measure distance directly; depth must be estimated. "
-    "Stereo pairs estimate depth from two viewpoints.",
-    title="Cameras",
-)
-COOKING = source(7, "Knead the dough for ten minutes, then let it rest in a warm place.")
-
-
-def citations(text: str) -> set[int]:
-    return {int(n) for n in re.findall(r"\[(\d+)\]", text)}
-
-
-async def test_extractive_answer_quotes_and_cites_only_given_sources(settings):
-    model = providers.get_chat_model()  # no key, no base URL: the offline default
-    assert isinstance(model, ExtractiveChatModel)
-    request = make_request("How does a lidar sensor measure distance?", [LIDAR, CAMERA])
-
-    answer = "".join(await collect(model, request))
-
-    assert answer.startswith(EXTRACTIVE_NOTICE)
-    assert "timing how long laser pulses take to return [2]." in answer
-    assert citations(answer) <= {2, 5}
-    assert "lidar.read()" not in answer  # code is never quoted as prose
-    assert "See the figure" not in answer  # too short to stand alone
-    sentences = re.findall(r"\[\d+\][.!?]", answer)
-    assert 2 <= len(sentences) <= 4
-
-
-def test_extractive_answer_puts_the_best_match_first():
-    answer = extractive_answer(
-        question="How is depth estimated from stereo cameras?", sources=[LIDAR, CAMERA]
-    )
-    first_paragraph = answer.split("\n\n")[1]
-    assert first_paragraph.startswith("Unlike lidar, a camera does not measure distance directly")
-    assert citations(first_paragraph) == {5}
-
-
-def test_extractive_answer_is_deterministic():
-    question = "What does a lidar measure?"
-    answers = {
-        extractive_answer(question=question, sources=[LIDAR, CAMERA, COOKING]) for _ in range(3)
-    }
-    assert len(answers) == 1
-
-
-async def test_extractive_without_sources_says_the_book_does_not_cover_it():
-    answer = "".join(await collect(ExtractiveChatModel(), make_request("Who won in 1998?", [])))
-    assert answer == NO_SOURCES_MESSAGE
-
-
-async def test_extractive_streams_word_by_word():
-    request = make_request("How does a lidar sensor measure distance?", [LIDAR])
-    pieces = await collect(ExtractiveChatModel(), request)
-    assert len(pieces) > 10
-    assert "".join(pieces) == extractive_answer(question=request.question, sources=[LIDAR])
-
-
-async def test_extractive_cannot_complete():
-    with pytest.raises(LLMError):
-        await ExtractiveChatModel().complete([ChatMessage("user", "rewrite this")])
-
-
-def test_extractive_cleaning_keeps_snake_case_identifiers():
-    from ragsite.rag.llm import _clean_markdown
-
-    cleaned = _clean_markdown(
-        "Set `RETRIEVAL_SCORE_FLOOR` and pass input_ids; this is **bold** and _soft_."
-    )
-    assert cleaned == "Set RETRIEVAL_SCORE_FLOOR and pass input_ids; this is bold and soft."

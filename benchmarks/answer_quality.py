@@ -1,0 +1,292 @@
+"""Answer quality of the offline (extractive) answerer, and doubt, on question sets.
+
+What runs: the book is chunked and embedded with the real packaged model into an
+embedded Qdrant store in a cache folder (kept between runs: a whole book costs 1-3
+minutes of CPU; `--fresh` rebuilds it). Every in-book question then goes the way a
+reader's does without a language model: `book_search` (fusion, repeats collapsed,
+`book_supports`), the sources packed from `Retrieval.sections`, and
+`extractive_answer`. Measured:
+
+- answer holds an answer: one of the question's `answers` occurs in the answer text
+  (the harness's `contains_answer`: normalised, on word boundaries);
+- first sentence holds one: the same for the answer's first sentence (up to its first
+  citation);
+- phantom citations: `[n]` in an answer with no source n (must be 0);
+- uncertain: the share of questions `book_supports` turns down, for in-book questions
+  (should be low) and out-of-book ones (should be high), near-domain ones apart.
+
+    uv run python benchmarks/answer_quality.py --book ../shared/books/rust-book \\
+        --questions benchmarks/questions/rust-book.jsonl \\
+        --out-of-book benchmarks/questions/out-of-book-rust.jsonl --json /tmp/answers.json
+    uv run python benchmarks/answer_quality.py --plot textbook.json rust.json  # eval_retrieval --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+CACHE_ROOT = Path(tempfile.gettempdir()) / "ragsite-answer-quality"
+_CITATION = re.compile(r"\[(\d+)\]")
+_CODE = re.compile(r"^(```|~~~).*?^\1$|`[^`\n]*`", re.MULTILINE | re.DOTALL)
+_FIRST_SENTENCE = re.compile(r"^.*?\[\d+\][.!?:…]*", re.DOTALL)
+
+
+def _setup(data_dir: Path) -> None:
+    """Point Django at the cache folder (its own SQLite and store) and set it up."""
+    os.environ["RAGSITE_DATA_DIR"] = str(data_dir)
+    for name in [n for n in os.environ if n.startswith(("OPENAI_", "QDRANT_", "LLM_"))]:
+        del os.environ[name]  # never a paid model or a remote store
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragsite.settings")
+    sys.path.insert(0, str(REPO_DIR))
+    import django
+
+    django.setup()
+
+
+def _signature() -> dict[str, Any]:
+    from ragsite.rag import providers
+    from ragsite.rag.config import get_config
+
+    config = get_config()
+    embedder = providers.get_embedder()
+    return {
+        "chunk_tokens": config.chunk_tokens,
+        "chunk_overlap_tokens": config.chunk_overlap_tokens,
+        "embedder": f"{embedder.provider}:{embedder.model}",
+        "sparse": _sparse_signature(),
+    }
+
+
+def _sparse_signature() -> str:
+    from ragsite.rag.sparse import encode_document
+
+    probe = encode_document("Sensors measure the robot's boxes and policies; ROS 2 nodes.")
+    return ",".join(f"{i}:{v:.4f}" for i, v in zip(probe.indices, probe.values, strict=True))
+
+
+def book_index_cached(*, book_dir: Path, fresh: bool = False) -> int:
+    """Index the book into the configured store unless the cache already holds it."""
+    from chat.evaluation import book_index_temporary
+    from ragsite.rag import providers
+    from ragsite.rag.config import get_config
+
+    store = providers.get_store()
+    marker = get_config().data_dir / "indexed.json"
+    wanted = {"book": str(book_dir), **_signature()}
+    current = json.loads(marker.read_text()) if marker.is_file() else None
+    if not fresh and current == wanted and store.count() > 0:
+        return store.count()
+    if store.count():
+        store.drop()
+    started = time.perf_counter()
+    indexed = book_index_temporary(
+        book_dir=book_dir,
+        store=store,
+        embedder=providers.get_embedder(),
+        on_progress=lambda line: print(line, file=sys.stderr),
+    )
+    print(
+        f"indexed {len(indexed.chunks)} chunks in {time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
+    marker.write_text(json.dumps(wanted))
+    return len(indexed.chunks)
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def first_sentence(answer: str) -> str:
+    """The answer up to and including its first citation (its first quoted sentence)."""
+    match = _FIRST_SENTENCE.match(answer)
+    return match.group(0) if match else answer
+
+
+def _model():
+    from ragsite.rag.extractive import ExtractiveChatModel
+
+    return ExtractiveChatModel()
+
+
+async def _answer(question: str) -> tuple[bool, str, list[int]]:
+    from chat.services import book_search, sources_pack
+    from ragsite.rag.config import get_config
+    from ragsite.rag.types import AnswerRequest
+
+    config = get_config()
+    retrieval = await book_search(query=question, k=config.retrieval_k)
+    hits = retrieval.sections or retrieval.hits
+    if not retrieval.supported:
+        return False, "", []
+    sources = sources_pack(hits=hits, budget=config.context_token_budget)
+    answer = await _model().answer(AnswerRequest(question=question, sources=sources))
+    return True, answer, [source.n for source in sources]
+
+
+async def answers_measure(
+    questions: list[dict[str, Any]], out_of_book: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Run every question; return the figures and each question's outcome."""
+    from chat.evaluation import contains_answer
+
+    rows: list[dict[str, Any]] = []
+    for q in questions:
+        supported, answer, numbers = await _answer(q["question"])
+        # Uncertain in-book questions are answered anyway here, to measure the answerer.
+        if not supported:
+            _, answer, numbers = await _answer_anyway(q["question"])
+        prose = _CODE.sub(" ", answer)  # a book's `v[0]` is code, not a citation
+        cited = {int(n) for n in _CITATION.findall(prose)}
+        rows.append(
+            {
+                "id": q["id"],
+                "kind": q.get("kind", ""),
+                "uncertain": not supported,
+                "contains": any(contains_answer(answer, a) for a in q["answers"]),
+                "first": any(contains_answer(first_sentence(answer), a) for a in q["answers"]),
+                "phantoms": sorted(cited - set(numbers)),
+                "answer": answer,
+            }
+        )
+    oob_rows = []
+    for q in out_of_book:
+        supported, _, _ = await _answer(q["question"])
+        oob_rows.append(
+            {"id": q["id"], "near": bool(q.get("near_domain")), "uncertain": not supported}
+        )
+
+    def share(items: list[dict[str, Any]], key: str) -> float:
+        return sum(1 for item in items if item[key]) / len(items) if items else 0.0
+
+    near = [row for row in oob_rows if row["near"]]
+    far = [row for row in oob_rows if not row["near"]]
+    return {
+        "questions": len(rows),
+        "contains": share(rows, "contains"),
+        "first_sentence": share(rows, "first"),
+        "phantom_citations": sum(len(row["phantoms"]) for row in rows),
+        "in_book_uncertain": share(rows, "uncertain"),
+        "out_of_book": len(oob_rows),
+        "out_of_book_uncertain": share(oob_rows, "uncertain"),
+        "near_domain_uncertain": share(near, "uncertain"),
+        "far_domain_uncertain": share(far, "uncertain"),
+        "rows": rows,
+        "out_of_book_rows": oob_rows,
+    }
+
+
+async def _answer_anyway(question: str) -> tuple[bool, str, list[int]]:
+    from chat.services import book_search, sources_pack
+    from ragsite.rag.config import get_config
+    from ragsite.rag.types import AnswerRequest
+
+    config = get_config()
+    retrieval = await book_search(query=question, k=config.retrieval_k)
+    sources = sources_pack(hits=retrieval.sections, budget=config.context_token_budget)
+    answer = await _model().answer(AnswerRequest(question=question, sources=sources))
+    return False, answer, [s.n for s in sources]
+
+
+def report_table(figures: dict[str, Any], *, book: str) -> str:
+    """The figures as a plain-text table."""
+    lines = [
+        f"Extractive answers on {book}",
+        f"in-book questions: {figures['questions']}   out-of-book: {figures['out_of_book']}",
+        "",
+        f"answer contains an answer        {figures['contains']:.3f}",
+        f"first sentence contains one      {figures['first_sentence']:.3f}",
+        f"phantom citations                {figures['phantom_citations']}",
+        f"in-book flagged uncertain        {figures['in_book_uncertain']:.3f}",
+        f"out-of-book flagged uncertain    {figures['out_of_book_uncertain']:.3f}"
+        f"   (near-domain {figures['near_domain_uncertain']:.3f},"
+        f" far {figures['far_domain_uncertain']:.3f})",
+    ]
+    return "\n".join(lines)
+
+
+def plot_retrieval(reports: list[Path], out: Path) -> None:
+    """Bar chart of R@5 and MRR@10 per method, one group per `eval_retrieval --json` report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = ["bm25", "dense", "hybrid_raw", "hybrid"]
+    labels = ["BM25 alone", "dense alone", "store fusion (RRF)", "book_search"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for axis, metric in zip(axes, ("recall@5", "mrr@10"), strict=True):
+        width = 0.8 / len(methods)
+        for i, method in enumerate(methods):
+            values = []
+            for report in reports:
+                data = json.loads(report.read_text())
+                row = next(m for m in data["methods"] if m["method"] == method)
+                values.append(row[metric])
+            xs = [j + i * width for j in range(len(reports))]
+            bars = axis.bar(xs, values, width, label=labels[i])
+            axis.bar_label(bars, fmt="%.2f", fontsize=7)
+        axis.set_xticks([j + 0.4 - width / 2 for j in range(len(reports))])
+        names = [Path(json.loads(r.read_text())["book"]).name for r in reports]
+        axis.set_xticklabels(
+            [
+                f"{n} ({json.loads(r.read_text())['questions']} q)"
+                for n, r in zip(names, reports, strict=True)
+            ]
+        )
+        axis.set_title(metric.replace("recall", "R").upper())
+        axis.set_ylim(0, 1)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
+def main() -> None:
+    """Parse the arguments, index (or reuse) the book, measure, print."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--book", type=Path)
+    parser.add_argument("--questions", type=Path, action="append", default=[])
+    parser.add_argument("--out-of-book", type=Path, action="append", default=[])
+    parser.add_argument("--cache", type=Path, help="data folder to keep the index in")
+    parser.add_argument("--fresh", action="store_true", help="re-index even if cached")
+    parser.add_argument("--json", dest="json_out", type=Path)
+    parser.add_argument("--show", type=int, default=0, help="print N failed answers")
+    parser.add_argument(
+        "--plot", nargs="+", type=Path, metavar="REPORT", help="eval_retrieval --json reports"
+    )
+    parser.add_argument("--plot-out", type=Path, default=REPO_DIR / "docs/img/retrieval-fusion.png")
+    args = parser.parse_args()
+    if args.plot:
+        plot_retrieval(args.plot, args.plot_out)
+        print(f"plot written to {args.plot_out}")
+        return
+    book = args.book.resolve()
+    _setup(args.cache or CACHE_ROOT / book.name)
+    chunks = book_index_cached(book_dir=book, fresh=args.fresh)
+    questions = [q for path in args.questions for q in _load(path) if not q.get("out_of_book")]
+    oob = [q for path in args.out_of_book for q in _load(path) if q.get("out_of_book")]
+    started = time.perf_counter()
+    figures = asyncio.run(answers_measure(questions, oob))
+    figures.update(book=str(book), chunks=chunks, seconds=round(time.perf_counter() - started, 1))
+    print(report_table(figures, book=book.name))
+    if args.show:
+        failed = [row for row in figures["rows"] if not row["first"]][: args.show]
+        for row in failed:
+            print(f"\n--- {row['id']} (contains {row['contains']})\n{row['answer'][:700]}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"figures written to {args.json_out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""The extractive answerer: which sentences it quotes, how it keeps code, how it cites."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ragsite.rag import providers
+from ragsite.rag.exceptions import LLMError
+from ragsite.rag.extractive import (
+    NO_SOURCES_MESSAGE,
+    SELECTION_ID,
+    ExtractiveChatModel,
+    extractive_answer,
+    sentence_similarities,
+    split_sentences,
+)
+from ragsite.rag.llm import EXTRACTIVE_NOTICE
+from ragsite.rag.types import AnswerRequest, ChatMessage, Chunk, Source
+
+
+def source(n: int, body: str, *, title: str = "Sensors", chunk_id: str | None = None) -> Source:
+    chunk = Chunk(
+        id=chunk_id or f"id-{n}",
+        text=f"{title}\n\n{body}",
+        body=body,
+        title=title,
+        heading=title,
+        path=f"chapter-{n}.md",
+        url=None,
+        position=0,
+        content_hash=f"hash-{n}",
+    )
+    return Source(n=n, chunk=chunk, score=0.8, snippet=body[:80])
+
+
+LIDAR = source(
+    2,
+    "Robots need to know what is around them. "
+    "A lidar sensor measures distance by timing how long laser pulses take to return. "
+    "The resulting point cloud describes the shape of the room.\n\n"
+    "```python\nscan = lidar.read()  # returns distance in metres\n```\n\n"
+    "See the figure.",
+)
+CAMERA = source(
+    5,
+    "Cameras capture colour images at high resolution. "
+    "Unlike lidar, a camera does not measure distance directly; depth must be estimated. "
+    "Stereo pairs estimate depth from two viewpoints.",
+    title="Cameras",
+)
+COOKING = source(7, "Knead the dough for ten minutes, then let it rest in a warm place.")
+# From the Rust book (ch15-04): generic types in inline code, and a transition.
+RC = source(
+    1,
+    "Now that you know how to use `Box<T>`, let's look at another smart pointer. "
+    "You have to enable multiple ownership explicitly by using the Rust type `Rc<T>`, "
+    "which is an abbreviation for reference counting. The `Rc<T>` type keeps track of "
+    "the number of references to a value to determine whether or not the value is "
+    "still in use (if there are zero references, the value can be cleaned up). "
+    "What happens when the last owner leaves?",
+    title="Rc<T>, the Reference-Counted Smart Pointer",
+)
+# From the Rust book (ch01-03): the answer is a shell command.
+CARGO = source(
+    3,
+    "Let's create a new project using Cargo and look at how it differs from our "
+    "original Hello, world! project. Navigate back to your projects directory. "
+    "Then, on any operating system, run the following:\n\n"
+    "```console\n$ cargo new hello_cargo\n$ cd hello_cargo\n```\n\n"
+    "The first command creates a new directory and project called hello_cargo. "
+    "We've named our project hello_cargo, and Cargo creates its files in a directory "
+    "of the same name.",
+    title="Creating a Project with Cargo",
+)
+
+
+def citations(text: str) -> set[int]:
+    return {int(n) for n in re.findall(r"\[(\d+)\]", text)}
+
+
+def cited_sentences(text: str) -> list[str]:
+    return re.findall(r"[^\n]*?\[\d+\][.!?:]", text)
+
+
+async def answer(question: str, sources: list[Source]) -> str:
+    request = AnswerRequest(question=question, sources=sources)
+    return "".join([piece async for piece in ExtractiveChatModel().stream(request)])
+
+
+async def test_answer_quotes_the_stating_sentence_first_and_cites_only_given_sources():
+    model = providers.get_chat_model()  # no key, no base URL: the offline default
+    assert isinstance(model, ExtractiveChatModel)
+    text = await answer("How does a lidar sensor measure distance?", [LIDAR, CAMERA])
+
+    assert text.startswith("A lidar sensor measures distance by timing how long laser pulses")
+    assert citations(text) <= {2, 5}
+    assert "lidar.read()" not in text  # the question asks for no code
+    assert "See the figure" not in text  # too short to stand alone
+    assert 2 <= len(cited_sentences(text)) <= 5
+
+
+async def test_answer_carries_no_notice_of_its_own():
+    # The `done` event's mode is the one notice; the text does not repeat it.
+    text = await answer("How does a lidar sensor measure distance?", [LIDAR])
+    assert EXTRACTIVE_NOTICE not in text
+    assert "language model" not in text.lower()
+
+
+async def test_generic_types_in_inline_code_are_kept_and_transitions_are_not_quoted():
+    text = await answer("What is Rc<T> used for?", [RC])
+    assert "`Rc<T>`" in text
+    assert "Now that you know" not in text  # a transition, not an answer
+    assert "What happens when the last owner leaves?" not in text  # the book's question
+    # The parenthesis is part of its sentence: never cut inside it.
+    assert "(if there are zero references, the value can be cleaned up)" in text
+
+
+async def test_a_command_is_quoted_as_a_fenced_block_not_as_prose():
+    text = await answer("What command creates a new Cargo project?", [CARGO])
+    assert "```console\n$ cargo new hello_cargo\n$ cd hello_cargo\n```" in text
+    assert "hello_cargo $ cd" not in text  # never run together on one line
+    assert "run the following [3]:" in text  # the block keeps its introduction
+    assert citations(text) == {3}
+
+
+def test_sentences_never_end_inside_brackets():
+    sentences = split_sentences(
+        "The value is dropped (see Chapter 4. Ownership rules apply) at the end. "
+        "Then [Listing 4-1. Example] shows it. A third one follows here."
+    )
+    assert sentences == [
+        "The value is dropped (see Chapter 4. Ownership rules apply) at the end.",
+        "Then [Listing 4-1. Example] shows it.",
+        "A third one follows here.",
+    ]
+
+
+def test_markup_is_dropped_but_identifiers_and_code_survive():
+    [sentence] = split_sentences(
+        "Set `RETRIEVAL_SCORE_FLOOR` and pass input_ids to <Tabs>Vec<String></Tabs>; "
+        "this is **bold**, _soft_ and a [link](https://x.example)."
+    )
+    assert sentence == (
+        "Set `RETRIEVAL_SCORE_FLOOR` and pass input_ids to Vec<String>; "
+        "this is bold, soft and a link."
+    )
+
+
+async def test_selection_is_explained_from_the_passages_around_it_not_echoed():
+    selected = "Stereo pairs estimate depth from two viewpoints."
+    selection = source(1, selected, title="Your selection", chunk_id=SELECTION_ID)
+    text = await answer("Explain this", [selection, CAMERA, LIDAR])
+    assert selected not in text
+    assert citations(text)
+    assert 1 not in citations(text)
+    assert "camera does not measure distance directly" in text
+
+
+async def test_similarities_come_from_the_real_embedder():
+    sims = await sentence_similarities(
+        question="How is depth estimated from stereo cameras?", sources=[LIDAR, CAMERA]
+    )
+    stereo = sims["Stereo pairs estimate depth from two viewpoints."]
+    assert stereo > sims["Robots need to know what is around them."]
+
+
+def test_answer_is_deterministic():
+    question = "What does a lidar measure?"
+    answers = {
+        extractive_answer(question=question, sources=[LIDAR, CAMERA, COOKING]) for _ in range(3)
+    }
+    assert len(answers) == 1
+
+
+async def test_without_sources_the_book_does_not_cover_it():
+    assert await answer("Who won in 1998?", []) == NO_SOURCES_MESSAGE
+
+
+async def test_streams_word_by_word():
+    request = AnswerRequest(question="How does a lidar sensor measure distance?", sources=[LIDAR])
+    model = ExtractiveChatModel()
+    pieces = [piece async for piece in model.stream(request)]
+    assert len(pieces) > 10
+    assert "".join(pieces) == await model.answer(request)
+
+
+async def test_cannot_complete():
+    with pytest.raises(LLMError):
+        await ExtractiveChatModel().complete([ChatMessage("user", "rewrite this")])
+
+
+async def test_exercise_prompts_and_next_steps_give_way_to_the_passage_that_answers():
+    exercises = source(
+        1,
+        "Explain the difference between prediction and correction steps in a Kalman filter. "
+        "Implement a simple 1D Kalman filter for tracking position.",
+        title="Kalman Filters > Exercises",
+    )
+    next_steps = source(
+        2,
+        "Next Steps: In the next chapter, we'll explore particle filters for tracking "
+        "position with a Kalman filter's help.",
+        title="Kalman Filters > Summary",
+    )
+    kalman = source(
+        3,
+        "The Kalman filter estimates a robot's state by alternating a prediction step and "
+        "a correction step. The correction step weighs each measurement by the Kalman gain.",
+        title="Kalman Filters",
+    )
+    text = await answer(
+        "What is the difference between the prediction and correction steps of a Kalman filter?",
+        [exercises, next_steps, kalman],
+    )
+    assert text.startswith("The Kalman filter estimates a robot's state by alternating")
+    assert "Next Steps" not in text
