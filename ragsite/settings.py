@@ -394,10 +394,10 @@ QDRANT_RETRIES = env_int("QDRANT_RETRIES", 2, minimum=0, maximum=10)
 QDRANT_SHARDS = env_int("QDRANT_SHARDS", 1, minimum=1, maximum=1000)
 QDRANT_REPLICAS = env_int("QDRANT_REPLICAS", 1, minimum=1, maximum=100)
 QDRANT_ON_DISK_PAYLOAD = env_bool("QDRANT_ON_DISK_PAYLOAD", False)
-# Engine of the embedded store (no QDRANT_URL): qdrant-client's local mode (pure Python,
-# the default) or qdrant-edge (Qdrant's Rust engine in-process: a hybrid search at 10k
-# chunks takes a few ms instead of ~0.5 s; see docs/vector-store.md).
-VECTOR_ENGINE = env_choice("VECTOR_ENGINE", "qdrant-local", {"qdrant-local", "qdrant-edge"})
+# Engine of the embedded store (no QDRANT_URL): qdrant-edge (Qdrant's Rust engine
+# in-process, the default: a hybrid search at 10k chunks takes a few ms) or qdrant-local
+# (qdrant-client's local mode, pure Python, ~0.5 s there; see docs/vector-store.md).
+VECTOR_ENGINE = env_choice("VECTOR_ENGINE", "qdrant-edge", {"qdrant-local", "qdrant-edge"})
 
 EMBEDDING_PROVIDER = env_choice("EMBEDDING_PROVIDER", "local", {"local", "openai"})
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 16, minimum=1, maximum=2048)

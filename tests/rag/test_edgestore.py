@@ -63,9 +63,9 @@ def test_server_mode_ignores_the_embedded_engine(edge_settings):
     assert store.mode == "server"
 
 
-def test_the_default_engine_is_qdrant_client_local_mode(settings):
-    assert settings.VECTOR_ENGINE == "qdrant-local"
-    assert isinstance(providers.get_store(), QdrantStore)
+def test_the_default_engine_is_qdrant_edge(settings):
+    assert settings.VECTOR_ENGINE == "qdrant-edge"
+    assert isinstance(providers.get_store(), EdgeStore)
 
 
 def test_a_foreign_folder_is_a_layout_mismatch_until_dropped(edge_engine):
