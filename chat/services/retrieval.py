@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from ragsite import observability as metrics
 from ragsite.rag import providers
 from ragsite.rag.config import get_config
 from ragsite.rag.sparse import tokenize
@@ -305,6 +307,7 @@ async def book_search(
     Raises:
         EmbeddingError, VectorStoreError: when a component fails.
     """
+    started = time.perf_counter()
     config = get_config()
     floor = config.retrieval_score_floor if score_floor is None else score_floor
     if embedder is None:
@@ -340,6 +343,7 @@ async def book_search(
         evidence.missing_terms,
         "supported" if supported else "uncertain",
     )
+    metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
     return Retrieval(
         query=query,
         hits=distinct[:k],

@@ -34,6 +34,7 @@ async def test_a_chat_stream_carries_the_request_id_and_is_timed(small_book, liv
         "ragsite_chat_time_to_sources_seconds_count",
         "ragsite_chat_time_to_first_token_seconds_count",
         "ragsite_chat_answers_total",
+        "ragsite_retrieval_duration_seconds_count",
     ):
         assert _count(name, after) - _count(name, before) == 1, name
 
