@@ -76,7 +76,7 @@ def _sparse_signature() -> str:
 
 def book_index_cached(*, book_dir: Path, fresh: bool = False) -> int:
     """Index the book into the configured store unless the cache already holds it."""
-    from chat.evaluation import book_index_temporary
+    from evaluation.runner import book_index_temporary
     from ragsite.rag import providers
     from ragsite.rag.config import get_config
 
@@ -138,7 +138,7 @@ async def answers_measure(
     questions: list[dict[str, Any]], out_of_book: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Run every question; return the figures and each question's outcome."""
-    from chat.evaluation import contains_answer
+    from evaluation.hits import contains_answer
 
     rows: list[dict[str, Any]] = []
     for q in questions:

@@ -57,10 +57,9 @@ METHOD_LABELS = {
 
 
 def retrieval_doubts(retrieval: Retrieval) -> bool:
-    """True when chat would treat this retrieval as uncertain (today: no hit above the floor).
+    """True when chat would treat this retrieval as uncertain (`book_supports` said no).
 
-    The one place the harness asks chat's retrieval for doubt: point it at the new rule
-    when chat/services/retrieval.py decides doubt differently.
+    The one place the harness asks chat's retrieval for doubt.
     """
     return not retrieval.supported
 
