@@ -11,26 +11,45 @@ generator answers three questions, each written from that project's own source:
   only the chapters SUMMARY.md lists; Docusaurus skips `_partials`).
 
 `detect_generator` reads the book folder (and the folders above it, where each
-generator keeps its configuration) for `SITE_GENERATOR=auto`. Pure Python: files are
-read, no Django. docs/ingestion.md ("Where a chunk links to") explains the rules.
+generator keeps its configuration) for `SITE_GENERATOR=auto`. The heading-id rules live
+in `ingestion.slugs`, the check of cited URLs against a built site in
+`ingestion.linkcheck`. Pure Python: files are read, no Django. docs/ingestion.md
+("Where a chunk links to") explains the rules.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import posixpath
 import re
 import tomllib
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import yaml
+
+from .linkcheck import (  # noqa: F401 - re-exported: the link check's public names
+    ANCHOR_MISSING,
+    OUTSIDE_SITE,
+    PAGE_MISSING,
+    BrokenLink,
+    built_file,
+    check_urls,
+    html_ids,
+)
+from .slugs import (  # noqa: F401 - re-exported: each generator's heading-id rule
+    dash_unique,
+    github_slug,
+    hugo_id,
+    mdbook_id,
+    python_markdown_slug,
+    split_custom_id,
+    underscore_unique,
+    vitepress_slug,
+)
 
 GENERATORS = ("docusaurus", "mdbook", "mkdocs", "vitepress", "starlight", "hugo", "plain")
 GENERATOR_CHOICES = frozenset({"auto", *GENERATORS})
@@ -38,125 +57,6 @@ GENERATOR_CHOICES = frozenset({"auto", *GENERATORS})
 FALLBACK_GENERATOR = "docusaurus"
 PAGE_EXTENSIONS = (".mdx", ".md", ".markdown")
 _URL_SAFE = "/-._~!$&'()*+,;=:@"
-
-_CUSTOM_ID_RE = re.compile(r"^(?P<text>.*?)\s*\{#(?P<id>[A-Za-z0-9_:.-]+)\}$", re.DOTALL)
-
-
-# --- heading ids ------------------------------------------------------------------------
-
-# github-slugger (Docusaurus, Starlight/Astro's rehype-heading-ids): lowercase, keep
-# letters, marks, decimal and letter numbers, connector punctuation (`_`), spaces and
-# hyphen-minus; drop every other punctuation, symbol, separator and control character,
-# except symbols Unicode counts as alphabetic (Ⓐ, 🄰). Spaces become `-`.
-_SLUG_KEPT_CATEGORIES = frozenset({"Nd", "Nl", "Pc"})
-
-
-@functools.lru_cache(maxsize=4096)
-def _slug_keeps(char: str) -> bool:
-    if char in " -":
-        return True
-    category = unicodedata.category(char)
-    if category[0] in "LM" or category in _SLUG_KEPT_CATEGORIES:
-        return True
-    return category == "So" and "LETTER" in unicodedata.name(char, "")
-
-
-def github_slug(text: str) -> str:
-    """Return the github-slugger slug of a plain heading text (no duplicate suffix)."""
-    return "".join(char for char in text.lower() if _slug_keeps(char)).replace(" ", "-")
-
-
-def mdbook_id(text: str) -> str:
-    """Return mdBook's `normalize_id` of a heading text (rust-lang/mdBook src/utils/mod.rs).
-
-    Alphanumerics, `_` and `-` are kept and ASCII-lowercased (`Über` stays `Über`),
-    whitespace becomes `-`, everything else goes.
-    """
-    out = []
-    for char in text.strip().lstrip("#").strip():
-        if char.isalnum() or char in "_-":
-            out.append(char.lower() if char.isascii() else char)
-        elif char.isspace():
-            out.append("-")
-    return "".join(out)
-
-
-def python_markdown_slug(text: str, separator: str = "-", *, unicode: bool = False) -> str:
-    """Return Python-Markdown's `toc.slugify` (MkDocs' default heading ids)."""
-    if not unicode:
-        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    text = re.sub(r"[^\w\s-]", "", text).strip().lower()
-    return re.sub(rf"[{re.escape(separator)}\s]+", separator, text)
-
-
-_VITEPRESS_CONTROL_RE = re.compile(r"[\u0000-\u001f]")
-_VITEPRESS_SPECIAL_RE = re.compile(r"[\s~`!@#$%^&*()\-_+=\[\]{}|\\;:\"'“”‘’<>,.?/]+")
-_VITEPRESS_COMBINING_RE = re.compile(r"[\u0300-\u036f]")
-
-
-def vitepress_slug(text: str) -> str:
-    """Return VitePress' heading slug (`slugify` of @mdit-vue/shared, VitePress' default)."""
-    text = unicodedata.normalize("NFKD", text)
-    text = _VITEPRESS_COMBINING_RE.sub("", text)
-    text = _VITEPRESS_CONTROL_RE.sub("", text)
-    text = _VITEPRESS_SPECIAL_RE.sub("-", text)
-    text = re.sub(r"-{2,}", "-", text).strip("-")
-    text = re.sub(r"^(\d)", r"_\1", text)
-    return text.lower()
-
-
-def hugo_id(text: str) -> str:
-    """Return Hugo's default goldmark heading id (`autoHeadingIDType = "github"`).
-
-    From gohugoio/hugo markup/goldmark/autoid.go `sanitizeAnchorNameWithHook`: spaces
-    and `-` become `-`, letters, digits and `_` are lowercased, the rest goes.
-    """
-    out = []
-    for char in text.strip():
-        if char in " -":
-            out.append("-")
-        elif (
-            char == "_"
-            or unicodedata.category(char)[0] == "L"
-            or unicodedata.category(char) == "Nd"
-        ):
-            out.append(char.lower())
-    return "".join(out)
-
-
-def split_custom_id(text: str) -> tuple[str, str | None]:
-    """Split `Title {#custom-id}` into ("Title", "custom-id"); (text, None) without one."""
-    match = _CUSTOM_ID_RE.match(text)
-    if match is None:
-        return text, None
-    return match["text"], match["id"]
-
-
-def _dash_unique(base: str, seen: dict[str, int]) -> str:
-    """github-slugger, mdBook, Hugo and markdown-it-anchor: `x`, `x-1`, `x-2` …"""
-    result = base
-    while result in seen:
-        seen[base] += 1
-        result = f"{base}-{seen[base]}"
-    seen[result] = 0
-    return result
-
-
-_IDCOUNT_RE = re.compile(r"^(.*)_([0-9]+)$")
-
-
-def _underscore_unique(base: str, seen: dict[str, int]) -> str:
-    """Python-Markdown's `toc.unique`: `x`, `x_1`, `x_2` … (an empty id becomes `_1`)."""
-    result = base
-    if result in seen or not result:
-        match = _IDCOUNT_RE.match(result)
-        stem, count = (match[1], int(match[2])) if match else (result, 0)
-        count += 1
-        while f"{stem}_{count}" in seen:
-            count += 1
-        result = f"{stem}_{count}"
-    seen[result] = 0
-    return result
 
 
 # --- paths -------------------------------------------------------------------------------
@@ -240,7 +140,7 @@ class Site:
 
     def unique(self, base: str, seen: dict[str, int]) -> str:
         """Number a repeated id the generator's way and remember it in `seen`."""
-        return _dash_unique(base, seen)
+        return dash_unique(base, seen)
 
     def heading_text(self, text: str) -> str:
         """Return the heading as a reader sees it (an honoured `{#id}` is not shown)."""
@@ -391,7 +291,7 @@ class MkDocsSite(Site):
         return python_markdown_slug(text, separator, unicode=bool(self.options.get("toc_unicode")))
 
     def unique(self, base: str, seen: dict[str, int]) -> str:
-        return _underscore_unique(base, seen)
+        return underscore_unique(base, seen)
 
     def is_page(self, rel_path: str) -> bool:
         if rel_path.startswith("templates/"):
@@ -773,88 +673,3 @@ def book_site(*, book_dir: Path, config: Any) -> Site:
         site_url=config.site_url,
         docs_prefix=config.site_docs_prefix,
     )
-
-
-# --- checking links against a built site ---------------------------------------------------
-
-PAGE_MISSING = "page"
-ANCHOR_MISSING = "anchor"
-OUTSIDE_SITE = "outside"
-
-
-@dataclass(frozen=True)
-class BrokenLink:
-    """A cited URL that the built site does not serve, or whose page lacks the anchor."""
-
-    url: str
-    kind: str  # PAGE_MISSING | ANCHOR_MISSING | OUTSIDE_SITE
-    detail: str
-
-
-class _IdCollector(HTMLParser):
-    """Collects every `id` (and `<a name>`) of an HTML page: the targets of `#fragments`."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.ids: set[str] = set()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for name, value in attrs:
-            if value and (name == "id" or (name == "name" and tag == "a")):
-                self.ids.add(value)
-
-
-def html_ids(html_text: str) -> set[str]:
-    """Return the ids a browser can scroll to in an HTML page."""
-    collector = _IdCollector()
-    collector.feed(html_text)
-    collector.close()
-    return collector.ids
-
-
-def built_file(site_dir: Path, route: str) -> Path | None:
-    """Return the file a static host serves for `route` (`/a/`, `/a.html`, `/a`), or None.
-
-    `/a/` is `a/index.html`; `/a` is the file `a`, else `a.html`, else `a/index.html`
-    (what GitHub Pages and Netlify do).
-    """
-    inner = unquote(route).lstrip("/")
-    root = Path(site_dir).resolve()
-    candidates = (
-        [inner + "index.html"]
-        if inner == "" or inner.endswith("/")
-        else [inner, inner + ".html", inner + "/index.html"]
-    )
-    for candidate in candidates:
-        path = (root / candidate).resolve()
-        if path.is_file() and path.is_relative_to(root):
-            return path
-    return None
-
-
-def check_urls(*, urls: Iterable[str], site_url: str, site_dir: Path) -> list[BrokenLink]:
-    """Check each URL against a built site folder; return the broken ones, in order."""
-    base = urlsplit(site_url.rstrip("/") + "/")
-    ids_by_file: dict[Path, set[str]] = {}
-    broken: list[BrokenLink] = []
-    for url in dict.fromkeys(urls):
-        parts = urlsplit(url)
-        if (parts.scheme, parts.netloc) != (base.scheme, base.netloc) or not (
-            parts.path + "/"
-        ).startswith(base.path):
-            broken.append(BrokenLink(url, OUTSIDE_SITE, f"not under SITE_URL {site_url}"))
-            continue
-        route = "/" + parts.path[len(base.path) :]
-        page = built_file(site_dir, route)
-        if page is None:
-            broken.append(BrokenLink(url, PAGE_MISSING, f"no built page for {unquote(route)}"))
-            continue
-        anchor = unquote(parts.fragment)
-        if not anchor:
-            continue
-        if page not in ids_by_file:
-            ids_by_file[page] = html_ids(page.read_text(encoding="utf-8", errors="replace"))
-        if anchor not in ids_by_file[page]:
-            relative = page.relative_to(Path(site_dir).resolve()).as_posix()
-            broken.append(BrokenLink(url, ANCHOR_MISSING, f'{relative} has no id "{anchor}"'))
-    return broken
