@@ -282,7 +282,7 @@ warnings.filterwarnings(
     "ignore", message="StreamingHttpResponse must consume synchronous iterators"
 )
 
-# --- CORS, CSRF and request bodies (docs/security-validation.md) -----------------------
+# --- CORS, CSRF and request bodies (docs/security.md) -----------------------
 
 
 def _origin(url: str) -> str:
