@@ -1,4 +1,4 @@
-"""ASGI entry point: `uvicorn ragsite.asgi:application` (one worker; see docs/architecture.md).
+"""ASGI entry point: `uvicorn ragsite.asgi:application` (see docs/architecture.md).
 
 Django serves everything except `/mcp`, which goes to the MCP server of
 `ragsite.agents` (a Starlette app from the official SDK) after the same host check and a
