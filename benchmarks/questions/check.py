@@ -5,7 +5,9 @@
 
 For each row: valid JSON, the fields of the question format (benchmarks/questions/README.md), an id
 unique across all sets, and for in-book rows: `gold_file` exists inside the book,
-`gold_text` occurs in it verbatim (whitespace-normalised), and every answer is plain text
+`gold_text` occurs in it verbatim (whitespace-normalised, code fence lines left out, as
+the evaluation harness reads pages) and holds 20-80 words, the
+question is not itself a passage of the page, and each of its 1-3 answers is plain text
 (no backticks, `**` or `_emphasis_`) that occurs in `gold_text` as the chunker renders it
 (emphasis and link targets gone, code spans kept), so it never runs across the edge of a
 code span: the harness looks for answers in chunk text and in answers, not in the source.
@@ -19,6 +21,7 @@ import argparse
 import json
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,8 @@ QUESTIONS_DIR = Path(__file__).resolve().parent
 REPO_DIR = QUESTIONS_DIR.parent.parent
 DEFAULT_BOOKS_DIR = REPO_DIR.parent / "shared" / "books"
 KINDS = frozenset({"lookup", "paraphrase", "code", "definition", "howto"})
+GOLD_WORDS = (20, 80)  # the evaluation harness's passage length, in words (runs of \w)
+MAX_ANSWERS = 3
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,20 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+def words(text: str) -> list[str]:
+    """The case-folded words of a text (runs of letters, digits and underscores)."""
+    return _WORD_RE.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def copies_the_page(question: str, page: str) -> bool:
+    """True when the question's words occur contiguously in the page: it is not a reader's."""
+    needle = " ".join(words(question))
+    return bool(needle) and f" {needle} " in f" {' '.join(words(page))} "
+
+
+_WORD_RE = re.compile(r"\w+")
+# A code fence line (```python, ~~~): left out of gold_text, as the harness leaves it out.
+_FENCE_LINE_RE = re.compile(r"^[ \t]*(?:`{3,}|~{3,}).*$", re.MULTILINE)
 _HTML_COMMENT_RE = re.compile(r"<!--.*?-->", re.DOTALL)
 _REFERENCE_LINK_RE = re.compile(r"\[([^\]]*)\]\[[^\]]*\]")
 _INLINE_LINK_RE = re.compile(r"\[([^\]]*)\]\([^)]*\)")
@@ -120,18 +139,28 @@ def row_problems(row: dict, *, out_of_book: bool, book: Path, pages: dict[str, s
     if not isinstance(answers, list) or not answers or not all(_is_text(a) for a in answers):
         problems.append("answers must be a non-empty list of non-empty strings")
         answers = []
+    elif len(answers) > MAX_ANSWERS:
+        problems.append(f"more than {MAX_ANSWERS} answers")
     gold_file, gold_text = row.get("gold_file"), row.get("gold_text")
     if not _is_text(gold_file) or not _is_text(gold_text):
         return [*problems, "gold_file and gold_text are required"]
     if gold_text != normalise(gold_text):
         problems.append("gold_text is not whitespace-normalised")
+    if not GOLD_WORDS[0] <= len(words(gold_text)) <= GOLD_WORDS[1]:
+        problems.append(
+            f"gold_text has {len(words(gold_text))} words, not {GOLD_WORDS[0]}-{GOLD_WORDS[1]}"
+        )
     path = (book / gold_file).resolve()
     if not path.is_relative_to(book.resolve()) or not path.is_file():
         return [*problems, f"gold_file {gold_file} does not exist in {book.name}/"]
     if gold_file not in pages:
-        pages[gold_file] = normalise(path.read_text(encoding="utf-8"))
+        pages[gold_file] = normalise(_FENCE_LINE_RE.sub("", path.read_text(encoding="utf-8")))
+    if "```" in gold_text or "~~~" in gold_text:
+        problems.append("gold_text holds a code fence; fence lines are left out")
     if normalise(gold_text) not in pages[gold_file]:
         problems.append(f"gold_text does not occur in {gold_file}")
+    if _is_text(row.get("question")) and copies_the_page(row["question"], pages[gold_file]):
+        problems.append(f"the question is a passage of {gold_file}, not a reader's words")
     seen = rendered(gold_text)
     for answer in answers:
         if "`" in answer or answer != rendered(answer):

@@ -75,13 +75,17 @@ def write_set(folder: Path, name: str, rows: list[dict]) -> None:
 
 def test_the_checker_names_every_kind_of_bad_row(check, tmp_path):
     page = (check.REPO_DIR / "docs" / "intro.md").read_text(encoding="utf-8")
-    assert "Setting `OPENAI_API_KEY`" in page  # the passage the good row quotes
+    passage = (
+        "Setting `OPENAI_API_KEY` (and optionally `OPENAI_BASE_URL`, for Ollama, vLLM or any "
+        "OpenAI-compatible server) turns on written answers from a language model."
+    )
+    assert passage in " ".join(page.split())  # the passage the good row quotes
     good = {
         "id": "good",
-        "question": "How do I turn on written answers?",
+        "question": "How do I get answers written by a model?",
         "answers": ["OPENAI_API_KEY"],
         "gold_file": "intro.md",
-        "gold_text": "Setting `OPENAI_API_KEY` (and optionally",
+        "gold_text": passage,
         "kind": "howto",
     }
     rows = [
@@ -95,6 +99,9 @@ def test_the_checker_names_every_kind_of_bad_row(check, tmp_path):
         {**good, "id": "answer-straddles", "answers": ["Setting OPENAI_API_KEY"]},
         {**good, "id": "bad-kind", "kind": "trivia"},
         {**good, "id": "no-answers", "answers": []},
+        {**good, "id": "too-many", "answers": ["Ollama", "vLLM", "OPENAI_API_KEY", "language"]},
+        {**good, "id": "too-short", "gold_text": "Setting `OPENAI_API_KEY` (and optionally"},
+        {**good, "id": "copies", "question": "turns on written answers from a language model"},
     ]
     write_set(tmp_path, "docs.jsonl", rows)
     (tmp_path / "docs.jsonl").write_text(
@@ -113,7 +120,10 @@ def test_the_checker_names_every_kind_of_bad_row(check, tmp_path):
         "docs.jsonl:answer-straddles: answer 'Setting OPENAI_API_KEY' does not occur in "
         "gold_text as rendered",
         "docs.jsonl:no-answers: answers must be a non-empty list of non-empty strings",
-        "docs.jsonl:11: invalid JSON (Expecting property name enclosed in double quotes)",
+        "docs.jsonl:too-many: more than 3 answers",
+        "docs.jsonl:too-short: gold_text has 4 words, not 20-80",
+        "docs.jsonl:copies: the question is a passage of intro.md, not a reader's words",
+        "docs.jsonl:14: invalid JSON (Expecting property name enclosed in double quotes)",
     }
     assert expected <= set(problems)
     assert any(p.startswith("docs.jsonl:bad-kind: kind 'trivia'") for p in problems)
