@@ -150,6 +150,18 @@ def rust_book_dir() -> Path:
     return whole_book(RUST_BOOK_DIR)
 
 
+@pytest.fixture(scope="session", params=["vendored", "whole"])
+def docusaurus_book(request) -> Path:
+    """Each Docusaurus book in turn: the vendored site, then the whole textbook (whole-book tier)."""
+    return DOCUSAURUS_FIXTURE_DIR if request.param == "vendored" else whole_book(TEXTBOOK_DIR)
+
+
+@pytest.fixture(scope="session", params=["vendored", "whole"])
+def mdbook_book(request) -> Path:
+    """Each mdBook in turn: the vendored chapters, then the whole Rust book (whole-book tier)."""
+    return RUST_FIXTURE_DIR if request.param == "vendored" else whole_book(RUST_BOOK_DIR)
+
+
 @pytest.fixture(scope="session")
 def docusaurus_fixture_dir() -> Path:
     """The vendored Docusaurus site's docs/ folder (read-only; tests/fixtures/docusaurus-site)."""
