@@ -51,7 +51,7 @@ def test_documents_and_tasks_are_listed_and_searchable(admin_client, ingested):
     assert "Save" not in task_page.text  # read-only
     assert "new (2)" in task_page.text  # the files the run touched
     assert "<code>intro.md</code>" in task_page.text
-    assert "<code>lab-infrastructure/budget-calculator.mdx</code>" in task_page.text
+    assert "<code>lab/parts-list.mdx</code>" in task_page.text
 
 
 def test_a_document_page_shows_its_chunks(admin_client, ingested):
