@@ -1,10 +1,16 @@
 """Shared fixtures: every test gets its own Qdrant folder and collection; the real
-packaged embedding model is loaded once per session."""
+packaged embedding model is loaded once per session.
+
+Books: tests that need "a real book" read the small vendored ones in tests/fixtures/ (six
+chapters of the Rust book, a hand-written Docusaurus site). The whole-book tier reads the
+two full books in ../shared/books beside the clone: it is skipped when they are absent,
+and fails instead when RAGSITE_REQUIRE_BOOKS=1 (set by .ci/run), so CI always runs it."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +25,20 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 SHARED_BOOKS = REPO_DIR.parent / "shared" / "books"
 TEXTBOOK_DIR = SHARED_BOOKS / "physical-ai-humanoid-robotics"
 RUST_BOOK_DIR = SHARED_BOOKS / "rust-book"
+FIXTURES_DIR = REPO_DIR / "tests" / "fixtures"
+DOCUSAURUS_FIXTURE_DIR = FIXTURES_DIR / "docusaurus-site" / "docs"
+RUST_FIXTURE_DIR = FIXTURES_DIR / "rust-book" / "src"
+REQUIRE_BOOKS_ENV = "RAGSITE_REQUIRE_BOOKS"
+
+
+def whole_book(path: Path) -> Path:
+    """Return a full book of ../shared/books; skip the test when it is absent (fail in CI)."""
+    if path.is_dir():
+        return path
+    reason = f"whole-book tier: {path} is not beside this clone"
+    if os.environ.get(REQUIRE_BOOKS_ENV) == "1":
+        pytest.fail(f"{reason}, and {REQUIRE_BOOKS_ENV}=1 requires it", pytrace=False)
+    pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -120,16 +140,38 @@ def _fresh_cache():
 
 @pytest.fixture(scope="session")
 def textbook_dir() -> Path:
-    """The Docusaurus textbook in ../shared/books (read-only)."""
-    assert TEXTBOOK_DIR.is_dir(), f"test book missing: {TEXTBOOK_DIR}"
-    return TEXTBOOK_DIR
+    """The whole Docusaurus textbook in ../shared/books (read-only; whole-book tier)."""
+    return whole_book(TEXTBOOK_DIR)
 
 
 @pytest.fixture(scope="session")
 def rust_book_dir() -> Path:
-    """The Rust book (mdBook) in ../shared/books (read-only)."""
-    assert RUST_BOOK_DIR.is_dir(), f"test book missing: {RUST_BOOK_DIR}"
-    return RUST_BOOK_DIR
+    """The whole Rust book (mdBook) in ../shared/books (read-only; whole-book tier)."""
+    return whole_book(RUST_BOOK_DIR)
+
+
+@pytest.fixture(scope="session", params=["vendored", "whole"])
+def docusaurus_book(request) -> Path:
+    """Each Docusaurus book in turn: the vendored site, then the whole textbook (whole-book tier)."""
+    return DOCUSAURUS_FIXTURE_DIR if request.param == "vendored" else whole_book(TEXTBOOK_DIR)
+
+
+@pytest.fixture(scope="session", params=["vendored", "whole"])
+def mdbook_book(request) -> Path:
+    """Each mdBook in turn: the vendored chapters, then the whole Rust book (whole-book tier)."""
+    return RUST_FIXTURE_DIR if request.param == "vendored" else whole_book(RUST_BOOK_DIR)
+
+
+@pytest.fixture(scope="session")
+def docusaurus_fixture_dir() -> Path:
+    """The vendored Docusaurus site's docs/ folder (read-only; tests/fixtures/docusaurus-site)."""
+    return DOCUSAURUS_FIXTURE_DIR
+
+
+@pytest.fixture(scope="session")
+def rust_fixture_dir() -> Path:
+    """The vendored chapters of the Rust book, an mdBook src/ folder (read-only)."""
+    return RUST_FIXTURE_DIR
 
 
 # --- fake OpenAI-compatible server (owned by the rag adapters work) ---------------------

@@ -39,6 +39,8 @@ from ragsite.rag.types import Chunk, sha256_text
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 QUESTION_SET = REPO_DIR / "benchmarks" / "questions" / "textbook.jsonl"
+# The first 48 rows, which the floors below were measured on; later rows are appended.
+FIRST_SET_SIZE = 48
 
 GOLD = (
     "The Zero Moment Point is fundamental to bipedal locomotion. It's the point on the "
@@ -291,7 +293,7 @@ def test_questions_load_reports_a_missing_file(tmp_path):
 
 def test_question_set_is_sound_and_covers_every_page(textbook_dir):
     questions = questions_load(QUESTION_SET)
-    assert 36 <= len(questions) <= 50
+    assert len(questions) >= FIRST_SET_SIZE  # the set only grows (benchmarks/questions/)
     assert len({q.id for q in questions}) == len(questions)
     pages = {p.relative_to(textbook_dir).as_posix() for p in textbook_dir.rglob("*.md*")}
     assert {q.gold_file for q in questions} == pages, "every page of the book has a question"
@@ -388,7 +390,8 @@ HYBRID_FLOORS = {"recall@1": 0.53, "recall@5": 0.80, "recall@10": 0.80, "mrr@10"
 
 
 def test_small_real_evaluation_stays_above_the_floors(textbook_dir):
-    questions = [q for q in questions_load(QUESTION_SET) if q.gold_file in SUBSET_PAGES]
+    first_set = questions_load(QUESTION_SET)[:FIRST_SET_SIZE]  # the floors' questions
+    questions = [q for q in first_set if q.gold_file in SUBSET_PAGES]
     assert len(questions) == 15
     report = retrieval_evaluate(
         questions=questions, book_dir=textbook_dir, k=10, baselines=True, pages=SUBSET_PAGES
@@ -416,7 +419,7 @@ def test_command_prints_the_table_and_writes_the_figures(tmp_path, textbook_dir,
     questions = tmp_path / "set.jsonl"
     lines = [
         line
-        for line in QUESTION_SET.read_text().splitlines()
+        for line in QUESTION_SET.read_text().splitlines()[:FIRST_SET_SIZE]
         if json.loads(line)["gold_file"] in pages
     ]
     questions.write_text("\n".join(lines) + "\n")

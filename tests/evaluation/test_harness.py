@@ -139,7 +139,7 @@ def two_books(tmp_path, textbook_dir) -> dict[str, Path]:
     textbook_questions.write_text(
         "\n".join(
             line
-            for line in QUESTION_SET.read_text().splitlines()
+            for line in QUESTION_SET.read_text().splitlines()[:48]  # the first set's rows
             if json.loads(line)["gold_file"] in TEXTBOOK_PAGES
         )
         + "\n"

@@ -1,8 +1,9 @@
-"""Fixtures for the ingestion tests: small copies of the real textbook, the real store and
-embedder, and helpers that compare SQLite with Qdrant.
+"""Fixtures for the ingestion tests: small copies of the vendored Docusaurus site, the real
+store and embedder, and helpers that compare SQLite with Qdrant.
 
 The embedder (~47 chunks/s on 2 shared cores) is the slow part, so most tests ingest a
-few small pages of the textbook; one test marked `slow` ingests the whole book.
+few small pages of tests/fixtures/docusaurus-site; one test marked `slow` ingests the whole
+textbook (the whole-book tier, tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from ingestion.models import Document, DocumentChunk
 from ragsite.rag import providers
 from tests.conftest import REPO_DIR
 
-# Four small pages (~60 chunks): a .md with a slug, an .mdx with an import and a JSX
-# component, a folder index.mdx, and a chapter.
+# Four small pages (~22 chunks): a .md with a slug, an .mdx with an import and a JSX
+# component, a folder index.mdx with Tabs, and a chapter with code and mermaid.
 SMALL_PAGES = (
     "intro.md",
-    "lab-infrastructure/budget-calculator.mdx",
-    "lab-infrastructure/workstation-setup/index.mdx",
-    "part-1-foundations/chapter-1-introduction.mdx",
+    "lab/parts-list.mdx",
+    "lab/bench-setup/index.mdx",
+    "basics/chapter-1-sensing.mdx",
 )
-TINY_PAGES = SMALL_PAGES[:2]  # ~14 chunks
+TINY_PAGES = SMALL_PAGES[:2]  # ~8 chunks
 
 
 def copy_pages(source: Path, target: Path, pages: tuple[str, ...]) -> Path:
@@ -40,17 +41,17 @@ def copy_pages(source: Path, target: Path, pages: tuple[str, ...]) -> Path:
 
 
 @pytest.fixture
-def small_book(tmp_path, textbook_dir, settings) -> Path:
-    """An editable copy of four small textbook pages; BOOK_DIR points at it."""
-    book = copy_pages(textbook_dir, tmp_path / "book", SMALL_PAGES)
+def small_book(tmp_path, docusaurus_fixture_dir, settings) -> Path:
+    """An editable copy of four small pages of the vendored site; BOOK_DIR points at it."""
+    book = copy_pages(docusaurus_fixture_dir, tmp_path / "book", SMALL_PAGES)
     settings.BOOK_DIR = book
     return book
 
 
 @pytest.fixture
-def tiny_book(tmp_path, textbook_dir, settings) -> Path:
-    """An editable copy of two small textbook pages; BOOK_DIR points at it."""
-    book = copy_pages(textbook_dir, tmp_path / "book", TINY_PAGES)
+def tiny_book(tmp_path, docusaurus_fixture_dir, settings) -> Path:
+    """An editable copy of two small pages of the vendored site; BOOK_DIR points at it."""
+    book = copy_pages(docusaurus_fixture_dir, tmp_path / "book", TINY_PAGES)
     settings.BOOK_DIR = book
     return book
 

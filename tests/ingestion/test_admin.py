@@ -35,13 +35,13 @@ def wait_until_finished(task_id, timeout: float = 240.0) -> IngestionTask:
 
 def test_documents_and_tasks_are_listed_and_searchable(admin_client, ingested):
     documents = admin_client.get("/admin/ingestion/document/")
-    found = admin_client.get("/admin/ingestion/document/", {"q": "budget"})
+    found = admin_client.get("/admin/ingestion/document/", {"q": "parts"})
     tasks = admin_client.get("/admin/ingestion/ingestiontask/")
     task_page = admin_client.get(f"/admin/ingestion/ingestiontask/{ingested.pk}/change/")
 
     assert documents.status_code == 200
     assert "intro.md" in documents.text
-    assert "lab-infrastructure/budget-calculator.mdx" in found.text
+    assert "lab/parts-list.mdx" in found.text
     assert "intro.md" not in found.text
     assert tasks.status_code == 200
     assert str(ingested.pk)[:8] in tasks.text
@@ -51,7 +51,7 @@ def test_documents_and_tasks_are_listed_and_searchable(admin_client, ingested):
     assert "Save" not in task_page.text  # read-only
     assert "new (2)" in task_page.text  # the files the run touched
     assert "<code>intro.md</code>" in task_page.text
-    assert "<code>lab-infrastructure/budget-calculator.mdx</code>" in task_page.text
+    assert "<code>lab/parts-list.mdx</code>" in task_page.text
 
 
 def test_a_document_page_shows_its_chunks(admin_client, ingested):

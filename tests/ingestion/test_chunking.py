@@ -1,6 +1,8 @@
 """Chunking: every chunk fits the embedding model's window, code stays whole, context is kept.
 
-Token counts come from the real tokenizer of the packaged embedding model.
+Token counts come from the real tokenizer of the packaged embedding model. Real pages
+come from the vendored books in tests/fixtures/ and, in the whole-book tier, from the two
+full books in ../shared/books (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -58,6 +60,24 @@ def test_model_window_is_the_default_limit():
     assert MAX_MODEL_TOKENS == MAX_TOKENS
 
 
+def test_every_chunk_of_the_vendored_books_fits_the_model_window(
+    docusaurus_fixture_dir, rust_fixture_dir
+):
+    total = 0
+    for book in (docusaurus_fixture_dir, rust_fixture_dir):
+        for rel in pages_of(book):
+            chunks = chunks_of(book, rel)
+            assert chunks, rel
+            real = count_tokens_batch([c.text for c in chunks])
+            for c, tokens in zip(chunks, real, strict=True):
+                assert c.token_count == tokens, (rel, c.position)
+                assert tokens <= MAX_TOKENS, (rel, c.position)
+            assert [c.position for c in chunks] == list(range(len(chunks)))
+            total += len(chunks)
+    assert len(pages_of(rust_fixture_dir)) == 7  # six chapters and SUMMARY.md
+    assert total > 100  # ~30 site chunks and ~100 of the long Rust chapters
+
+
 def test_every_textbook_chunk_fits_the_model_window(textbook_dir):
     total = 0
     for rel in pages_of(textbook_dir):
@@ -80,6 +100,24 @@ def test_rust_book_chunks_without_error_and_every_chunk_fits(rust_book_dir):
     assert max(real) <= MAX_TOKENS
     assert [c.token_count for c in chunks] == real
     assert len(chunks) > 1000
+
+
+def test_vendored_chunk_fields_cite_the_page_and_section(docusaurus_fixture_dir):
+    rel = "lab/bench-setup/index.mdx"
+    chunks = chunks_of(docusaurus_fixture_dir, rel)
+    top = chunks[0]
+    assert top.heading == ""
+    assert top.url == f"{SITE}/docs/lab/bench-setup/"
+    assert top.text.startswith("Bench Setup Guide\n\nEvery workbench has one computer")
+    ports = next(c for c in chunks if "sudo usermod -aG dialout $USER" in c.body)
+    assert ports.heading == "Checking the Hardware > Serial Ports"
+    assert ports.url == f"{SITE}/docs/lab/bench-setup/#serial-ports"
+    assert ports.text == "Bench Setup Guide > Checking the Hardware > Serial Ports\n\n" + ports.body
+    for c in chunks:
+        assert c.path == rel
+        assert c.title == "Bench Setup Guide"
+        assert c.content_hash == sha256_text(c.text)
+        assert c.id == chunk_id(rel, c.content_hash, 0)
 
 
 def test_chunk_fields_cite_the_page_and_section(textbook_dir):
@@ -105,6 +143,21 @@ def test_chunk_fields_cite_the_page_and_section(textbook_dir):
         assert c.id == chunk_id(rel, c.content_hash, 0)
 
 
+def test_every_code_block_of_the_vendored_site_stays_whole(docusaurus_fixture_dir):
+    whole = blocks = 0
+    for rel in pages_of(docusaurus_fixture_dir):
+        source = decode_page((docusaurus_fixture_dir / rel).read_bytes())
+        page = parse_page(path=rel, text=source, site_url=SITE)
+        bodies = [c.body for c in chunks_of(docusaurus_fixture_dir, rel)]
+        for block in (b for section in page.sections for b in section.blocks):
+            if block.kind == "code":
+                blocks += 1
+                whole += any(block.text in body for body in bodies)
+        fences = len(re.findall(r"^```(?!mermaid)\w+$", source, re.M))
+        assert fences == sum(b.kind == "code" for s in page.sections for b in s.blocks), rel
+    assert whole == blocks == 10
+
+
 def test_code_blocks_that_fit_are_never_split(textbook_dir):
     whole = 0
     for rel in pages_of(textbook_dir):
@@ -123,25 +176,41 @@ def test_code_blocks_that_fit_are_never_split(textbook_dir):
     assert whole > 50
 
 
-def test_import_lines_of_code_samples_survive_chunking(textbook_dir):
-    for rel in pages_of(textbook_dir):
-        source = decode_page((textbook_dir / rel).read_bytes())
+def test_import_lines_of_code_samples_survive_chunking(docusaurus_book):
+    for rel in pages_of(docusaurus_book):
+        source = decode_page((docusaurus_book / rel).read_bytes())
         in_source = len(re.findall(r"^[ \t]*import \w", source, re.M))
         # MDX import lines are at the top level, outside code; the rest are code samples.
         mdx_imports = len(re.findall(r"^import \w+ from '@", source, re.M))
         in_chunks = sum(
-            len(re.findall(r"^[ \t]*import \w", c.body, re.M)) for c in chunks_of(textbook_dir, rel)
+            len(re.findall(r"^[ \t]*import \w", c.body, re.M))
+            for c in chunks_of(docusaurus_book, rel)
         )
         assert in_chunks == in_source - mdx_imports, rel
 
 
-def test_mdx_and_mermaid_never_reach_the_index(textbook_dir):
-    for rel in pages_of(textbook_dir):
-        for c in chunks_of(textbook_dir, rel):
+def test_mdx_and_mermaid_never_reach_the_index(docusaurus_book):
+    for rel in pages_of(docusaurus_book):
+        for c in chunks_of(docusaurus_book, rel):
             assert "@theme/" not in c.text
+            assert "@site/" not in c.text
             assert "<TabItem" not in c.text
             assert "<BudgetCalculator" not in c.text
+            assert "<PartsTable" not in c.text
             assert "```mermaid" not in c.text
+            assert "graph LR" not in c.text
+
+
+def test_an_admonition_is_in_exactly_one_chunk(docusaurus_fixture_dir):
+    admonition = [
+        c
+        for c in chunks_of(docusaurus_fixture_dir, "lab/bench-setup/index.mdx")
+        if "Note: Ask a supervisor for an account" in c.body
+    ]
+    assert len(admonition) == 1
+
+
+def test_the_textbook_admonition_is_in_exactly_one_chunk(textbook_dir):
     admonition = [
         c
         for c in chunks_of(textbook_dir, "lab-infrastructure/jetson-setup/index.mdx")
@@ -150,11 +219,16 @@ def test_mdx_and_mermaid_never_reach_the_index(textbook_dir):
     assert len(admonition) == 1
 
 
-def test_chunking_is_deterministic(textbook_dir, rust_book_dir):
-    for book, rel in [
-        (textbook_dir, "part-2-nervous-system/chapter-6-ros2-architecture.mdx"),
-        (rust_book_dir, "ch08-02-strings.md"),
-    ]:
+@pytest.mark.parametrize(
+    ("tier", "page"),
+    [
+        ("vendored", "lab/bench-setup/index.mdx"),
+        ("whole", "part-2-nervous-system/chapter-6-ros2-architecture.mdx"),
+    ],
+)
+def test_chunking_is_deterministic(request, tier, page):
+    docusaurus, mdbook = books_of(request, tier)
+    for book, rel in [(docusaurus, page), (mdbook, "ch08-02-strings.md")]:
         text = decode_page((book / rel).read_bytes())
         runs = [
             build_chunks(
@@ -171,9 +245,20 @@ def test_chunking_is_deterministic(textbook_dir, rust_book_dir):
         assert [c.id for c in runs[0]] == [c.id for c in chunks_of(book, rel)]
 
 
-def test_tiny_chunks_remain_only_where_no_neighbour_has_room(textbook_dir, rust_book_dir):
+def books_of(request, tier: str) -> tuple[Path, Path]:
+    """The Docusaurus book and the mdBook of a tier: vendored, or whole (../shared/books)."""
+    if tier == "vendored":
+        return (
+            request.getfixturevalue("docusaurus_fixture_dir"),
+            request.getfixturevalue("rust_fixture_dir"),
+        )
+    return request.getfixturevalue("textbook_dir"), request.getfixturevalue("rust_book_dir")
+
+
+@pytest.mark.parametrize("tier", ["vendored", "whole"])
+def test_tiny_chunks_remain_only_where_no_neighbour_has_room(request, tier):
     chunks_seen = tiny = 0
-    for book in (textbook_dir, rust_book_dir):
+    for book in books_of(request, tier):
         for rel in pages_of(book):
             chunks = chunks_of(book, rel)
             chunks_seen += len(chunks)

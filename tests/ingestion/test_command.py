@@ -32,7 +32,7 @@ def test_command_ingests_the_book_and_prints_a_summary(tiny_book, store):
     first = ingest_book()
     # Not a terminal: one plain line per page, then the summary.
     assert "[1/2] new       intro.md:" in first
-    assert "[2/2] new       lab-infrastructure/budget-calculator.mdx:" in first
+    assert "[2/2] new       lab/parts-list.mdx:" in first
     assert "2 found: 2 new, 0 changed, 0 unchanged, 0 deleted, 0 failed" in first
     task = IngestionTask.objects.get(dry_run=False)
     assert f"embeddings: {task.embeddings_computed} computed" in first
@@ -44,16 +44,14 @@ def test_command_ingests_the_book_and_prints_a_summary(tiny_book, store):
     assert "deleted   intro.md:" in second
     assert "0 new, 0 changed, 1 unchanged, 1 deleted, 0 failed" in second
     assert "embeddings: 0 computed" in second
-    assert list(Document.objects.values_list("path", flat=True)) == [
-        "lab-infrastructure/budget-calculator.mdx"
-    ]
+    assert list(Document.objects.values_list("path", flat=True)) == ["lab/parts-list.mdx"]
 
 
 def test_command_takes_a_path_inside_the_book(tiny_book, store):
-    output = ingest_book(str(tiny_book / "lab-infrastructure"))
+    output = ingest_book(str(tiny_book / "lab"))
 
     assert "1 found: 1 new" in output
-    assert IngestionTask.objects.get().path == "lab-infrastructure"
+    assert IngestionTask.objects.get().path == "lab"
 
 
 def test_command_refuses_a_missing_path(tiny_book):
@@ -71,11 +69,11 @@ def test_command_fails_when_nothing_can_be_ingested(tmp_path, settings, store):
         ingest_book()
 
 
-def test_exit_status_of_a_real_process(tmp_path, textbook_dir):
+def test_exit_status_of_a_real_process(tmp_path, docusaurus_fixture_dir):
     bad_book = tmp_path / "bad"
     bad_book.mkdir()
     (bad_book / "only.md").write_bytes(b"\x00\x01binary")
-    good_book = copy_pages(textbook_dir, tmp_path / "good", ("intro.md",))
+    good_book = copy_pages(docusaurus_fixture_dir, tmp_path / "good", ("intro.md",))
     env = subprocess_env(
         data_dir=tmp_path / "data", qdrant_path=tmp_path / "qdrant", book_dir=good_book
     )

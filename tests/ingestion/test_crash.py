@@ -25,7 +25,7 @@ from tests.conftest import REPO_DIR
 
 from .conftest import copy_pages, subprocess_env
 
-PAGES = ("appendix/glossary.md", "intro.md", "lab-infrastructure/budget-calculator.mdx")
+PAGES = ("appendix/glossary.md", "intro.md", "lab/parts-list.mdx")
 GLOSSARY = """---
 title: Glossary
 ---
@@ -137,9 +137,9 @@ def newest_task(db_path: Path) -> tuple[int, str, int] | None:
 
 @pytest.mark.timeout(600)  # four Python processes; slow on a busy machine
 def test_a_killed_ingestion_leaves_every_page_searchable_and_the_next_run_repairs(
-    tmp_path, textbook_dir
+    tmp_path, docusaurus_fixture_dir
 ):
-    book = copy_pages(textbook_dir, tmp_path / "book", PAGES[1:])
+    book = copy_pages(docusaurus_fixture_dir, tmp_path / "book", PAGES[1:])
     (book / "appendix").mkdir()
     (book / PAGES[0]).write_text(GLOSSARY, encoding="utf-8")
     db_path = tmp_path / "data" / "ragsite.sqlite3"

@@ -1,4 +1,7 @@
-"""Reading pages: what a reader sees on the published page is what gets indexed."""
+"""Reading pages: what a reader sees on the published page is what gets indexed.
+
+Real pages come from the vendored books in tests/fixtures/ and, in the whole-book tier,
+from the two full books in ../shared/books (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from ingestion.markdown import (
 )
 
 SITE = "https://mrowaisabdullah.github.io/ai-humanoid-robotics"
+DOCUSAURUS_FIXTURE_DIR = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "docusaurus-site" / "docs"
+)
 
 
 @functools.cache
@@ -93,6 +99,38 @@ def test_front_matter_title_is_the_page_title(textbook_dir, rel, title):
     assert page.draft is False
 
 
+@pytest.mark.parametrize(
+    ("rel", "title"),
+    [
+        ("intro.md", "Welcome"),
+        ("lab/bench-setup/index.mdx", "Bench Setup Guide"),
+        ("lab/remote-machines/index.mdx", "Remote Machines"),
+        ("basics/chapter-1-sensing.mdx", "Chapter 1: Sensing the World"),
+        ("basics/chapter-2-moving.mdx", "Chapter 2: Moving Safely"),
+    ],
+)
+def test_front_matter_title_is_the_title_of_each_vendored_page(docusaurus_fixture_dir, rel, title):
+    page = read(docusaurus_fixture_dir, rel)
+    assert page.title == title
+    assert page.draft is False
+
+
+def test_vendored_heading_equal_to_the_title_is_not_repeated(docusaurus_fixture_dir):
+    page = read(docusaurus_fixture_dir, "basics/chapter-1-sensing.mdx")
+    assert page.sections[0].heading_path == ()
+    assert not any(text.startswith("# Chapter 1") for text in page_texts(page))
+    assert page.sections[1].heading_path == ("What You'll Learn",)
+
+
+def test_vendored_heading_different_from_the_title_stays(docusaurus_fixture_dir):
+    # Front matter says "Chapter 2", the page's own heading says "Chapter 3".
+    page = read(docusaurus_fixture_dir, "basics/chapter-2-moving.mdx")
+    assert page.title == "Chapter 2: Moving Safely"
+    assert page.sections[0].blocks[0].text == "# Chapter 3: Moving Safely"
+    intro = read(docusaurus_fixture_dir, "intro.md")  # title "Welcome", a longer heading
+    assert intro.sections[0].blocks[0].text == "# Welcome to the Field Robotics Handbook"
+
+
 def test_opening_heading_equal_to_the_title_is_not_repeated_in_the_text(textbook_dir):
     page = read(textbook_dir, "part-1-foundations/chapter-1-introduction.mdx")
     assert page.sections[0].heading_path == ()
@@ -107,8 +145,8 @@ def test_opening_heading_different_from_the_title_stays_in_the_text(textbook_dir
     assert page.sections[0].blocks[0].text == "# Chapter 4: Building ROS 2 Nodes with Python"
 
 
-def test_mdbook_page_title_is_its_opening_heading(rust_book_dir):
-    page = read(rust_book_dir, "ch05-01-defining-structs.md")
+def test_mdbook_page_title_is_its_opening_heading(rust_fixture_dir):
+    page = read(rust_fixture_dir, "ch05-01-defining-structs.md")
     assert page.title == "Defining and Instantiating Structs"
     assert [s.heading_path for s in page.sections[1:3]] == [
         ("Using the Field Init Shorthand",),
@@ -177,6 +215,21 @@ def test_draft_flag_is_read_from_front_matter():
 )
 def test_textbook_page_urls_follow_docusaurus(textbook_dir, rel, url):
     assert read(textbook_dir, rel).url == url
+
+
+@pytest.mark.parametrize(
+    ("rel", "url"),
+    [
+        ("intro.md", f"{SITE}/docs/intro"),  # slug: /intro
+        ("lab/bench-setup/index.mdx", f"{SITE}/docs/lab/bench-setup/"),  # index: its folder
+        ("lab/remote-machines/index.mdx", f"{SITE}/docs/lab/remote-machines"),  # its slug
+        ("lab/parts-list.mdx", f"{SITE}/docs/lab/parts-list"),
+        ("basics/chapter-1-sensing.mdx", f"{SITE}/docs/basics/chapter-1-sensing"),
+        ("basics/chapter-2-moving.mdx", f"{SITE}/docs/basics/moving-safely"),  # id: moving-safely
+    ],
+)
+def test_vendored_page_urls_follow_docusaurus(docusaurus_fixture_dir, rel, url):
+    assert read(docusaurus_fixture_dir, rel).url == url
 
 
 @pytest.mark.parametrize(
@@ -258,6 +311,22 @@ def test_duplicate_headings_get_numbered_anchors_and_custom_ids_are_kept():
     ]
 
 
+def test_vendored_sections_have_docusaurus_anchors(docusaurus_fixture_dir):
+    page = read(docusaurus_fixture_dir, "lab/bench-setup/index.mdx")
+    by_path = {s.heading_path: s.anchor for s in page.sections}
+    assert by_path[("What You'll Learn",)] == "what-youll-learn"
+    assert by_path[("Installing the Toolchain", "Operating System Packages")] == (
+        "operating-system-packages"
+    )
+    parts = read(docusaurus_fixture_dir, "lab/parts-list.mdx")
+    assert [s.anchor for s in parts.sections] == [
+        "",
+        "starter-kit-about-250-euros",
+        "research-kit-about-1400-euros",
+        "borrowing-instead-of-buying",
+    ]
+
+
 def test_textbook_sections_have_docusaurus_anchors(textbook_dir):
     page = read(textbook_dir, "lab-infrastructure/jetson-setup/index.mdx")
     by_path = {s.heading_path: s.anchor for s in page.sections}
@@ -273,9 +342,9 @@ def test_textbook_sections_have_docusaurus_anchors(textbook_dir):
 # --- MDX -------------------------------------------------------------------------------
 
 
-def test_no_mdx_imports_exports_or_jsx_left_in_textbook_prose(textbook_dir):
-    for rel in all_pages(textbook_dir):
-        for text in page_texts(read(textbook_dir, rel)):
+def test_no_mdx_imports_exports_or_jsx_left_in_prose(docusaurus_book):
+    for rel in all_pages(docusaurus_book):
+        for text in page_texts(read(docusaurus_book, rel)):
             prose = prose_of(text)
             assert not re.search(r"^\s*(import|export)\s", prose, re.M), (rel, text[:80])
             assert not re.search(r"</?[A-Z][\w.]*[\s/>]", prose), (rel, text[:80])
@@ -283,9 +352,9 @@ def test_no_mdx_imports_exports_or_jsx_left_in_textbook_prose(textbook_dir):
             assert ":::" not in prose, (rel, text[:80])
 
 
-def test_import_lines_inside_code_blocks_are_all_kept(textbook_dir):
-    for rel in all_pages(textbook_dir):
-        source = decode_page((textbook_dir / rel).read_bytes())
+def test_import_lines_inside_code_blocks_are_all_kept(docusaurus_book):
+    for rel in all_pages(docusaurus_book):
+        source = decode_page((docusaurus_book / rel).read_bytes())
         wanted = [
             line.strip()
             for line in fenced_lines(source, mdx=rel.endswith(".mdx"))
@@ -294,16 +363,39 @@ def test_import_lines_inside_code_blocks_are_all_kept(textbook_dir):
         # Code inside a list item is indented under its item: compare stripped lines.
         kept = [
             line.strip()
-            for text in page_texts(read(textbook_dir, rel))
+            for text in page_texts(read(docusaurus_book, rel))
             for line in text.splitlines()
             if line.lstrip().startswith("import ")
         ]
         assert kept == wanted, rel
-    # The textbook really has them: Python samples start with imports.
+
+
+def test_both_books_really_have_import_lines_in_code_and_in_mdx(docusaurus_fixture_dir):
+    chapter = decode_page((docusaurus_fixture_dir / "basics/chapter-1-sensing.mdx").read_bytes())
+    assert "import numpy as np" in fenced_lines(chapter, mdx=True)
+    setup = decode_page((docusaurus_fixture_dir / "lab/bench-setup/index.mdx").read_bytes())
+    assert "import Tabs from '@theme/Tabs';" in setup.splitlines()
+
+
+def test_the_textbook_really_has_import_lines_in_code(textbook_dir):
+    # Python samples start with imports.
     chapter = decode_page(
         (textbook_dir / "part-1-foundations/chapter-4-motion-planning.mdx").read_bytes()
     )
     assert "import numpy as np" in fenced_lines(chapter, mdx=True)
+
+
+def test_vendored_component_and_its_import_vanish(docusaurus_fixture_dir):
+    page = read(docusaurus_fixture_dir, "lab/parts-list.mdx")
+    joined = "\n".join(page_texts(page))
+    assert "PartsTable" not in joined
+    assert "@site/" not in joined
+    assert "The parts list tells students and supervisors what each kit contains" in joined
+    moving = "\n".join(page_texts(read(docusaurus_fixture_dir, "basics/chapter-2-moving.mdx")))
+    assert "may drive at 0.5 metres per second at most" in moving  # an inline component's text
+    assert "export const" not in moving
+    assert "2024 review" not in moving  # an MDX comment
+    assert "Why not a software stop?" in moving  # a <details> summary
 
 
 def test_self_closing_component_and_its_import_vanish(textbook_dir):
@@ -313,6 +405,27 @@ def test_self_closing_component_and_its_import_vanish(textbook_dir):
     assert "The Budget Calculator helps students and educators" in joined
 
 
+def test_vendored_admonitions_keep_their_text_and_title(docusaurus_fixture_dir):
+    def admonitions(rel):
+        page = read(docusaurus_fixture_dir, rel)
+        return [b.text for s in page.sections for b in s.blocks if b.kind == "admonition"]
+
+    assert admonitions("lab/bench-setup/index.mdx") == [
+        "Note: Ask a supervisor for an account on the lab's package mirror before you start: "
+        "the installation downloads about 4 GB of packages."
+    ]
+    assert admonitions("lab/parts-list.mdx") == [
+        "Batteries: Store LiPo batteries in the fireproof bag at half charge, and never leave "
+        "one charging unattended."
+    ]
+    assert admonitions("basics/chapter-2-moving.mdx") == [
+        "Danger: Never tape, wedge or bridge an emergency stop, not even for a quick test."
+    ]
+    assert admonitions("lab/remote-machines/index.mdx")[0].startswith(
+        "Save your place: Write a checkpoint every few minutes."
+    )
+
+
 def test_admonition_text_is_kept(textbook_dir):
     page = read(textbook_dir, "lab-infrastructure/jetson-setup/index.mdx")
     admonitions = [b.text for s in page.sections for b in s.blocks if b.kind == "admonition"]
@@ -320,6 +433,20 @@ def test_admonition_text_is_kept(textbook_dir):
         "Note: For humanoid robotics applications, we recommend the 8GB variant to handle "
         "multiple sensor streams and complex neural models simultaneously."
     ]
+
+
+def test_vendored_tab_items_keep_their_labels_and_content(docusaurus_fixture_dir):
+    page = read(docusaurus_fixture_dir, "lab/bench-setup/index.mdx")
+    sections = {s.heading_path[-1:]: [b.text for b in s.blocks] for s in page.sections}
+    camera = sections[("Camera Test",)]
+    assert camera[:2] == ["Python script:", "Quick Capture:"]
+    assert camera[2].startswith("```python\nimport cv2\n")
+    assert "Command line:" in camera
+    assert camera[-1] == "```bash\nv4l2-ctl --list-devices\n```"
+    packages = sections[("Operating System Packages",)]
+    assert packages[0] == "Ubuntu 22.04:"
+    assert "Debian 12:" in packages
+    assert any("sudo apt-get install -y build-essential" in text for text in packages)
 
 
 def test_tab_item_content_and_labels_are_kept(textbook_dir):
@@ -333,12 +460,23 @@ def test_tab_item_content_and_labels_are_kept(textbook_dir):
     assert any("rs.visual_preset_default" in t for t in texts)
 
 
-def test_mermaid_diagrams_are_not_indexed(textbook_dir):
-    for rel in all_pages(textbook_dir):
-        for text in page_texts(read(textbook_dir, rel)):
+def test_mermaid_diagrams_are_not_indexed(docusaurus_book):
+    source = decode_page((DOCUSAURUS_FIXTURE_DIR / "basics/chapter-1-sensing.mdx").read_bytes())
+    assert "```mermaid\ngraph LR" in source  # the vendored site has one
+    for rel in all_pages(docusaurus_book):
+        for text in page_texts(read(docusaurus_book, rel)):
             assert "```mermaid" not in text
             assert "graph TD" not in text
             assert "graph LR" not in text
+
+
+def test_vendored_code_blocks_keep_their_language_fence(docusaurus_fixture_dir):
+    page = read(docusaurus_fixture_dir, "basics/chapter-1-sensing.mdx")
+    code = [b.text for s in page.sections for b in s.blocks if b.kind == "code"]
+    assert len(code) == 2  # the mermaid block is not code a reader searches
+    assert code[0].startswith("```python\nimport numpy as np\n")
+    assert code[1].startswith("```python\nimport math\n")
+    assert all(text.endswith("\n```") for text in code)
 
 
 def test_code_blocks_keep_their_language_fence(textbook_dir):
@@ -390,8 +528,8 @@ export_value = 1
     ]
 
 
-def test_mdbook_listing_captions_and_html_comments(rust_book_dir):
-    page = read(rust_book_dir, "ch05-01-defining-structs.md")
+def test_mdbook_listing_captions_and_html_comments(rust_fixture_dir):
+    page = read(rust_fixture_dir, "ch05-01-defining-structs.md")
     texts = page_texts(page)
     assert "Listing 5-1: A `User` struct definition" in texts
     joined = "\n".join(texts)

@@ -1,4 +1,5 @@
-"""book_ingest on real textbook pages, with the real embedder and a real local Qdrant."""
+"""book_ingest on real Docusaurus pages (the vendored site; the whole textbook in the
+whole-book tier), with the real embedder and a real local Qdrant."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ from .conftest import TINY_PAGES, assert_index_consistent, index_state
 pytestmark = pytest.mark.django_db(transaction=True)
 
 INTRO = "intro.md"
-CALCULATOR = "lab-infrastructure/budget-calculator.mdx"
-WORKSTATION = "lab-infrastructure/workstation-setup/index.mdx"
-CHAPTER_1 = "part-1-foundations/chapter-1-introduction.mdx"
+CALCULATOR = "lab/parts-list.mdx"
+WORKSTATION = "lab/bench-setup/index.mdx"
+CHAPTER_1 = "basics/chapter-1-sensing.mdx"
 NEW_SECTION = (
     "\n\n## Field notes\n\nOur lab calibrates every depth camera against a zebra-striped "
     "calibration target before each experiment.\n"
@@ -70,7 +71,7 @@ def test_incremental_ingestion_embeds_only_what_changed(small_book, store, embed
     assert_index_consistent(store)
     titles = dict(Document.objects.values_list("path", "title"))
     assert titles[INTRO] == "Welcome"  # front matter title
-    assert titles[CHAPTER_1].startswith("Chapter 1: Introduction to Physical AI")
+    assert titles[CHAPTER_1] == "Chapter 1: Sensing the World"
 
     again, _ = ingest(small_book)
     assert again.status == "succeeded"
@@ -83,7 +84,7 @@ def test_incremental_ingestion_embeds_only_what_changed(small_book, store, embed
     intro.write_text(intro.read_text(encoding="utf-8") + NEW_SECTION, encoding="utf-8")
     deleted_ids = store.ids_by_path(CALCULATOR)[CALCULATOR]
     (small_book / CALCULATOR).unlink()
-    renamed = "lab-infrastructure/workstation.mdx"
+    renamed = "lab/bench-setup.mdx"
     (small_book / WORKSTATION).rename(small_book / renamed)
     before = cached_hashes()
 
@@ -244,9 +245,9 @@ def test_a_path_limits_the_run_and_its_deletions(small_book, store):
     ingest(small_book)
     (small_book / INTRO).unlink()  # outside the scope below: must stay indexed
 
-    task, outcomes = ingest(small_book, path="lab-infrastructure")
+    task, outcomes = ingest(small_book, path="lab")
 
-    assert task.path == "lab-infrastructure"
+    assert task.path == "lab"
     assert task.files_total == 2
     assert set(outcomes) == {CALCULATOR, WORKSTATION}
     assert task.files_deleted == 0

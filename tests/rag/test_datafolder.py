@@ -16,7 +16,7 @@ from ragsite.rag.datafolder import ENGINE_FILE, recorded_engine
 from ragsite.rag.edgestore import EdgeStore
 from ragsite.rag.exceptions import STORE_LOCKED_MESSAGE, VectorStoreLocked
 from ragsite.rag.vectorstore import QdrantStore
-from tests.conftest import REPO_DIR, TEXTBOOK_DIR
+from tests.conftest import DOCUSAURUS_FIXTURE_DIR, REPO_DIR
 from tests.rag.corpus import CORPUS, probe_from_another_process
 
 
@@ -133,7 +133,7 @@ def test_switching_engines_migrates_from_the_embedding_cache(settings, tmp_path)
         return ids
 
     settings.VECTOR_ENGINE = "qdrant-local"
-    book = copy_pages(TEXTBOOK_DIR, tmp_path / "book", TINY_PAGES)
+    book = copy_pages(DOCUSAURUS_FIXTURE_DIR, tmp_path / "book", TINY_PAGES)
     first = book_ingest(book_dir=book, source="manage.py")
     assert first.status == "succeeded", first.errors
     assert first.embeddings_computed > 0
