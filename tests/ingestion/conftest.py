@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ingestion.models import Document, DocumentChunk
 from ragsite.rag import providers
-from tests.conftest import REPO_DIR
 
 # Four small pages (~22 chunks): a .md with a slug, an .mdx with an import and a JSX
 # component, a folder index.mdx with Tabs, and a chapter with code and mermaid.
@@ -101,18 +98,3 @@ def subprocess_env(*, data_dir: Path, qdrant_path: Path, book_dir: Path) -> dict
         "BOOK_DIR": str(book_dir),
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def run_manage(
-    env: dict[str, str], *args: str, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    """Run `python manage.py <args>` in the repository with `env`; capture its output."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )

@@ -11,8 +11,9 @@ from django.core.management import CommandError, call_command
 from ingestion.models import Document, IngestionTask
 from ragsite.rag import providers
 from ragsite.rag.exceptions import STORE_LOCKED_MESSAGE
+from tests.processes import run_manage
 
-from .conftest import assert_index_consistent, copy_pages, run_manage, subprocess_env
+from .conftest import assert_index_consistent, copy_pages, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -104,16 +103,3 @@ def scale_env(*, data_dir: Path, **extra: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
-
-
-def manage(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `python manage.py <args>` in the repository; capture its output."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.scale.conftest import REPO_DIR, manage, scale_env
+from tests.processes import run_manage as manage
+from tests.scale.conftest import REPO_DIR, scale_env
 
 PAGES = 24
 

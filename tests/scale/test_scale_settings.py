@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 
-from tests.scale.conftest import REPO_DIR, manage, scale_env
+from tests.processes import run_manage as manage
+from tests.scale.conftest import REPO_DIR, scale_env
 
 _SHOW = (
     "import json, django; django.setup(); from django.conf import settings as s; "
