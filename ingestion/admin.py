@@ -6,6 +6,7 @@ embedded store: it is how an author re-ingests while the server runs.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib import admin, messages
@@ -21,6 +22,7 @@ from ragsite.rag import providers
 from ragsite.rag.exceptions import RagError
 
 from .models import Dashboard, Document, DocumentChunk, IngestionTask
+from .overview import book_overview
 from .selectors import embeddings_saved, ingestion_stats
 from .services import task_start
 
@@ -28,6 +30,8 @@ INGEST_STARTED_MESSAGE = "Ingestion started (task {task_id}); this page shows it
 INGEST_REFUSED_MESSAGE = "Ingestion not started: {reason}"
 # The lists of `IngestionTask.file_changes`, in the order a task page shows them.
 FILE_CHANGE_GROUPS = ("new", "changed", "deleted", "failed", "skipped")
+
+logger = logging.getLogger(__name__)
 
 
 def _task_link(task: IngestionTask | None) -> str:
@@ -188,11 +192,17 @@ class DashboardAdmin(admin.ModelAdmin):
         stats = ingestion_stats(store=store)
         if store is None:
             stats["store_error"] = "The vector store could not be opened."
+        try:
+            book = book_overview(questions=False)
+        except Exception:  # the dashboard shows the index even when the book folder is gone
+            logger.warning("dashboard: the book folder could not be read", exc_info=True)
+            book = None
         context = {
             **self.admin_site.each_context(request),
             "title": "Ingestion dashboard",
             "opts": self.model._meta,
             "stats": stats,
+            "book": book,
             "last_success_link": _task_link(stats["last_success"]),
             "can_ingest": request.user.has_perm("ingestion.add_ingestiontask")
             or request.user.is_superuser,

@@ -20,8 +20,6 @@ from .models import CachedEmbedding, Document, DocumentChunk, IngestionTask
 logger = logging.getLogger(__name__)
 
 RECENT_TASKS = 10
-# Pages whose title is the book's: a book's opening page, by file name.
-_OPENING_NAMES = {"index", "intro", "introduction", "readme", "foreword"}
 
 
 def iso_z(value: datetime | None) -> str | None:
@@ -204,17 +202,3 @@ def page_read(path: str) -> PageText | None:
     return PageText(
         path=document.path, title=page.title, url=document.url or None, markdown=markdown
     )
-
-
-def book_title() -> str:
-    """Return the book's title: the title of its opening page (index, intro, README...)."""
-    pages = book_pages()
-    opening = next(
-        (
-            page
-            for page in pages
-            if page.path.rsplit("/", 1)[-1].split(".")[0].lower() in _OPENING_NAMES
-        ),
-        pages[0] if pages else None,
-    )
-    return (opening.title if opening and opening.title else "") or "This book"

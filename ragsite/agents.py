@@ -21,7 +21,8 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
-from ingestion.selectors import PageText, book_pages, book_title, index_summary, page_read
+from ingestion.overview import book_overview
+from ingestion.selectors import PageText, book_pages, index_summary, page_read
 
 MCP_INSTRUCTIONS = (
     "Read-only access to one book. Use search_book to find the sections that answer a "
@@ -42,10 +43,14 @@ def _page_link(path: str, url: str | None) -> str:
     return url or f"/pages/{quote(path)}"
 
 
+def _book_title() -> str:
+    return book_overview(questions=False).title
+
+
 def llms_txt_build() -> str:
     """Return the llms.txt index of the book: title, summary, one link per page."""
     pages = book_pages()
-    title = book_title()
+    title = _book_title()
     lines = [
         f"# {title}",
         "",
@@ -61,7 +66,7 @@ def llms_txt_build() -> str:
 
 def llms_full_txt_build() -> str:
     """Return every indexed page's Markdown, in book order, each headed by its source."""
-    texts: list[str] = [f"# {book_title()}"]
+    texts: list[str] = [f"# {_book_title()}"]
     for document in book_pages():
         page = page_read(document.path)
         if page is not None:

@@ -110,3 +110,23 @@ def test_ingest_now_needs_post_and_staff(admin_client, client):
     assert admin_client.get(INGEST_NOW).status_code == 405
     assert client.post(INGEST_NOW).status_code == 302  # to the login page
     assert not IngestionTask.objects.exists()
+
+
+def test_dashboard_says_which_site_generator_it_chose(admin_client, tmp_path, settings):
+    book = tmp_path / "mdbook"
+    (book / "src").mkdir(parents=True)
+    (book / "book.toml").write_text('[book]\ntitle = "Tide Tables"\n', encoding="utf-8")
+    (book / "src" / "SUMMARY.md").write_text("- [Tides](tides.md)\n", encoding="utf-8")
+    (book / "src" / "tides.md").write_text("# Tides\n\nHigh tide comes twice a day.\n")
+    settings.BOOK_DIR = book / "src"
+    from ragsite.rag.config import get_config
+
+    get_config.cache_clear()
+    try:
+        page = admin_client.get(DASHBOARD)
+    finally:
+        get_config.cache_clear()
+    assert page.status_code == 200
+    assert page.context["book"].generator == "mdbook"
+    assert "published with <strong>mdbook</strong>" in page.text
+    assert "Tide Tables" in page.text
