@@ -107,7 +107,9 @@ def test_locked_store_is_one_clear_sentence(tmp_path, settings):
     index_small_book(tmp_path, settings)
     providers.reset()  # release this process's lock, then hold the folder elsewhere
     portalocker = pytest.importorskip("portalocker")
-    with (Path(settings.QDRANT_PATH) / ".lock").open("r+") as handle:
+    from ragsite.rag.datafolder import LOCK_FILE
+
+    with (Path(settings.QDRANT_PATH) / LOCK_FILE).open("a") as handle:
         portalocker.lock(
             handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
         )

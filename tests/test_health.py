@@ -114,8 +114,11 @@ def test_llm_probe_is_cached(client, llm_settings, fake_openai):
 
 
 def hold_store_lock(path: Path):
-    """Hold the embedded store's folder lock as a second process would (a real flock)."""
-    handle = (path / ".lock").open("r+")
+    """Hold the embedded store's folder lock as a second process would (a real flock on
+    the data-folder lock every engine takes, ragsite.rag.datafolder)."""
+    from ragsite.rag.datafolder import LOCK_FILE
+
+    handle = (path / LOCK_FILE).open("a")
     portalocker.lock(handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
     return handle
 

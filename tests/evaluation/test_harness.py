@@ -96,8 +96,9 @@ def test_out_of_book_scores_split_near_and_far_questions():
 
 def test_doubt_is_what_chat_retrieval_reports():
     hit = Hit(chunk=make_chunk("Each value has a single owner."), score=0.8)
-    assert retrieval_doubts(Retrieval(query="q", hits=[], closest=[hit], floor=0.3)) is True
-    assert retrieval_doubts(Retrieval(query="q", hits=[hit], floor=0.3)) is False
+    unsure = Retrieval(query="q", hits=[hit], supported=False, closest=[hit], floor=0.3)
+    assert retrieval_doubts(unsure) is True
+    assert retrieval_doubts(Retrieval(query="q", hits=[hit], supported=True, floor=0.3)) is False
 
 
 def test_bm25_baseline_without_its_group_says_how_to_install_it(monkeypatch):
