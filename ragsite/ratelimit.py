@@ -27,6 +27,8 @@ from .http import json_error
 
 RATE_LIMITED_MESSAGE = "Too many requests. Please wait a moment and try again."
 UNKNOWN_CLIENT = "unknown"
+# What django-axes records for a client address that is not an IP address.
+UNPARSABLE_CLIENT_IP = "0.0.0.0"  # noqa: S104 - a stored value, never bound to
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
 
@@ -63,6 +65,20 @@ def client_ip(request: HttpRequest) -> str:
     if known:
         return known
     return client_ip_from(request.META, hops=settings.TRUSTED_PROXY_HOPS)
+
+
+def axes_client_ip(request: HttpRequest) -> str:
+    """The client address for django-axes' lockouts, always a valid IP address.
+
+    axes stores it in a GenericIPAddressField (PostgreSQL's `inet`), which refuses
+    "unknown" (a request without REMOTE_ADDR, e.g. the test client's force_login) and
+    whatever a client wrote into X-Forwarded-For: those count as 0.0.0.0.
+    """
+    address = client_ip(request)
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return UNPARSABLE_CLIENT_IP
 
 
 def client_key(group: str, request: HttpRequest) -> str:

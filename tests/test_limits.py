@@ -239,3 +239,15 @@ def test_manage_py_serve_ignores_uvicorns_proxy_headers(tmp_path):
         forged = [f"{random_address()}, {random_address()}" for _ in range(10)]
         statuses = search_statuses(server.url, forged)
     assert statuses == [200] * 3 + [429] * 7
+
+
+def test_axes_records_only_valid_addresses():
+    from django.test import RequestFactory
+
+    from ragsite.ratelimit import axes_client_ip
+
+    factory = RequestFactory()
+    assert axes_client_ip(factory.get("/", REMOTE_ADDR="203.0.113.9")) == "203.0.113.9"
+    no_peer = factory.get("/")
+    del no_peer.META["REMOTE_ADDR"]
+    assert axes_client_ip(no_peer) == "0.0.0.0"
