@@ -216,3 +216,42 @@ async def test_exercise_prompts_and_next_steps_give_way_to_the_passage_that_answ
     )
     assert text.startswith("The Kalman filter estimates a robot's state by alternating")
     assert "Next Steps" not in text
+
+
+class _Counting:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+
+    async def embed(self, texts):
+        self.texts.extend(texts)
+        return await self.inner.embed(texts)
+
+    def embed_sync(self, texts):
+        self.texts.extend(texts)
+        return self.inner.embed_sync(texts)
+
+
+async def test_sentences_embedded_once_are_looked_up_afterwards():
+    counting = _Counting(providers.get_embedder())
+    sources = [
+        source(1, "Ownership is a set of rules that govern how a Rust program manages memory."),
+        source(2, "Each value in Rust has an owner. There can only be one owner at a time."),
+    ]
+    first = await sentence_similarities(
+        question="What is ownership?", sources=sources, embedder=counting
+    )
+    embedded = len(counting.texts)
+    assert embedded >= 2
+    again = await sentence_similarities(
+        question="What is ownership?", sources=sources, embedder=counting
+    )
+    assert again == pytest.approx(first)
+    assert len(counting.texts) == embedded  # nothing embedded the second time
+    other = await sentence_similarities(
+        question="Who owns a value?", sources=sources, embedder=counting
+    )
+    assert counting.texts[embedded:] == ["Who owns a value?"]  # only the new question
+    assert set(other) == set(first)
