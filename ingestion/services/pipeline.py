@@ -461,7 +461,7 @@ def book_ingest(
                 scope=scope,
                 force=force,
                 dry_run=dry_run,
-                embedder=embedder or providers.get_embedder(),
+                embedder=embedder or providers.get_ingestion_embedder(),
                 store=store or providers.get_store(),
             )
         except KeyboardInterrupt:  # Ctrl+C on the command: record it, then let it stop the process

@@ -187,3 +187,17 @@ async def test_openai_server_errors_are_retried_then_reported(fake_openai, opena
     with pytest.raises(EmbeddingError, match="embedding API failed"):
         await embedder.embed(["still failing"])
     assert len(fake_openai.embedding_requests) == 2  # OPENAI_MAX_RETRIES=1, plus the first try
+
+
+@pytest.mark.no_embedding_memo
+def test_an_ingestion_gets_a_session_of_its_own_with_the_arena():
+    from ragsite.rag.embeddings import LocalEmbedder
+
+    serving = providers.get_embedder()
+    ingesting = providers.get_ingestion_embedder()
+    assert type(serving) is type(ingesting) is LocalEmbedder
+    assert ingesting is not providers.get_ingestion_embedder()  # one per run, dropped after
+    assert ingesting._session is not serving._session
+    text = ["Each value in Rust has an owner."]
+    same = sum(a * b for a, b in zip(serving.embed_sync(text)[0], ingesting.embed_sync(text)[0]))
+    assert same > 0.9999  # the arena changes memory, never the vectors
