@@ -5,18 +5,23 @@ measured in the same run. This script extracts the baseline with `git archive` i
 temporary folder (its own virtualenv, made with `uv sync --frozen`), runs the benchmark
 there and here with the same arguments, and prints both figures and their ratio:
 
-    uv run python benchmarks/compare.py chat_load.py --levels 50 200 --engine qdrant-edge
+    uv run python benchmarks/compare.py chat_load.py --levels 50 200
     uv run python benchmarks/compare.py search_api.py --sizes 10000
     uv run python benchmarks/compare.py ingest.py
 
 `--baseline REV` picks the commit (default 5566198, the code as the speed issue found it);
 `--keep DIR` keeps the extracted baseline for the next run.
+
+Without `--engine` each tree runs with its own default embedded engine (the baseline's
+was qdrant-local, this tree's is qdrant-edge): that is what the speed issue compares.
+The engine each tree used is printed with the figures; `--engine E` runs both with E.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,6 +50,30 @@ def extract(rev: str, target: Path) -> Path:
         subprocess.run(["tar", "x"], cwd=target, input=archive, check=True)
     subprocess.run([_uv(), "sync", "--frozen", "--quiet"], cwd=target, check=True)
     return target
+
+
+def engine_of(tree: Path, args: list[str]) -> str:
+    """The VECTOR_ENGINE a benchmark in `tree` runs with: `--engine` if given, else the tree's default.
+
+    The benchmark servers drop VECTOR_* from the environment, so the default is the one
+    in the tree's settings (qdrant-local when the setting does not exist yet).
+    """
+    for i, arg in enumerate(args):
+        if arg == "--engine" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--engine="):
+            return arg.split("=", 1)[1]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("VECTOR_")}
+    env.update({"RAGSITE_SKIP_DOTENV": "1", "DJANGO_SETTINGS_MODULE": "ragsite.settings"})
+    code = "from django.conf import settings; print(getattr(settings, 'VECTOR_ENGINE', 'qdrant-local'))"
+    found = subprocess.run(
+        [_uv(), "run", "--frozen", "python", "-c", code],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() or "unknown"
 
 
 def run(tree: Path, script: str, args: list[str], out: Path) -> dict[str, Any]:
@@ -135,9 +164,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ragsite-compare-") as tmp:
         tmp_path = Path(tmp)
         baseline = extract(args.baseline, args.keep or tmp_path / "baseline")
+        engines = (engine_of(baseline, rest), engine_of(REPO_DIR, rest))
+        print(f"engine: {engines[0]} in {args.baseline}, {engines[1]} in this tree", flush=True)
         base = run(baseline, args.script, rest, tmp_path / "baseline.json")
         new = run(REPO_DIR, args.script, rest, tmp_path / "new.json")
-    table = rows(args.script, base, new)
+    # The engine a chat_load server reported in /api/health, where it reports one.
+    reported = (base.get("engine_reported") or engines[0], new.get("engine_reported") or engines[1])
+    table = [("engine", *reported), *rows(args.script, base, new)]
     width = max((len(what) for what, _, _ in table), default=10)
     print(f"\n{'':{width}}  {args.baseline:>10}  {'this tree':>10}  ratio")
     for what, old, cur in table:
