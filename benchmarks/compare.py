@@ -134,17 +134,20 @@ def rows(script: str, base: dict[str, Any], new: dict[str, Any]) -> list[tuple[s
                     )
                 )
     elif script.startswith("ingest"):
+        # A run or a memory figure the baseline's script did not measure shows as None.
         old = {r["run"]: r for r in base.get("results", [])}
         for row in new.get("results", []):
-            if row["run"] in old:
-                out.append((f"{row['run']}: seconds", old[row["run"]]["seconds"], row["seconds"]))
-                out.append(
-                    (
-                        f"{row['run']}: chunks/s",
-                        old[row["run"]]["chunks_per_s"],
-                        row["chunks_per_s"],
-                    )
-                )
+            before = old.get(row["run"], {})
+            out.append((f"{row['run']}: seconds", before.get("seconds"), row["seconds"]))
+            out.append((f"{row['run']}: chunks/s", before.get("chunks_per_s"), row["chunks_per_s"]))
+            out.append((f"{row['run']}: RSS after MB", before.get("rss_mb"), row.get("rss_mb")))
+        out.append(
+            (
+                "RSS at rest MB",
+                base.get("resting", {}).get("rss_mb"),
+                new.get("resting", {}).get("rss_mb"),
+            )
+        )
     return out
 
 

@@ -205,3 +205,25 @@ def test_open_loop_arrivals_scale_with_the_rate_and_refuse_nonsense(bench):
     for rate, duration in ((0.0, 10.0), (-1.0, 10.0), (5.0, 0.0)):
         with pytest.raises(ValueError, match="must be positive"):
             chat_load.arrival_schedule(rate=rate, duration_s=duration, seed=1)
+
+
+def test_compare_names_the_engine_given_and_keeps_figures_the_baseline_lacks(bench, tmp_path):
+    compare = bench("compare")
+    assert compare.engine_of(tmp_path, ["--levels", "50", "--engine", "qdrant-local"]) == (
+        "qdrant-local"
+    )
+    assert compare.engine_of(tmp_path, ["--engine=qdrant-edge"]) == "qdrant-edge"
+    base = {"results": [{"run": "from scratch", "seconds": 10.0, "chunks_per_s": 50.0}]}
+    new = {
+        "resting": {"rss_mb": 300.0},
+        "results": [
+            {"run": "from scratch", "seconds": 5.0, "chunks_per_s": 100.0, "rss_mb": 420.0},
+            {"run": "one file changed", "seconds": 0.8, "chunks_per_s": 2000.0, "rss_mb": 430.0},
+        ],
+    }
+    table = {what: (old, cur) for what, old, cur in compare.rows("ingest.py", base, new)}
+    assert table["from scratch: chunks/s"] == (50.0, 100.0)
+    assert table["one file changed: seconds"] == (None, 0.8)
+    assert table["RSS at rest MB"] == (None, 300.0)
+    assert compare._ratio(50.0, 100.0) == "2.00x"
+    assert compare._ratio(None, 0.8) == "-"
