@@ -10,7 +10,8 @@ there and here with the same arguments, and prints both figures and their ratio:
     uv run python benchmarks/compare.py ingest.py
 
 `--baseline REV` picks the commit (default 5566198, the code as the speed issue found it);
-`--keep DIR` keeps the extracted baseline for the next run.
+`--keep DIR` keeps the extracted baseline for the next run; `--json OUT` writes both
+runs' figures and the comparison.
 
 Without `--engine` each tree runs with its own default embedded engine (the baseline's
 was qdrant-local, this tree's is qdrant-edge): that is what the speed issue compares.
@@ -163,6 +164,12 @@ def main() -> None:
     parser.add_argument("script", help="a benchmarks/ script, e.g. chat_load.py")
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="baseline commit")
     parser.add_argument("--keep", type=Path, help="folder to keep the baseline tree in")
+    parser.add_argument(
+        "--json",
+        dest="json_out",
+        type=Path,
+        help="write both runs' figures and the comparison to this file",
+    )
     args, rest = parser.parse_known_args()
     with tempfile.TemporaryDirectory(prefix="ragsite-compare-") as tmp:
         tmp_path = Path(tmp)
@@ -179,6 +186,26 @@ def main() -> None:
     for what, old, cur in table:
         print(f"{what:{width}}  {old!s:>10}  {cur!s:>10}  {_ratio(old, cur)}")
     sys.stdout.flush()
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        comparison = [
+            {"what": what, "baseline": old, "this_tree": cur, "ratio": _ratio(old, cur)}
+            for what, old, cur in table
+        ]
+        args.json_out.write_text(
+            json.dumps(
+                {
+                    "benchmark": f"compare {args.script}",
+                    "baseline_commit": args.baseline,
+                    "arguments": rest,
+                    "comparison": comparison,
+                    "baseline": base,
+                    "this_tree": new,
+                },
+                indent=2,
+            )
+        )
+        print(f"figures written to {args.json_out}")
 
 
 if __name__ == "__main__":
