@@ -16,9 +16,17 @@ read at rest after ingestion and sampled during each level; the peak is the high
 This client runs on the same 2 cores as the server, so its own CPU time is printed
 too: at 200 streams it is part of the load.
 
+`--open-loop RATE` replaces the levels with an open loop: questions arrive at random
+(a Poisson process, seeded by `--seed`) at RATE per second for `--duration` seconds,
+whether or not the earlier ones are answered, as readers would. Each time is measured
+from the question's scheduled arrival, so a client that falls behind shows up in the
+figures instead of hiding the wait (coordinated omission). It stops by itself: no new
+question after the duration, and every stream is cut at the request timeout.
+
     uv run python benchmarks/chat_load.py                        # 1, 10, 50, 200 streams
     uv run python benchmarks/chat_load.py --levels 1 50 --json /tmp/chat.json
     uv run python benchmarks/chat_load.py --book docs            # the project's own docs
+    uv run python benchmarks/chat_load.py --open-loop 10 --duration 60   # 10 questions/s, 1 min
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import random
 import sys
 import tempfile
 import time
@@ -61,6 +70,12 @@ TARGET_SOURCES_P95_MS = 100.0
 REQUEST_TIMEOUT_S = 120.0
 MEMORY_SAMPLE_S = 0.1
 WARMUP_REQUESTS = 3
+# The open loop's targets (issue 13) and bounds: it always stops by itself.
+OPEN_LOOP_SOURCES_P95_MS = 100.0
+OPEN_LOOP_FIRST_TOKEN_P95_MS = 150.0
+OPEN_LOOP_MAX_DURATION_S = 600.0
+OPEN_LOOP_MAX_REQUESTS = 10_000
+OPEN_LOOP_SEED = 13
 
 # Questions about the project's own docs (used with --book docs).
 DOCS_QUESTIONS = [
@@ -91,10 +106,13 @@ class Stream:
     tokens: int = 0
 
 
-async def chat_once(client: httpx.AsyncClient, question: str) -> Stream:
-    """Send one chat request and time its events."""
+async def chat_once(
+    client: httpx.AsyncClient, question: str, *, started: float | None = None
+) -> Stream:
+    """Send one chat request and time its events from `started` (perf_counter; default now)."""
     result = Stream()
-    started = time.perf_counter()
+    if started is None:
+        started = time.perf_counter()
 
     def now() -> float:
         return (time.perf_counter() - started) * 1000
@@ -178,14 +196,9 @@ async def run_level(
     peak_mb = max(peak[0], memory["hwm_mb"] or 0.0) if reset else peak[0]
 
     def times(name: str) -> list[float]:
-        return [
-            getattr(r, name) for r in results if getattr(r, name) is not None and r.error is None
-        ]
+        return _times(results, name)
 
-    errors: dict[str, int] = {}
-    for r in results:
-        if r.error:
-            errors[r.error] = errors.get(r.error, 0) + 1
+    errors = _errors(results)
     completed = sum(1 for r in results if r.done is not None and r.error is None)
     return {
         "streams": streams,
@@ -204,6 +217,148 @@ async def run_level(
         "client_cpu_s": round(time.process_time() - cpu_before, 2),
         "load_average": load_before,
     }
+
+
+def arrival_schedule(*, rate: float, duration_s: float, seed: int) -> list[float]:
+    """Seconds from the start at which questions arrive: a Poisson process of `rate` per second.
+
+    The gaps are exponential with mean 1/rate, drawn from a generator seeded with `seed`,
+    so a run can be repeated; every arrival falls inside [0, duration_s).
+    """
+    if rate <= 0 or duration_s <= 0:
+        raise ValueError("the rate and the duration must be positive")
+    draw = random.Random(seed)
+    arrivals: list[float] = []
+    at = draw.expovariate(rate)
+    while at < duration_s:
+        arrivals.append(at)
+        at += draw.expovariate(rate)
+    return arrivals
+
+
+def _errors(results: list[Stream]) -> dict[str, int]:
+    errors: dict[str, int] = {}
+    for r in results:
+        if r.error:
+            errors[r.error] = errors.get(r.error, 0) + 1
+    return errors
+
+
+def _times(results: list[Stream], name: str) -> list[float]:
+    return [getattr(r, name) for r in results if getattr(r, name) is not None and r.error is None]
+
+
+async def run_open_loop(
+    *, url: str, pid: int, rate: float, duration_s: float, seed: int, questions: list[str]
+) -> dict[str, Any]:
+    """Send questions at the arrival times of `arrival_schedule`, each on its own stream."""
+    arrivals = arrival_schedule(rate=rate, duration_s=duration_s, seed=seed)
+    if len(arrivals) > OPEN_LOOP_MAX_REQUESTS:
+        raise SystemExit(f"{len(arrivals)} questions: more than {OPEN_LOOP_MAX_REQUESTS}")
+    cycle = itertools.cycle(questions)
+    # No pool limit below the number of questions: a request waiting for a connection
+    # would be the client's queue, not the server's.
+    limits = httpx.Limits(max_connections=len(arrivals) or 1, max_keepalive_connections=100)
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=30.0)
+    in_flight = [0, 0]  # now, most at once
+    send_lag_ms: list[float] = []
+
+    async def one(client: httpx.AsyncClient, question: str, scheduled: float) -> Stream:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight[1], in_flight[0])
+        try:
+            return await chat_once(client, question, started=scheduled)
+        finally:
+            in_flight[0] -= 1
+
+    reset = reset_peak_memory(pid)
+    rest = process_memory_mb(pid)["rss_mb"] or 0.0
+    peak = [rest]
+    stop = asyncio.Event()
+    load_before = load_average()
+    cpu_before = time.process_time()
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+        sampler = asyncio.create_task(_sample_memory(pid, peak, stop))
+        tasks = []
+        start = time.perf_counter()
+        for offset in arrivals:
+            scheduled = start + offset
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            send_lag_ms.append((time.perf_counter() - scheduled) * 1000)
+            tasks.append(asyncio.create_task(one(client, next(cycle), scheduled)))
+        sent_s = time.perf_counter() - start
+        results: list[Stream] = list(await asyncio.gather(*tasks))
+        wall = time.perf_counter() - start
+        stop.set()
+        await sampler
+    memory = process_memory_mb(pid)
+    peak_mb = max(peak[0], memory["hwm_mb"] or 0.0) if reset else peak[0]
+    errors = _errors(results)
+    completed = sum(1 for r in results if r.done is not None and r.error is None)
+    return {
+        "rate_per_s": rate,
+        "duration_s": duration_s,
+        "seed": seed,
+        "requests": len(results),
+        "offered_per_s": round(len(results) / duration_s, 2),
+        "sent_in_s": round(sent_s, 2),
+        "completed": completed,
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "wall_s": round(wall, 2),
+        "answers_per_s": round(completed / wall, 2) if wall else None,
+        "max_in_flight": in_flight[1],
+        "send_lag_ms": summary(send_lag_ms),
+        "meta_ms": summary(_times(results, "meta")),
+        "sources_ms": summary(_times(results, "sources")),
+        "first_token_ms": summary(_times(results, "first_token")),
+        "done_ms": summary(_times(results, "done")),
+        "tokens_mean": round(sum(r.tokens for r in results) / len(results), 1) if results else None,
+        "server_rss_mb": {"before": rest, "peak": peak_mb, "after": memory["rss_mb"]},
+        "client_cpu_s": round(time.process_time() - cpu_before, 2),
+        "load_average": load_before,
+        "load_average_after": load_average(),
+    }
+
+
+def print_open_loop(row: dict[str, Any]) -> None:
+    """The open loop's figures and its verdict against issue 13's targets."""
+    print(
+        f"open loop: {row['requests']} questions at {row['rate_per_s']}/s for "
+        f"{row['duration_s']} s (seed {row['seed']}, {row['offered_per_s']}/s offered), "
+        f"{row['completed']} answered in {row['wall_s']} s, {row['errors']} errors "
+        f"{row['error_kinds'] or ''}; at most {row['max_in_flight']} streams open at once"
+    )
+    for label, key in (
+        ("meta", "meta_ms"),
+        ("sources", "sources_ms"),
+        ("first token", "first_token_ms"),
+        ("done", "done_ms"),
+        ("send lag", "send_lag_ms"),
+    ):
+        figures = row[key]
+        print(
+            f"      {label:<12} p50 {fmt_ms(figures['p50']):>7} ms   p95 {fmt_ms(figures['p95']):>7} ms"
+            f"   max {fmt_ms(figures['max']):>7} ms"
+        )
+    memory = row["server_rss_mb"]
+    print(
+        f"      server RSS {memory['before']} MB before, peak {memory['peak']} MB; "
+        f"client CPU {row['client_cpu_s']} s; load {row['load_average']} before, "
+        f"{row['load_average_after']} after"
+    )
+    for label, key, target in (
+        ("time to sources", "sources_ms", OPEN_LOOP_SOURCES_P95_MS),
+        ("first token", "first_token_ms", OPEN_LOOP_FIRST_TOKEN_P95_MS),
+    ):
+        p95 = row[key]["p95"]
+        met = p95 is not None and p95 <= target and row["errors"] == 0
+        print(
+            f"target {label} p95 <= {target:.0f} ms (no errors): "
+            f"{'met' if met else 'NOT met'} ({fmt_ms(p95)} ms, {row['errors']} errors)"
+        )
 
 
 def print_level(row: dict[str, Any]) -> None:
@@ -314,8 +469,20 @@ async def bench(args: argparse.Namespace, book: Path, questions: list[str]) -> d
                 f"server restarted over the index in {server.started_s} s; "
                 f"RSS at rest (after {WARMUP_REQUESTS} answers): {at_rest['rss_mb']} MB"
             )
+            engine = (await asyncio.to_thread(_health, server.url)).get("engine")
             levels = []
-            for streams in args.levels:
+            open_loop = None
+            if args.open_loop:
+                open_loop = await run_open_loop(
+                    url=server.url,
+                    pid=server.pid,
+                    rate=args.open_loop,
+                    duration_s=args.duration,
+                    seed=args.seed,
+                    questions=questions,
+                )
+                print_open_loop(open_loop)
+            for streams in [] if args.open_loop else args.levels:
                 row = await run_level(
                     url=server.url,
                     pid=server.pid,
@@ -331,10 +498,18 @@ async def bench(args: argparse.Namespace, book: Path, questions: list[str]) -> d
         "book": str(book),
         **ingested,
         "engine": args.engine or "default",
+        "engine_reported": engine,
         "server_start_s": server.started_s,
         "server_rss_at_rest_mb": at_rest["rss_mb"],
         "levels": levels,
+        "open_loop": open_loop,
     }
+
+
+def _health(url: str) -> dict[str, Any]:
+    """The vector store's part of /api/health (its `engine` when the store reports one)."""
+    health = httpx.get(f"{url}/api/health", timeout=30.0).json()
+    return health["checks"]["vector_store"]
 
 
 def verdict(levels: list[dict[str, Any]]) -> str | None:
@@ -373,6 +548,24 @@ def main() -> None:
         "--engine", help="VECTOR_ENGINE for the server (default: the configured one)"
     )
     parser.add_argument(
+        "--open-loop",
+        type=float,
+        metavar="RATE",
+        help="instead of the levels: questions arriving at random at RATE per second",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        help=f"seconds of arrivals in the open loop (default 60, at most {OPEN_LOOP_MAX_DURATION_S:.0f})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=OPEN_LOOP_SEED,
+        help=f"seed of the open loop's arrival times (default {OPEN_LOOP_SEED})",
+    )
+    parser.add_argument(
         "--data",
         type=Path,
         help="data folder to keep and re-use (an indexed book is not ingested again)",
@@ -381,6 +574,12 @@ def main() -> None:
         "--json", dest="json_out", metavar="OUT", help="write the figures to this file"
     )
     args = parser.parse_args()
+    if args.open_loop is not None and not (
+        args.open_loop > 0 and 0 < args.duration <= OPEN_LOOP_MAX_DURATION_S
+    ):
+        parser.error(
+            f"--open-loop needs a positive rate and 0 < --duration <= {OPEN_LOOP_MAX_DURATION_S:.0f}"
+        )
 
     book = REPO_DIR / "docs" if args.book == "docs" else Path(args.book).resolve()
     if not book.is_dir():
@@ -389,7 +588,8 @@ def main() -> None:
     info = machine()
     print(machine_line(info))
     result = asyncio.run(bench(args, book, questions))
-    print_table(result["levels"])
+    if result["levels"]:
+        print_table(result["levels"])
     line = verdict(result["levels"])
     if line:
         print(line)
@@ -402,6 +602,7 @@ def main() -> None:
                 "machine": info,
                 "load_average_end": load_average(),
                 "llm": "extractive",
+                "mode": "open_loop" if args.open_loop else "levels",
                 "rounds": args.rounds,
                 "budget_s": args.budget_s,
                 **result,

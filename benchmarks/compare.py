@@ -5,18 +5,24 @@ measured in the same run. This script extracts the baseline with `git archive` i
 temporary folder (its own virtualenv, made with `uv sync --frozen`), runs the benchmark
 there and here with the same arguments, and prints both figures and their ratio:
 
-    uv run python benchmarks/compare.py chat_load.py --levels 50 200 --engine qdrant-edge
+    uv run python benchmarks/compare.py chat_load.py --levels 50 200
     uv run python benchmarks/compare.py search_api.py --sizes 10000
     uv run python benchmarks/compare.py ingest.py
 
 `--baseline REV` picks the commit (default 5566198, the code as the speed issue found it);
-`--keep DIR` keeps the extracted baseline for the next run.
+`--keep DIR` keeps the extracted baseline for the next run; `--json OUT` writes both
+runs' figures and the comparison.
+
+Without `--engine` each tree runs with its own default embedded engine (the baseline's
+was qdrant-local, this tree's is qdrant-edge): that is what the speed issue compares.
+The engine each tree used is printed with the figures; `--engine E` runs both with E.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,6 +51,30 @@ def extract(rev: str, target: Path) -> Path:
         subprocess.run(["tar", "x"], cwd=target, input=archive, check=True)
     subprocess.run([_uv(), "sync", "--frozen", "--quiet"], cwd=target, check=True)
     return target
+
+
+def engine_of(tree: Path, args: list[str]) -> str:
+    """The VECTOR_ENGINE a benchmark in `tree` runs with: `--engine` if given, else the tree's default.
+
+    The benchmark servers drop VECTOR_* from the environment, so the default is the one
+    in the tree's settings (qdrant-local when the setting does not exist yet).
+    """
+    for i, arg in enumerate(args):
+        if arg == "--engine" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--engine="):
+            return arg.split("=", 1)[1]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("VECTOR_")}
+    env.update({"RAGSITE_SKIP_DOTENV": "1", "DJANGO_SETTINGS_MODULE": "ragsite.settings"})
+    code = "from django.conf import settings; print(getattr(settings, 'VECTOR_ENGINE', 'qdrant-local'))"
+    found = subprocess.run(
+        [_uv(), "run", "--frozen", "python", "-c", code],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() or "unknown"
 
 
 def run(tree: Path, script: str, args: list[str], out: Path) -> dict[str, Any]:
@@ -105,17 +135,20 @@ def rows(script: str, base: dict[str, Any], new: dict[str, Any]) -> list[tuple[s
                     )
                 )
     elif script.startswith("ingest"):
+        # A run or a memory figure the baseline's script did not measure shows as None.
         old = {r["run"]: r for r in base.get("results", [])}
         for row in new.get("results", []):
-            if row["run"] in old:
-                out.append((f"{row['run']}: seconds", old[row["run"]]["seconds"], row["seconds"]))
-                out.append(
-                    (
-                        f"{row['run']}: chunks/s",
-                        old[row["run"]]["chunks_per_s"],
-                        row["chunks_per_s"],
-                    )
-                )
+            before = old.get(row["run"], {})
+            out.append((f"{row['run']}: seconds", before.get("seconds"), row["seconds"]))
+            out.append((f"{row['run']}: chunks/s", before.get("chunks_per_s"), row["chunks_per_s"]))
+            out.append((f"{row['run']}: RSS after MB", before.get("rss_mb"), row.get("rss_mb")))
+        out.append(
+            (
+                "RSS at rest MB",
+                base.get("resting", {}).get("rss_mb"),
+                new.get("resting", {}).get("rss_mb"),
+            )
+        )
     return out
 
 
@@ -131,18 +164,48 @@ def main() -> None:
     parser.add_argument("script", help="a benchmarks/ script, e.g. chat_load.py")
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="baseline commit")
     parser.add_argument("--keep", type=Path, help="folder to keep the baseline tree in")
+    parser.add_argument(
+        "--json",
+        dest="json_out",
+        type=Path,
+        help="write both runs' figures and the comparison to this file",
+    )
     args, rest = parser.parse_known_args()
     with tempfile.TemporaryDirectory(prefix="ragsite-compare-") as tmp:
         tmp_path = Path(tmp)
         baseline = extract(args.baseline, args.keep or tmp_path / "baseline")
+        engines = (engine_of(baseline, rest), engine_of(REPO_DIR, rest))
+        print(f"engine: {engines[0]} in {args.baseline}, {engines[1]} in this tree", flush=True)
         base = run(baseline, args.script, rest, tmp_path / "baseline.json")
         new = run(REPO_DIR, args.script, rest, tmp_path / "new.json")
-    table = rows(args.script, base, new)
+    # The engine a chat_load server reported in /api/health, where it reports one.
+    reported = (base.get("engine_reported") or engines[0], new.get("engine_reported") or engines[1])
+    table = [("engine", *reported), *rows(args.script, base, new)]
     width = max((len(what) for what, _, _ in table), default=10)
     print(f"\n{'':{width}}  {args.baseline:>10}  {'this tree':>10}  ratio")
     for what, old, cur in table:
         print(f"{what:{width}}  {old!s:>10}  {cur!s:>10}  {_ratio(old, cur)}")
     sys.stdout.flush()
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        comparison = [
+            {"what": what, "baseline": old, "this_tree": cur, "ratio": _ratio(old, cur)}
+            for what, old, cur in table
+        ]
+        args.json_out.write_text(
+            json.dumps(
+                {
+                    "benchmark": f"compare {args.script}",
+                    "baseline_commit": args.baseline,
+                    "arguments": rest,
+                    "comparison": comparison,
+                    "baseline": base,
+                    "this_tree": new,
+                },
+                indent=2,
+            )
+        )
+        print(f"figures written to {args.json_out}")
 
 
 if __name__ == "__main__":

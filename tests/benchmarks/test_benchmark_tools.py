@@ -6,8 +6,10 @@ No timings are asserted here; the benchmarks themselves measure (docs/benchmarks
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -174,3 +176,54 @@ def test_a_benchmark_without_figures_is_skipped_not_drawn(bench, tmp_path):
     data["benchmarks"]["search_api"]["status"] = "failed"
     assert plot.search_latency(data, tmp_path) is None
     assert not (tmp_path / "bench-search-latency.png").exists()
+
+
+def test_open_loop_arrivals_are_a_seeded_poisson_process_inside_the_duration(bench):
+    chat_load = bench("chat_load")
+    arrivals = chat_load.arrival_schedule(rate=10.0, duration_s=60.0, seed=13)
+    assert arrivals == chat_load.arrival_schedule(rate=10.0, duration_s=60.0, seed=13)
+    assert arrivals != chat_load.arrival_schedule(rate=10.0, duration_s=60.0, seed=14)
+    assert arrivals == sorted(arrivals)
+    assert arrivals[0] > 0.0
+    assert arrivals[-1] < 60.0
+    # 600 expected, standard deviation sqrt(600) ≈ 24.5: four of them either side.
+    assert 500 <= len(arrivals) <= 700
+    gaps = [b - a for a, b in itertools.pairwise([0.0, *arrivals])]
+    assert statistics.mean(gaps) == pytest.approx(0.1, rel=0.1)
+    # Exponential gaps: the spread equals the mean, and about e^-1 of them exceed it.
+    assert statistics.stdev(gaps) == pytest.approx(0.1, rel=0.15)
+    assert sum(gap > 0.1 for gap in gaps) / len(gaps) == pytest.approx(math.exp(-1), abs=0.06)
+
+
+def test_open_loop_arrivals_scale_with_the_rate_and_refuse_nonsense(bench):
+    chat_load = bench("chat_load")
+    slow = chat_load.arrival_schedule(rate=2.0, duration_s=100.0, seed=1)
+    fast = chat_load.arrival_schedule(rate=20.0, duration_s=100.0, seed=1)
+    assert 140 <= len(slow) <= 260
+    assert 1800 <= len(fast) <= 2200
+    assert chat_load.arrival_schedule(rate=0.001, duration_s=1.0, seed=1) == []
+    for rate, duration in ((0.0, 10.0), (-1.0, 10.0), (5.0, 0.0)):
+        with pytest.raises(ValueError, match="must be positive"):
+            chat_load.arrival_schedule(rate=rate, duration_s=duration, seed=1)
+
+
+def test_compare_names_the_engine_given_and_keeps_figures_the_baseline_lacks(bench, tmp_path):
+    compare = bench("compare")
+    assert compare.engine_of(tmp_path, ["--levels", "50", "--engine", "qdrant-local"]) == (
+        "qdrant-local"
+    )
+    assert compare.engine_of(tmp_path, ["--engine=qdrant-edge"]) == "qdrant-edge"
+    base = {"results": [{"run": "from scratch", "seconds": 10.0, "chunks_per_s": 50.0}]}
+    new = {
+        "resting": {"rss_mb": 300.0},
+        "results": [
+            {"run": "from scratch", "seconds": 5.0, "chunks_per_s": 100.0, "rss_mb": 420.0},
+            {"run": "one file changed", "seconds": 0.8, "chunks_per_s": 2000.0, "rss_mb": 430.0},
+        ],
+    }
+    table = {what: (old, cur) for what, old, cur in compare.rows("ingest.py", base, new)}
+    assert table["from scratch: chunks/s"] == (50.0, 100.0)
+    assert table["one file changed: seconds"] == (None, 0.8)
+    assert table["RSS at rest MB"] == (None, 300.0)
+    assert compare._ratio(50.0, 100.0) == "2.00x"
+    assert compare._ratio(None, 0.8) == "-"
