@@ -199,5 +199,6 @@ def test_an_ingestion_gets_a_session_of_its_own_with_the_arena():
     assert ingesting is not providers.get_ingestion_embedder()  # one per run, dropped after
     assert ingesting._session is not serving._session
     text = ["Each value in Rust has an owner."]
-    same = sum(a * b for a, b in zip(serving.embed_sync(text)[0], ingesting.embed_sync(text)[0]))
+    [one], [other] = serving.embed_sync(text), ingesting.embed_sync(text)
+    same = sum(a * b for a, b in zip(one, other, strict=True))
     assert same > 0.9999  # the arena changes memory, never the vectors
