@@ -65,7 +65,7 @@ NO_FILES_MESSAGE = "No .md or .mdx files found in {path}."
 ALL_FILES_FAILED_MESSAGE = "None of the {count} files could be ingested."
 READ_ERROR_MESSAGE = "could not be read: {error}"
 # A run that embedded at least this many chunks hands its freed memory back to the system
-# at the end (`_memory_release`); a smaller one grew the heap too little to be worth it.
+# at the end (`memory_release`); a smaller one grew the heap too little to be worth it.
 RELEASE_AFTER_EMBEDDINGS = 100
 
 
@@ -487,7 +487,7 @@ def book_ingest(
         with _ACTIVE_LOCK:
             _ACTIVE_HERE.discard(str(task.id))
         if task.embeddings_computed >= RELEASE_AFTER_EMBEDDINGS:
-            _memory_release()
+            memory_release()
     logger.info(
         "ingestion %s %s in %.1fs: %d files (%d new, %d changed, %d unchanged, %d deleted, %d failed), "
         "%d chunks added, %d deleted, %d embeddings computed",
@@ -507,7 +507,7 @@ def book_ingest(
     return task
 
 
-def _memory_release() -> None:
+def memory_release() -> None:
     """Give what the run held back to the system: collect cycles, then trim glibc's heap.
 
     A full ingest allocates and frees hundreds of MB (pages, chunks, vectors, query
