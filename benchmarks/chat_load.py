@@ -323,6 +323,24 @@ async def run_open_loop(
     }
 
 
+_TIMES = (
+    ("meta", "meta_ms"),
+    ("sources", "sources_ms"),
+    ("first token", "first_token_ms"),
+    ("done", "done_ms"),
+)
+
+
+def _print_times(row: dict[str, Any], extra: tuple[tuple[str, str], ...] = ()) -> None:
+    """One line per event time of a run: p50, p95 and max."""
+    for label, key in (*_TIMES, *extra):
+        figures = row[key]
+        print(
+            f"      {label:<12} p50 {fmt_ms(figures['p50']):>7} ms   p95 {fmt_ms(figures['p95']):>7} ms"
+            f"   max {fmt_ms(figures['max']):>7} ms"
+        )
+
+
 def print_open_loop(row: dict[str, Any]) -> None:
     """The open loop's figures and its verdict against issue 13's targets."""
     print(
@@ -331,18 +349,7 @@ def print_open_loop(row: dict[str, Any]) -> None:
         f"{row['completed']} answered in {row['wall_s']} s, {row['errors']} errors "
         f"{row['error_kinds'] or ''}; at most {row['max_in_flight']} streams open at once"
     )
-    for label, key in (
-        ("meta", "meta_ms"),
-        ("sources", "sources_ms"),
-        ("first token", "first_token_ms"),
-        ("done", "done_ms"),
-        ("send lag", "send_lag_ms"),
-    ):
-        figures = row[key]
-        print(
-            f"      {label:<12} p50 {fmt_ms(figures['p50']):>7} ms   p95 {fmt_ms(figures['p95']):>7} ms"
-            f"   max {fmt_ms(figures['max']):>7} ms"
-        )
+    _print_times(row, extra=(("send lag", "send_lag_ms"),))
     memory = row["server_rss_mb"]
     print(
         f"      server RSS {memory['before']} MB before, peak {memory['peak']} MB; "
@@ -367,17 +374,7 @@ def print_level(row: dict[str, Any]) -> None:
         f"{row['streams']:>4} streams: {row['requests']} requests in {row['wall_s']} s "
         f"({row['answers_per_s']} answers/s), {row['errors']} errors {row['error_kinds'] or ''}"
     )
-    for label, key in (
-        ("meta", "meta_ms"),
-        ("sources", "sources_ms"),
-        ("first token", "first_token_ms"),
-        ("done", "done_ms"),
-    ):
-        figures = row[key]
-        print(
-            f"      {label:<12} p50 {fmt_ms(figures['p50']):>7} ms   p95 {fmt_ms(figures['p95']):>7} ms"
-            f"   max {fmt_ms(figures['max']):>7} ms"
-        )
+    _print_times(row)
     memory = row["server_rss_mb"]
     print(
         f"      server RSS {memory['before']} MB before, peak {memory['peak']} MB; "

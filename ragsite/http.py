@@ -21,7 +21,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
-from .rag.exceptions import BadRequest, RagError
+from .rag.exceptions import (
+    BadRequest,
+    PayloadTooLarge,
+    RagError,
+    TooManyParameters,
+    UnsupportedMediaType,
+)
 
 API_PREFIX = "/api/"
 # Our bodies are flat objects; anything deeper than this is not a request of ours.
@@ -47,26 +53,6 @@ logger = logging.getLogger(__name__)
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
 Model = TypeVar("Model", bound=BaseModel)
-
-
-class PayloadTooLarge(RagError):
-    """The request body is larger than API_MAX_BODY_BYTES."""
-
-    status = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(RagError):
-    """The request body is not sent as application/json."""
-
-    status = 415
-    code = "unsupported_media_type"
-
-
-class TooManyParameters(BadRequest):
-    """The query string has more parameters than Django parses."""
-
-    code = "too_many_parameters"
 
 
 def json_error(

@@ -124,6 +124,26 @@ class IngestionQueueUnavailable(RagError):
     code = "ingestion_queue_unavailable"
 
 
+class PayloadTooLarge(RagError):
+    """The request body is larger than API_MAX_BODY_BYTES."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(RagError):
+    """The request body is not sent as application/json."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class TooManyParameters(BadRequest):
+    """The query string has more parameters than Django parses."""
+
+    code = "too_many_parameters"
+
+
 class PathOutsideBook(BadRequest):
     """The requested path escapes BOOK_DIR."""
 
