@@ -53,54 +53,28 @@ def _setup(data_dir: Path) -> None:
     django.setup()
 
 
-def _signature() -> dict[str, Any]:
-    from ragsite.rag import providers
-    from ragsite.rag.config import get_config
-
-    config = get_config()
-    embedder = providers.get_embedder()
-    return {
-        "chunk_tokens": config.chunk_tokens,
-        "chunk_overlap_tokens": config.chunk_overlap_tokens,
-        "embedder": f"{embedder.provider}:{embedder.model}",
-        "sparse": _sparse_signature(),
-    }
-
-
-def _sparse_signature() -> str:
-    from ragsite.rag.sparse import encode_document
-
-    probe = encode_document("Sensors measure the robot's boxes and policies; ROS 2 nodes.")
-    return ",".join(f"{i}:{v:.4f}" for i, v in zip(probe.indices, probe.values, strict=True))
-
-
 def book_index_cached(*, book_dir: Path, fresh: bool = False) -> int:
-    """Index the book into the configured store unless the cache already holds it."""
-    from evaluation.runner import book_index_temporary
-    from ragsite.rag import providers
-    from ragsite.rag.config import get_config
+    """Index the book into the cache folder the way the product does (`book_ingest`).
 
-    store = providers.get_store()
-    marker = get_config().data_dir / "indexed.json"
-    wanted = {"book": str(book_dir), **_signature()}
-    current = json.loads(marker.read_text()) if marker.is_file() else None
-    if not fresh and current == wanted and store.count() > 0:
-        return store.count()
-    if store.count():
-        store.drop()
+    The real ingestion keeps the folder up to date by itself: an unchanged book embeds
+    nothing, and the embedding cache holds each chunk's sentence vectors, which the
+    extractive answerer reads as it does when serving.
+    """
+    from django.core.management import call_command
+
+    from ingestion.services import book_ingest
+    from ragsite.rag import providers
+
+    call_command("migrate", verbosity=0)
     started = time.perf_counter()
-    indexed = book_index_temporary(
-        book_dir=book_dir,
-        store=store,
-        embedder=providers.get_embedder(),
-        on_progress=lambda line: print(line, file=sys.stderr),
-    )
+    task = book_ingest(book_dir=book_dir, force=fresh, source="manage.py")
+    if task.status != "succeeded":
+        raise SystemExit(f"ingestion failed: {task.errors}")
+    count = providers.get_store().count()
     print(
-        f"indexed {len(indexed.chunks)} chunks in {time.perf_counter() - started:.0f} s",
-        file=sys.stderr,
+        f"index of {count} chunks ready in {time.perf_counter() - started:.0f} s", file=sys.stderr
     )
-    marker.write_text(json.dumps(wanted))
-    return len(indexed.chunks)
+    return count
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
@@ -122,7 +96,6 @@ def _model():
 async def _answer(question: str) -> tuple[bool, str, list[int]]:
     from chat.services import book_search, sources_pack
     from ragsite.rag.config import get_config
-    from ragsite.rag.types import AnswerRequest
 
     config = get_config()
     retrieval = await book_search(query=question, k=config.retrieval_k)
@@ -130,8 +103,21 @@ async def _answer(question: str) -> tuple[bool, str, list[int]]:
     if not retrieval.supported:
         return False, "", []
     sources = sources_pack(hits=hits, budget=config.context_token_budget)
-    answer = await _model().answer(AnswerRequest(question=question, sources=sources))
+    answer = await _extractive(question, sources)
     return True, answer, [source.n for source in sources]
+
+
+async def _extractive(question: str, sources: list[Any]) -> str:
+    """The extractive answer as chat gives it: with the sources' stored sentence vectors."""
+    from ragsite.rag import providers
+    from ragsite.rag.types import AnswerRequest
+
+    hashes = [source.chunk.content_hash for source in sources]
+    vectors = await asyncio.to_thread(
+        providers.get_sentence_vectors().lookup, embedder=providers.get_embedder(), hashes=hashes
+    )
+    request = AnswerRequest(question=question, sources=sources, sentence_vectors=vectors)
+    return await _model().answer(request)
 
 
 async def answers_measure(
@@ -189,12 +175,11 @@ async def answers_measure(
 async def _answer_anyway(question: str) -> tuple[bool, str, list[int]]:
     from chat.services import book_search, sources_pack
     from ragsite.rag.config import get_config
-    from ragsite.rag.types import AnswerRequest
 
     config = get_config()
     retrieval = await book_search(query=question, k=config.retrieval_k)
     sources = sources_pack(hits=retrieval.sections, budget=config.context_token_budget)
-    answer = await _model().answer(AnswerRequest(question=question, sources=sources))
+    answer = await _extractive(question, sources)
     return False, answer, [s.n for s in sources]
 
 

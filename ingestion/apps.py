@@ -6,3 +6,11 @@ class IngestionConfig(AppConfig):
 
     name = "ingestion"
     verbose_name = "Book ingestion"
+
+    def ready(self) -> None:
+        """Answering finds the sentence vectors ingestion stored in its embedding cache."""
+        from ragsite.rag import providers
+
+        from .services.cache import DatabaseSentenceVectors
+
+        providers.set_sentence_vectors(DatabaseSentenceVectors())

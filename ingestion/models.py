@@ -89,6 +89,14 @@ class CachedEmbedding(models.Model):
     embedder = models.CharField(max_length=300, help_text="provider:model:dimension")
     dimension = models.PositiveIntegerField()
     vector = models.BinaryField(help_text="float32, little-endian")
+    sentences = models.BinaryField(
+        null=True,
+        help_text="the chunk's sentence vectors from the same model run "
+        "(ragsite/rag/sentences.py); NULL when the embedder gives none",
+    )
+    sentences_version = models.PositiveSmallIntegerField(
+        default=0, help_text="SENTENCES_VERSION the sentences were cut with (0: none)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(auto_now=True)
 

@@ -62,6 +62,7 @@ class MemoEmbedder:
         self.inner = inner
         self.provider, self.model, self.dimension = inner.provider, inner.model, inner.dimension
         self.vectors: dict[str, list[float]] = {}
+        self.span_vectors: dict[tuple[str, tuple], tuple[list[float], list]] = {}
         self._lock = threading.Lock()
 
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
@@ -77,6 +78,22 @@ class MemoEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """`embed_sync` in a worker thread, as the local embedder does."""
         return await asyncio.to_thread(self.embed_sync, texts)
+
+    def embed_spans_sync(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]):
+        """The model's text and span vectors, each distinct (text, spans) computed once."""
+        keys = [(text, tuple(map(tuple, found))) for text, found in zip(texts, spans, strict=True)]
+        with self._lock:
+            missing = list(dict.fromkeys(key for key in keys if key not in self.span_vectors))
+        if missing:
+            vectors, pooled = self.inner.embed_spans_sync(
+                [text for text, _ in missing], [list(found) for _, found in missing]
+            )
+            with self._lock:
+                self.span_vectors.update(
+                    zip(missing, zip(vectors, pooled, strict=False), strict=True)
+                )
+        results = [self.span_vectors[key] for key in keys]
+        return [list(v) for v, _ in results], [list(p) for _, p in results]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)  # batch_size, model_path, ...

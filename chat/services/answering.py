@@ -314,9 +314,10 @@ async def answer_stream(
             llm=parts.llm,
             timeout_s=config.rewrite_timeout_s,
         )
-        sources, context_tokens, uncertain = await _sources(
+        packed = await _sources(
             query=outcome.rewritten_query, selection=selection, parts=parts, config=config
         )
+        sources, context_tokens, uncertain = packed.sources, packed.context_tokens, packed.uncertain
         outcome.sources = [source.as_dict() for source in sources]
         yield Sources(sources=outcome.sources)
 
@@ -324,6 +325,7 @@ async def answer_stream(
             _answer_tokens(
                 message=message,
                 sources=sources,
+                sentence_vectors=packed.sentence_vectors,
                 uncertain=uncertain,
                 history=start.history,
                 parts=parts,
@@ -387,6 +389,7 @@ async def _answer_tokens(
     *,
     message: str,
     sources: list[Source],
+    sentence_vectors: dict[bytes, Any],
     uncertain: bool,
     history: Sequence[Turn],
     parts: Collaborators,
@@ -401,6 +404,7 @@ async def _answer_tokens(
         question=message,
         sources=sources,
         messages=prompts.answer_messages(question=message, sources=sources, history=history),
+        sentence_vectors=sentence_vectors,
     )
     pieces = _AnswerPieces(
         model=parts.llm,
@@ -436,23 +440,52 @@ async def _answer_tokens(
 
 async def _sources(
     *, query: str, selection: str | None, parts: Collaborators, config: RagConfig
-) -> tuple[list[Source], int, bool]:
-    """Search, then pack the sources; returns (sources, their prompt tokens, uncertain)."""
+) -> _Packed:
+    """Search, then pack the sources (and read their stored sentence vectors)."""
     search_query = f"{query}\n{selection[:SELECTION_QUERY_CHARS]}" if selection else query
     retrieval = await book_search(
         query=search_query, k=config.retrieval_k, embedder=parts.embedder, store=parts.store
     )
     uncertain = not retrieval.supported and not selection
     # Token counting is CPU work: keep it off the event loop, and count each source once.
-    sources, context_tokens = await asyncio.to_thread(
+    # The same thread reads the sources' stored sentence vectors (extractive answers).
+    sources, context_tokens, vectors = await asyncio.to_thread(
         functools.partial(
-            sources_pack_counted,
+            _sources_pack,
             hits=retrieval.closest if uncertain else retrieval.sections,
             budget=config.context_token_budget,
             selection=selection,
+            embedder=parts.embedder
+            if parts.llm.provider == "extractive" and not uncertain
+            else None,
         )
     )
-    return sources, context_tokens, uncertain
+    return _Packed(sources, context_tokens, uncertain, vectors)
+
+
+@dataclass(frozen=True, slots=True)
+class _Packed:
+    """The packed sources of an answer, their prompt tokens, doubt, and sentence vectors."""
+
+    sources: list[Source]
+    context_tokens: int
+    uncertain: bool
+    sentence_vectors: dict[bytes, Any]
+
+
+def _sources_pack(
+    *, hits: Sequence[Any], budget: int, selection: str | None, embedder: Embedder | None
+) -> tuple[list[Source], int, dict[bytes, Any]]:
+    """Pack the sources (worker thread); with `embedder`, read their sentence vectors too."""
+    sources, context_tokens = sources_pack_counted(hits=hits, budget=budget, selection=selection)
+    vectors: dict[bytes, Any] = {}
+    if embedder is not None:
+        hashes = [s.chunk.content_hash for s in sources if s.chunk.content_hash]
+        try:
+            vectors = providers.get_sentence_vectors().lookup(embedder=embedder, hashes=hashes)
+        except Exception:  # an optimisation only: the sentences are embedded instead
+            logger.exception("could not read the sources' sentence vectors")
+    return sources, context_tokens, vectors
 
 
 async def answer_collect(

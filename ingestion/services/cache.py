@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from ragsite.rag import sentences
 from ragsite.rag.exceptions import EmbeddingError
 from ragsite.rag.types import Chunk, Embedder, Vector
 
@@ -41,6 +42,47 @@ def embed_texts(embedder: Embedder, texts: list[str]) -> list[Vector]:
     return vectors
 
 
+def embed_with_sentences(
+    embedder: Embedder, texts: list[str], bodies: list[str]
+) -> tuple[list[Vector], list[bytes | None]]:
+    """Embed chunk texts; with the packaged model, also their sentences (same run).
+
+    Returns the vectors and, per text, its packed sentence vectors
+    (ragsite/rag/sentences.py), or None when the embedder gives no token outputs.
+    """
+    embed_spans = getattr(embedder, "embed_spans_sync", None)
+    if embed_spans is None:
+        return embed_texts(embedder, texts), [None] * len(texts)
+    located = [sentences.sentence_spans(t, b) for t, b in zip(texts, bodies, strict=True)]
+    vectors, pooled = embed_spans(texts, [[(a, b) for _, a, b in spans] for spans in located])
+    if len(vectors) != len(texts) or any(len(v) != embedder.dimension for v in vectors):
+        raise EmbeddingError("The embedder returned vectors of an unexpected shape.")
+    packed = [
+        sentences.pack(zip((text for text, _, _ in spans), found, strict=True))
+        for spans, found in zip(located, pooled, strict=True)
+    ]
+    return [list(v) for v in vectors], packed
+
+
+def sentence_vectors_lookup(*, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, Any]:
+    """The stored sentence vectors of these chunks (`ragsite.rag.sentences.SentenceVectors`)."""
+    found: dict[bytes, Any] = {}
+    rows = CachedEmbedding.objects.filter(
+        embedder=embedder_key(embedder), content_hash__in=list(hashes), sentences__isnull=False
+    ).values_list("sentences", flat=True)
+    for blob in rows:
+        found.update(sentences.unpack(blob, embedder.dimension))
+    return found
+
+
+class DatabaseSentenceVectors:
+    """The sentence vectors of the embedding cache, for answering (registered at startup)."""
+
+    def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, Any]:
+        """Key -> vector for the sentences of these chunks."""
+        return sentence_vectors_lookup(embedder=embedder, hashes=hashes)
+
+
 def _batched(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -59,24 +101,33 @@ class EmbeddingCache:
         self.dry_run = dry_run
         self.batch_size = batch_size
         self.fresh: set[str] = set()  # hashes embedded during this run (trusted even with force)
+        self.with_sentences = hasattr(embedder, "embed_spans_sync")
 
     def cached(self, hashes: Sequence[str]) -> dict[str, Vector]:
-        """Return the cached vectors of these hashes (force: only those embedded in this run)."""
+        """Return the cached vectors of these hashes (force: only those embedded in this run).
+
+        With the packaged model a row whose sentences were cut otherwise (or before
+        sentence vectors existed: SENTENCES_VERSION) is not a hit: embedding it again
+        stores its sentences too (once).
+        """
         wanted = [h for h in hashes if not self.force or h in self.fresh]
         found: dict[str, Vector] = {}
         for batch in _batched(wanted, 500):
-            for row in CachedEmbedding.objects.filter(
-                embedder=self.key, content_hash__in=batch
-            ).only("content_hash", "vector"):
+            rows = CachedEmbedding.objects.filter(embedder=self.key, content_hash__in=batch)
+            if self.with_sentences:
+                rows = rows.filter(sentences_version=sentences.SENTENCES_VERSION)
+            for row in rows.only("content_hash", "vector"):
                 found[row.content_hash] = row.unpack()
         return found
 
     def for_chunks(self, chunks: Sequence[Chunk]) -> tuple[list[Vector], int, int]:
         """Return (vectors in chunk order, embeddings computed, vectors reused)."""
         texts: dict[str, str] = {}
+        bodies: dict[str, str] = {}
         tokens: dict[str, int] = {}
         for chunk in chunks:
             texts.setdefault(chunk.content_hash, chunk.text)
+            bodies.setdefault(chunk.content_hash, chunk.body)
             tokens.setdefault(chunk.content_hash, chunk.token_count)
         if self.dry_run:  # count, do not compute
             known = set(self.cached(list(texts))) | (self.fresh & set(texts))
@@ -95,7 +146,9 @@ class EmbeddingCache:
         todo = sorted((h for h in texts if h not in vectors), key=lambda h: tokens[h])
         done = 0
         for batch in _batched(todo, self.batch_size):
-            computed = embed_texts(self.embedder, [texts[h] for h in batch])
+            computed, packed = embed_with_sentences(
+                self.embedder, [texts[h] for h in batch], [bodies[h] for h in batch]
+            )
             now = timezone.now()
             CachedEmbedding.objects.bulk_create(
                 [
@@ -104,14 +157,22 @@ class EmbeddingCache:
                         embedder=self.key,
                         dimension=self.embedder.dimension,
                         vector=CachedEmbedding.pack(v),
+                        sentences=blob,
+                        sentences_version=sentences.SENTENCES_VERSION if blob is not None else 0,
                         created_at=now,
                         last_used_at=now,
                     )
-                    for h, v in zip(batch, computed, strict=True)
+                    for h, v, blob in zip(batch, computed, packed, strict=True)
                 ],
                 update_conflicts=True,
                 unique_fields=["embedder", "content_hash"],
-                update_fields=["vector", "dimension", "last_used_at"],
+                update_fields=[
+                    "vector",
+                    "dimension",
+                    "sentences",
+                    "sentences_version",
+                    "last_used_at",
+                ],
             )
             vectors.update(zip(batch, computed, strict=True))
             self.fresh.update(batch)

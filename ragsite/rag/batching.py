@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_S = 0.002
 DEFAULT_MAX_BATCH = 64
+# Query vectors kept by `RecentVectors` (~1.5 KB each), and the longest text kept.
+RECENT_QUERIES = 4096
+RECENT_MAX_CHARS = 2000
 
 
 @dataclass
@@ -114,3 +119,34 @@ class MicroBatcher:
             queue.running = False
             if queue.pending:  # what arrived during this run is the next batch, at once
                 self._start(loop, queue)
+
+
+class RecentVectors:
+    """The vectors of the most recently embedded texts (readers ask the same questions).
+
+    Thread-safe; texts longer than `max_chars` are not kept (passages are not queries).
+    """
+
+    def __init__(self, max_entries: int = RECENT_QUERIES, max_chars: int = RECENT_MAX_CHARS):
+        self._vectors: OrderedDict[str, Vector] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_chars = max_chars
+        self._lock = threading.Lock()
+
+    def get(self, texts: Sequence[str]) -> dict[str, Vector]:
+        """The known vectors among `texts` (each marked as recently used)."""
+        with self._lock:
+            found = {text: self._vectors[text] for text in texts if text in self._vectors}
+            for text in found:
+                self._vectors.move_to_end(text)
+        return found
+
+    def put(self, texts: Sequence[str], vectors: Sequence[Vector]) -> None:
+        """Remember these vectors, forgetting the least recently used beyond the size."""
+        with self._lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                if len(text) <= self._max_chars:
+                    self._vectors[text] = vector
+                    self._vectors.move_to_end(text)
+            while len(self._vectors) > self._max_entries:
+                self._vectors.popitem(last=False)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .batching import MicroBatcher
+from .batching import MicroBatcher, RecentVectors
 from .exceptions import EMBEDDER_FAILED_MESSAGE, EmbeddingError
 from .openai_clients import OPENAI_EMBEDDING_FAILED_MESSAGE, OpenAIClients, sdk_errors
 from .tokens import load_tokenizer
@@ -155,6 +155,7 @@ class LocalEmbedder:
         self._batch_size = batch_size
         # Concurrent questions share one ONNX run (ragsite/rag/batching.py).
         self._batcher = MicroBatcher(self.embed_sync)
+        self._recent = RecentVectors()
         self.model_path = path
 
     @classmethod
@@ -193,8 +194,19 @@ class LocalEmbedder:
             raise EmbeddingError(f"{EMBEDDER_FAILED_MESSAGE} {exc}") from exc
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
-        """Like `embed_sync`, in a worker thread, batched with concurrent callers' texts."""
-        return await self._batcher.embed(_check_texts(texts))
+        """Like `embed_sync`, in a worker thread, batched with concurrent callers' texts.
+
+        Texts embedded recently (a question searched, then scored by the answerer; the
+        same question asked again) are looked up without a model run or a thread hop.
+        """
+        items = _check_texts(texts)
+        known = self._recent.get(items)
+        missing = [text for text in dict.fromkeys(items) if text not in known]
+        if missing:
+            vectors = await self._batcher.embed(missing)
+            self._recent.put(missing, vectors)
+            known.update(zip(missing, vectors, strict=True))
+        return [known[text] for text in items]
 
     def _embed(self, texts: list[str]) -> list[Vector]:
         # Batches of similar length waste less work on padding: sort by length,
@@ -209,7 +221,38 @@ class LocalEmbedder:
                 result[index] = vector
         return result
 
-    def _run(self, texts: list[str]) -> list[Vector]:
+    def embed_spans_sync(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[list[Vector], list[list[np.ndarray | None]]]:
+        """Embed texts and, from the same run, a vector for each character span of each text.
+
+        A span's vector is the mean of the model's output for the tokens inside it
+        ("late chunking"): a sentence read in its passage's context, at no extra model
+        cost. The text vectors are exactly `embed_sync`'s. A span that lies past the
+        256-token truncation (or holds no token) gets None.
+        """
+        items = _check_texts(texts)
+        if len(spans) != len(items):
+            raise ValueError("embed_spans_sync() needs one list of spans per text")
+        vectors: list[Vector] = [[] for _ in items]
+        pooled: list[list[np.ndarray | None]] = [[] for _ in items]
+        order = sorted(range(len(items)), key=lambda i: len(items[i]))
+        size = max(1, self.batch_size)
+        try:
+            for start in range(0, len(order), size):
+                batch = order[start : start + size]
+                hidden, encodings = self._forward([items[i] for i in batch])
+                mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
+                for row, index in enumerate(batch):
+                    vectors[index] = _mean_pool(hidden[row : row + 1], mask[row : row + 1])[0]
+                    pooled[index] = _span_vectors(hidden[row], encodings[row], spans[index])
+        except Exception as exc:
+            logger.exception("local embedding failed for %d texts", len(items))
+            raise EmbeddingError(f"{EMBEDDER_FAILED_MESSAGE} {exc}") from exc
+        return [v.tolist() for v in vectors], pooled
+
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, list[Any]]:
+        """The model's last hidden state [batch, tokens, 384] and the texts' encodings."""
         encodings = self._tokenizer.encode_batch(texts)
         input_ids = np.array([e.ids for e in encodings], dtype=np.int64)
         attention_mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -217,11 +260,36 @@ class LocalEmbedder:
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
         (hidden,) = self._session.run(["last_hidden_state"], feeds)
-        # Mean pooling over real tokens only (padding masked out), as sentence-transformers does.
-        mask = attention_mask[:, :, None].astype(np.float32)
-        summed = (hidden * mask).sum(axis=1)
-        pooled = summed / np.maximum(mask.sum(axis=1), 1e-9)
-        return _normalise(pooled).astype(np.float32).tolist()
+        return hidden, encodings
+
+    def _run(self, texts: list[str]) -> list[Vector]:
+        hidden, encodings = self._forward(texts)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
+        return _mean_pool(hidden, mask).tolist()
+
+
+def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over real tokens only (padding masked out), as sentence-transformers pools."""
+    weights = mask[:, :, None]
+    summed = (hidden * weights).sum(axis=1)
+    return _normalise(summed / np.maximum(weights.sum(axis=1), 1e-9)).astype(np.float32)
+
+
+def _span_vectors(
+    hidden: np.ndarray, encoding: Any, spans: Sequence[tuple[int, int]]
+) -> list[np.ndarray | None]:
+    """The unit-length mean of `hidden`'s rows whose token lies inside each char span."""
+    offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+    real = (np.asarray(encoding.special_tokens_mask) == 0) & (offsets[:, 1] > offsets[:, 0])
+    found: list[np.ndarray | None] = []
+    for start, end in spans:
+        inside = real & (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
+        if not inside.any():
+            found.append(None)
+            continue
+        vector = hidden[inside].mean(axis=0)
+        found.append((vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32))
+    return found
 
 
 _default_local: LocalEmbedder | None = None

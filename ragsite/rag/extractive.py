@@ -28,6 +28,7 @@ and the selection itself is not quoted back unless nothing else is there.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import LLMError
+from .sentences import sentence_key
 from .types import AnswerRequest, ChatMessage, Embedder, Source
 
 NO_SOURCES_MESSAGE = (
@@ -69,6 +71,8 @@ LEXICAL_WEIGHT = 0.3
 MAX_EMBEDDED_SENTENCES = 32
 # How many sentence vectors each embedder's memo keeps (~1.5 KB each).
 MEMO_SENTENCES = 20_000
+# How many sentences' analyses (words, kind) are memoised; chunks' units an eighth of it.
+TEXT_MEMO_SIZE = 16_384
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been
@@ -185,11 +189,17 @@ def _stem(word: str) -> str:
 
 def content_words(text: str) -> set[str]:
     """Return the stemmed, lowercased words of a text that carry meaning."""
-    return {
+    return set(_content_words(text))
+
+
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _content_words(text: str) -> frozenset[str]:
+    # Memoised: the same sources' sentences are scored for answer after answer.
+    return frozenset(
         _stem(word)
         for word in _WORD.findall(text.lower())
         if word not in STOPWORDS and (len(word) > 2 or word.isdigit())
-    }
+    )
 
 
 # --- cutting a source into units ------------------------------------------------------------
@@ -280,8 +290,10 @@ def split_sentences(text: str) -> list[str]:
     return _prose_sentences(_FENCE.sub("\n\n", text))
 
 
-def _units(body: str) -> list[tuple[str, str, str]]:
-    """Cut a body into ("prose", sentence, "") and ("code", code, info) units, in order."""
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE // 8)
+def _units(body: str) -> tuple[tuple[str, str, str], ...]:
+    """Cut a body into ("prose", sentence, "") and ("code", code, info) units, in order
+    (memoised: a book's chunks come back as sources again and again)."""
     body = _FRONT_MATTER.sub("", body)
     units: list[tuple[str, str, str]] = []
     start = 0
@@ -292,9 +304,10 @@ def _units(body: str) -> list[tuple[str, str, str]]:
             units.append(("code", code, match.group("info").strip()))
         start = match.end()
     units.extend(("prose", s, "") for s in _prose_sentences(body[start:]))
-    return units
+    return tuple(units)
 
 
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
 def _kind(sentence: str) -> float:
     """How much a sentence's form says it states something (1.0 neutral)."""
     if _CAPTION.match(sentence):
@@ -338,6 +351,16 @@ def _with_citation(sentence: str, n: int) -> str:
     if match and not sentence.endswith("`"):
         return f"{sentence[: match.start()]} [{n}]{match.group(1)}"
     return f"{sentence.rstrip(',;')} [{n}]."
+
+
+def quotable_sentences(body: str) -> list[str]:
+    """The prose sentences of a chunk body an answer may quote, as `_gather` gives them
+    (ingestion stores a vector for each: ragsite/rag/sentences.py)."""
+    return [
+        _shorten(text)
+        for kind, text, _ in _units(body)
+        if kind == "prose" and _looks_like_prose(text)
+    ]
 
 
 def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
@@ -591,17 +614,24 @@ def _memo_for(embedder: Embedder) -> _VectorMemo:
 
 
 async def sentence_similarities(
-    *, question: str, sources: Sequence[Source], embedder: Embedder | None = None
+    *,
+    question: str,
+    sources: Sequence[Source],
+    embedder: Embedder | None = None,
+    stored: Mapping[bytes, np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Embed the question and its best candidate sentences; return sentence -> cosine.
+    """Return sentence -> cosine with the question, for the sources' quotable sentences.
 
-    Sentences (and questions) embedded before are looked up, not embedded again.
+    `stored`: sentence vectors computed at ingestion with their chunk (sentence_key ->
+    vector, ragsite/rag/sentences.py); every sentence found there is scored. Of the
+    others, the best lexical candidates (at most MAX_EMBEDDED_SENTENCES) are embedded
+    now; sentences (and questions) embedded before are looked up, not embedded again.
 
     Raises:
         EmbeddingError: the embedder failed.
     """
-    texts = candidate_sentences(question=question, sources=sources)
-    if not texts:
+    sentences, _, _ = _prepare(question, sources)
+    if not sentences:
         return {}
     if embedder is None:
         import asyncio
@@ -610,15 +640,27 @@ async def sentence_similarities(
 
         embedder = await asyncio.to_thread(providers.get_embedder)
     memo = _memo_for(embedder)
-    wanted = list(dict.fromkeys([question, *texts]))
+    vectors: dict[str, np.ndarray] = {}
+    if stored:
+        for sentence in sentences:
+            vector = stored.get(sentence_key(sentence.text))
+            if vector is not None:
+                vectors[sentence.text] = vector
+    candidates = [
+        text
+        for text in candidate_sentences(question=question, sources=sources)
+        if text not in vectors
+    ]
+    wanted = list(dict.fromkeys([question, *candidates]))
     known = memo.get(wanted)
     missing = [text for text in wanted if text not in known]
     if missing:
-        vectors = await embedder.embed(missing)
-        memo.put(missing, vectors)
-        known.update(zip(missing, (np.asarray(v, dtype=np.float32) for v in vectors), strict=True))
-    query = known[question]
-    return {text: float(np.dot(query, known[text])) for text in texts}
+        computed = await embedder.embed(missing)
+        memo.put(missing, computed)
+        known.update(zip(missing, (np.asarray(v, dtype=np.float32) for v in computed), strict=True))
+    vectors.update((text, known[text]) for text in candidates)
+    query = np.asarray(known[question], dtype=np.float32)
+    return {text: float(np.dot(query, vector)) for text, vector in vectors.items()}
 
 
 class ExtractiveChatModel:
@@ -634,7 +676,10 @@ class ExtractiveChatModel:
     async def answer(self, request: AnswerRequest) -> str:
         """Return the whole extractive answer (sentences scored by words and meaning)."""
         similarities = await sentence_similarities(
-            question=request.question, sources=request.sources, embedder=self._embedder
+            question=request.question,
+            sources=request.sources,
+            embedder=self._embedder,
+            stored=request.sentence_vectors,
         )
         return extractive_answer(
             question=request.question, sources=request.sources, similarities=similarities

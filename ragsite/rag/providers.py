@@ -14,6 +14,7 @@ import threading
 from django.core.signals import setting_changed
 
 from .config import get_config
+from .sentences import NoSentenceVectors, SentenceVectors
 from .types import ChatModel, Embedder, VectorStore
 
 _lock = threading.Lock()
@@ -66,6 +67,25 @@ def get_extractive_model() -> ChatModel:
     from .extractive import ExtractiveChatModel
 
     return ExtractiveChatModel()
+
+
+_sentence_vectors: SentenceVectors = NoSentenceVectors()
+
+
+def get_sentence_vectors() -> SentenceVectors:
+    """Return where answering looks up the sentence vectors stored at ingestion.
+
+    The ingestion app registers its database-backed lookup when Django starts
+    (`ingestion.apps`); without it, sentences are embedded when an answer needs them.
+    """
+    return _sentence_vectors
+
+
+def set_sentence_vectors(source: SentenceVectors) -> SentenceVectors:
+    """Make `source` the sentence-vector lookup; return the previous one (to restore)."""
+    global _sentence_vectors
+    previous, _sentence_vectors = _sentence_vectors, source
+    return previous
 
 
 _stores: dict[str, VectorStore] = {}

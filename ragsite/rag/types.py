@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -143,6 +143,9 @@ class AnswerRequest:
     sources: Sequence[Source]
     messages: Sequence[ChatMessage] = ()
     usage: dict[str, int] = field(default_factory=dict)
+    # The sources' sentence vectors stored at ingestion (sentence_key -> vector,
+    # ragsite/rag/sentences.py); the extractive model scores sentences with them.
+    sentence_vectors: Mapping[bytes, Any] = field(default_factory=dict)
 
 
 @runtime_checkable

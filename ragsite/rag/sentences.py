@@ -1,0 +1,166 @@
+"""Sentence vectors computed with their chunk, so answering never runs the model on them.
+
+The extractive answerer scores each quotable sentence of the sources by its cosine with
+the question. Embedding those sentences when a question arrives cost ~60 ms of both
+cores per answer (up to 32 sentences): the chat path's largest cost. Instead, when a
+chunk is embedded at ingestion, the same model run also gives a vector per sentence:
+the mean of the model's output over the sentence's tokens, read in its passage's
+context ("late chunking", `LocalEmbedder.embed_spans_sync`). On our question sets these
+vectors choose answer sentences as well as separately embedded ones (textbook 0.472
+answer / 0.268 first sentence, against 0.463 / 0.236; Rust book 0.543 / 0.255 against
+0.554 / 0.266; docs/chat.md).
+
+This module is the shared part, free of Django and of any engine:
+
+- `sentence_spans(text, body)`: the quotable sentences of a chunk (exactly the texts
+  the answerer quotes) and where each lies in the embedded text;
+- `sentence_key`: an 8-byte key of a sentence's words, how vectors are found again;
+- `pack` / `unpack`: the stored form (key + float16 vector per sentence);
+- `SentenceVectors`: where answering looks vectors up, by chunk content hash. The
+  ingestion app registers the database-backed one (its embedding cache holds the
+  vectors beside each chunk's); evaluation harnesses use `MemorySentenceVectors`.
+
+A sentence without a stored vector (an OpenAI embedder gives no token outputs, a
+sentence past the 256-token truncation, an index built before this existed) is
+embedded at answer time as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from .types import Embedder
+
+# Bump when what `quotable_sentences` returns changes (the answerer's sentence cutting):
+# every page is then re-chunked and embedded again with its sentences (once).
+SENTENCES_VERSION = 1
+KEY_BYTES = 8
+_WORD = re.compile(r"[a-z0-9]+")
+# A sentence is found in its chunk by its first and last words (at most this many).
+_ANCHOR_WORDS = 3
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def sentence_key(text: str) -> bytes:
+    """The lookup key of a sentence: a hash of its lowercased words (markup ignored)."""
+    return hashlib.blake2b(" ".join(_words(text)).encode(), digest_size=KEY_BYTES).digest()
+
+
+def sentence_spans(text: str, body: str) -> list[tuple[str, int, int]]:
+    """The quotable sentences of a chunk and their (start, end) character span in `text`.
+
+    `text` is what is embedded (breadcrumb + body), `body` the section text the answerer
+    quotes. The answerer's sentences are cleaned of Markdown, so each is found in `text`
+    by its words: the first words from where the previous sentence ended, then its last
+    words. A sentence that cannot be found is left out (it is embedded at answer time).
+    """
+    from .extractive import quotable_sentences  # the answerer owns what a sentence is
+
+    words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text.lower())]
+    tokens = [word for word, _, _ in words]
+    found: list[tuple[str, int, int]] = []
+    cursor = len(_words(text[: max(len(text) - len(body), 0)]))  # skip the breadcrumb
+    for sentence in quotable_sentences(body):
+        wanted = _words(sentence)
+        if not wanted:
+            continue
+        span = _locate(tokens, wanted, cursor)
+        if span is None:
+            continue
+        first, last = span
+        found.append((sentence, words[first][1], words[last - 1][2]))
+        cursor = last
+    return found
+
+
+def _locate(tokens: list[str], wanted: list[str], cursor: int) -> tuple[int, int] | None:
+    """Token indexes [first, last) of `wanted` in `tokens`, searching from `cursor`."""
+    size = min(_ANCHOR_WORDS, len(wanted))
+    head, tail = wanted[:size], wanted[-size:]
+    first = next(
+        (i for i in range(cursor, len(tokens) - size + 1) if tokens[i : i + size] == head), None
+    )
+    if first is None:
+        return None
+    # A shortened sentence ends early ("…"); a cleaned one may have lost a few words.
+    limit = min(len(tokens), first + 2 * len(wanted) + 5)
+    for j in range(max(first, first + len(wanted) - size), limit - size + 1):
+        if tokens[j : j + size] == tail:
+            return first, j + size
+    return first, min(first + len(wanted), len(tokens))
+
+
+def pack(pairs: Iterable[tuple[str, np.ndarray | None]]) -> bytes:
+    """The stored form of a chunk's sentence vectors: key + float16 vector, per sentence."""
+    parts: list[bytes] = []
+    for sentence, vector in pairs:
+        if vector is not None:
+            parts.append(sentence_key(sentence) + np.asarray(vector, dtype="<f2").tobytes())
+    return b"".join(parts)
+
+
+def unpack(blob: bytes, dimension: int) -> dict[bytes, np.ndarray]:
+    """Key -> float32 vector, from `pack`'s bytes."""
+    record = KEY_BYTES + 2 * dimension
+    data = bytes(blob)
+    if not data or len(data) % record:
+        return {}
+    return {
+        data[at : at + KEY_BYTES]: np.frombuffer(
+            data, dtype="<f2", count=dimension, offset=at + KEY_BYTES
+        ).astype(np.float32)
+        for at in range(0, len(data), record)
+    }
+
+
+class SentenceVectors(Protocol):
+    """Where answering finds the sentence vectors stored with the chunks."""
+
+    def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, np.ndarray]:
+        """Key -> vector for the sentences of the chunks with these content hashes, as
+        `embedder` computed them. A chunk with none stored simply contributes nothing."""
+        ...
+
+
+def _name(embedder: Embedder) -> str:
+    return f"{embedder.provider}:{embedder.model}:{embedder.dimension}"
+
+
+class MemorySentenceVectors:
+    """Sentence vectors in a dict: for evaluation harnesses and tests (no database)."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[tuple[str, str], dict[bytes, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def put(
+        self, *, embedder: Embedder, content_hash: str, vectors: Mapping[bytes, np.ndarray]
+    ) -> None:
+        """Remember one chunk's sentence vectors."""
+        with self._lock:
+            self._chunks[(_name(embedder), content_hash)] = dict(vectors)
+
+    def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, np.ndarray]:
+        """Key -> vector for the known chunks among `hashes`."""
+        found: dict[bytes, np.ndarray] = {}
+        with self._lock:
+            for content_hash in hashes:
+                found.update(self._chunks.get((_name(embedder), content_hash), {}))
+        return found
+
+
+class NoSentenceVectors:
+    """No stored sentence vectors: every sentence is embedded when it is needed."""
+
+    def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, np.ndarray]:
+        """Nothing is stored."""
+        return {}

@@ -1,0 +1,94 @@
+"""Ingestion stores each chunk's sentence vectors beside its vector (same model run), and
+answering reads them instead of embedding the sources' sentences."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.services import answer_collect, book_search
+from ingestion.models import CachedEmbedding
+from ingestion.services import book_ingest
+from ragsite.rag import providers, sentences
+from ragsite.rag.extractive import ExtractiveChatModel, quotable_sentences
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTIONS = ["How does a lidar measure distance?", "What does the parts list contain?"]
+
+
+class Counting:
+    """The session's embedder, recording every text it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.texts = inner, []
+        self.provider, self.model, self.dimension = inner.provider, inner.model, inner.dimension
+
+    async def embed(self, texts):
+        self.texts.extend(texts)
+        return await self.inner.embed(texts)
+
+    def embed_sync(self, texts):
+        self.texts.extend(texts)
+        return self.inner.embed_sync(texts)
+
+
+def _ingest(book):
+    task = book_ingest(book_dir=book, source="manage.py")
+    assert task.status == "succeeded", task.errors
+    return task
+
+
+async def test_the_sources_sentences_have_stored_vectors(small_book, store, embedder):
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(_ingest)(small_book)
+    rows = await sync_to_async(list)(CachedEmbedding.objects.all())
+    assert rows
+    assert all(row.sentences is not None for row in rows)
+    lookup = providers.get_sentence_vectors()
+    total = known = 0
+    for question in QUESTIONS:
+        retrieval = await book_search(query=question, k=5, embedder=embedder, store=store)
+        hashes = [hit.chunk.content_hash for hit in retrieval.sections]
+        found = await sync_to_async(lookup.lookup)(embedder=embedder, hashes=hashes)
+        for hit in retrieval.sections:
+            for sentence in quotable_sentences(hit.chunk.body):
+                total += 1
+                known += sentences.sentence_key(sentence) in found
+    # Every quotable sentence, save perhaps one past the model's 256-token window.
+    assert total > 10
+    assert known >= total - 1, (known, total)
+
+
+async def test_an_extractive_answer_embeds_only_the_question(small_book, store, embedder):
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(_ingest)(small_book)
+    counting = Counting(embedder)
+    result = await answer_collect(
+        message=QUESTIONS[0],
+        embedder=counting,
+        store=store,
+        llm=ExtractiveChatModel(embedder=counting),
+    )
+    assert result["mode"] == "extractive"
+    assert "[1]" in result["answer"]
+    # The search embeds the question; the answerer scores every sentence from the
+    # stored vectors (the question's vector again, not a second model run, in serving).
+    assert set(counting.texts) == {QUESTIONS[0]}
+
+
+def test_chunks_cut_into_other_sentences_are_embedded_again_once(
+    small_book, store, embedder, monkeypatch
+):
+    _ingest(small_book)
+    rows = CachedEmbedding.objects.count()
+    # The answerer's sentence cutting changed (a new SENTENCES_VERSION): the pages are
+    # re-chunked and every chunk embedded again, once, for its new sentence vectors.
+    monkeypatch.setattr(sentences, "SENTENCES_VERSION", sentences.SENTENCES_VERSION + 1)
+    again = _ingest(small_book)
+    assert again.embeddings_computed == rows
+    assert set(CachedEmbedding.objects.values_list("sentences_version", flat=True)) == {
+        sentences.SENTENCES_VERSION
+    }
+    assert _ingest(small_book).embeddings_computed == 0
