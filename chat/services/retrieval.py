@@ -19,12 +19,13 @@ The sources of an answer need distinct *sections*, which `Retrieval.sections` gi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ragsite import observability as metrics
 from ragsite.rag import providers
@@ -54,6 +55,9 @@ COLLAPSE_DEPTH_FACTOR = 4
 COLLAPSE_DEPTH_MIN = 20
 # The evidence looks at the best few fused hits, not only the first.
 EVIDENCE_DEPTH = 3
+# Per-text analyses (shingles, vocabularies) kept: the same chunks come back again and
+# again, and each costs ~0.1-0.5 ms of Python to recompute (~10 KB each, ~60 MB at most).
+TEXT_MEMO_SIZE = 2048
 _WORD_RE = re.compile(r"\w+")
 # Words that say how a question is asked, not what it is about: a book need not hold
 # them ("Why can't a robot *ever* know *exactly* where it is?"), so they are never
@@ -142,20 +146,23 @@ def hits_fuse(
             fused[hit.chunk.id] = fused.get(hit.chunk.id, 0.0) + value
             first.setdefault(hit.chunk.id, hit)
     order = sorted(fused, key=lambda chunk_id: -fused[chunk_id])  # stable: ties keep order
-    return [replace(first[chunk_id], rank_score=fused[chunk_id]) for chunk_id in order]
+    return [Hit(first[i].chunk, first[i].score, fused[i]) for i in order]
 
 
 # --- repeats -------------------------------------------------------------------------------
 
 
-def _shingles(text: str, size: int) -> set[tuple[str, ...]]:
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _shingles(text: str, size: int) -> frozenset[int]:
+    """The word `size`-grams of a text, as hashes (memoised: the same chunks come back
+    again and again; hashes keep the memo small)."""
     words = _WORD_RE.findall(text.lower())
     if len(words) < size:
-        return {tuple(words)} if words else set()
-    return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+        return frozenset({hash(tuple(words))}) if words else frozenset()
+    return frozenset(hash(tuple(words[i : i + size])) for i in range(len(words) - size + 1))
 
 
-def _overlap(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
+def _overlap(a: frozenset[int], b: frozenset[int]) -> float:
     if not a or not b:
         return 0.0
     return len(a & b) / min(len(a), len(b))
@@ -173,7 +180,7 @@ def hits_collapse(hits: Sequence[Hit], *, limit: int | None = None) -> list[Hit]
     their topic: each holds text the other does not. Stops after `limit` kept hits.
     """
     kept: list[Hit] = []
-    kept_shingles: list[set[tuple[str, ...]]] = []
+    kept_shingles: list[frozenset[int]] = []
     seen: set[str] = set()
     for hit in hits:
         if limit is not None and len(kept) >= limit:
@@ -193,7 +200,7 @@ def hits_distinct_sections(hits: Sequence[Hit], *, limit: int | None = None) -> 
     """Keep the best hit of each section (page + heading), and none that says what a
     better-ranked one already says (word 3-gram overlap of SAME_CLAIM_OVERLAP)."""
     kept: list[Hit] = []
-    kept_shingles: list[set[tuple[str, ...]]] = []
+    kept_shingles: list[frozenset[int]] = []
     sections: set[tuple[str, str]] = set()
     for hit in hits:
         if limit is not None and len(kept) >= limit:
@@ -213,7 +220,7 @@ def hits_distinct_sections(hits: Sequence[Hit], *, limit: int | None = None) -> 
 # --- relevance and doubt --------------------------------------------------------------------
 
 
-def _term_in(term: str, vocabulary: set[str]) -> bool:
+def _term_in(term: str, vocabulary: frozenset[str]) -> bool:
     """True when the vocabulary holds the term or a form of it ("weigh" in "weighted").
 
     The sparse tokens only fold plurals, so forms are matched by a shared prefix of at
@@ -235,6 +242,16 @@ def _term_in(term: str, vocabulary: set[str]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _folded(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _vocabulary(text: str) -> frozenset[str]:
+    return frozenset(tokenize(text))
+
+
 def evidence_gather(
     *, query: str, fused: Sequence[Hit], dense: Sequence[Hit], sparse: Sequence[Hit]
 ) -> Evidence:
@@ -248,10 +265,10 @@ def evidence_gather(
             break
         # Tokenising is the slow part: only a text that holds a term's first letters
         # can hold the term (or a form of it).
-        text = unicodedata.normalize("NFKC", hit.chunk.text).casefold()
+        text = _folded(hit.chunk.text)
         candidates = {term for term in unseen if term[:5] in text}
         if candidates:
-            vocabulary = set(tokenize(hit.chunk.text))
+            vocabulary = _vocabulary(hit.chunk.text)
             unseen -= {term for term in candidates if _term_in(term, vocabulary)}
     missing = tuple(sorted(unseen))
     return Evidence(
@@ -316,8 +333,27 @@ async def book_search(
     if store is None:
         store = await asyncio.to_thread(providers.get_store)
     [vector] = await embedder.embed([query])
+    # The store calls and the Python after them (fusion, repeats, doubt) run in one
+    # worker thread: one hop, and the event loop stays free for other streams.
+    return await asyncio.to_thread(
+        _search_sync, store, query, vector, k=k, floor=floor, paths=paths, started=started
+    )
+
+
+def _search_sync(
+    store: VectorStore,
+    query: str,
+    vector: list[float],
+    *,
+    k: int,
+    floor: float,
+    paths: Sequence[str] | None,
+    started: float,
+) -> Retrieval:
+    """`book_search` after the query embedding: both channels, fused, judged (sync)."""
+    config = get_config()
     pool = max(config.retrieval_pool, k)
-    dense, sparse = await asyncio.to_thread(_channels, store, query, vector, pool, paths)
+    dense, sparse = _channels(store, query, vector, pool, paths)
     fused = hits_fuse(
         dense,
         sparse,
