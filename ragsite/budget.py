@@ -167,7 +167,8 @@ async def budget_metered(
         async for event in events:
             if event.name == "meta":
                 session_id = event.data().get("session_id") or session_id
-            elif event.name == "done":
+            elif event.name == "done" and event.data().get("mode") == "llm":
+                # Only LLM answers cost anything: no thread hop for an extractive one.
                 await asyncio.to_thread(
                     budget_charge_answer, client=client, session_id=session_id, answer=event.data()
                 )

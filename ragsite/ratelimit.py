@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 import django_ratelimit
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest, HttpResponse
 from django_ratelimit.core import get_usage
 
@@ -129,11 +131,22 @@ def too_many_requests(
     return response
 
 
+def _cache_in_process() -> bool:
+    """True when the rate-limit counters live in this process's memory (LocMemCache)."""
+    return isinstance(caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")], LocMemCache)
+
+
 async def ratelimit_check(
     request: HttpRequest, *, group: str, rate_setting: str
 ) -> HttpResponse | None:
-    """Count this request against the rate named by a setting; a 429 when it is over."""
-    usage = await sync_to_async(get_usage)(
+    """Count this request against the rate named by a setting; a 429 when it is over.
+
+    With the process's own memory cache (one process, the embedded default) the count
+    is a dict update: done on the loop, no thread hop. A shared cache (Redis) is network
+    I/O: done in a worker thread, not the single thread of thread-sensitive calls.
+    """
+    count = functools.partial(
+        get_usage,
         request=request,
         group=group,
         key=client_key,
@@ -141,6 +154,7 @@ async def ratelimit_check(
         method=django_ratelimit.ALL,  # the tuple; the string "ALL" never limits
         increment=True,
     )
+    usage = count() if _cache_in_process() else await sync_to_async(count, thread_sensitive=False)()
     if usage is None or not usage["should_limit"]:
         return None
     # The window's end is jittered per key by django-ratelimit; time_left is until then.

@@ -226,6 +226,7 @@ def _clean_markdown(text: str) -> str:
     return _PLACEHOLDER.sub(lambda m: f"`{spans[int(m.group(1))]}`", text)
 
 
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
 def _looks_like_prose(sentence: str) -> bool:
     """Reject headings, table rows, code-ish and very short fragments."""
     if len(sentence) < MIN_SENTENCE_CHARS or len(sentence.split()) < MIN_SENTENCE_WORDS:
