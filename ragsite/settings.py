@@ -174,7 +174,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "ragsite.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "ragsite.staticfiles.AsyncWhiteNoiseMiddleware",  # WhiteNoise, on the async path
     "ragsite.cors.CorsMiddleware",  # django-cors-headers', never the unlisted `null` origin
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -19,10 +19,11 @@ One collection per book, each point one chunk:
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import numpy as np
 
 from .exceptions import DimensionMismatch, VectorStoreError
 from .sparse import encode_document, encode_query
@@ -105,13 +106,6 @@ def open_failed(path: object, error: object) -> VectorStoreError:
     return VectorStoreError(STORE_OPEN_FAILED_MESSAGE.format(path=path, error=error))
 
 
-def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    """Return the cosine similarity of two vectors (0.0 when either is all zeros)."""
-    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
-    norms = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
-    return dot / norms if norms else 0.0
-
-
 def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Yield consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
@@ -159,8 +153,20 @@ def _hit(point: StoredPoint, *, score: float, rank_score: float) -> Hit:
     )
 
 
-def _cosine_or(query_vector: Vector, point: StoredPoint, default: float) -> float:
-    return cosine(query_vector, point.dense) if point.dense else default
+def cosines(query: Sequence[float], vectors: Sequence[Sequence[float] | None]) -> list[float]:
+    """The cosine of `query` with each vector, in one numpy product (0.0 for a missing or
+    all-zero vector): 50 hits in ~0.1 ms instead of ~5 ms of Python sums."""
+    present = [i for i, vector in enumerate(vectors) if vector]
+    found = [0.0] * len(vectors)
+    if not present:
+        return found
+    matrix = np.asarray([vectors[i] for i in present], dtype=np.float64)
+    q = np.asarray(query, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(q)
+    values = np.divide(matrix @ q, norms, out=np.zeros(len(present)), where=norms > 0)
+    for i, value in zip(present, values.tolist(), strict=True):
+        found[i] = value
+    return found
 
 
 class StoreCore:
@@ -323,13 +329,14 @@ class StoreCore:
             (points,) = self._query(
                 [ChannelQuery(SPARSE, sparse_query, k, paths, with_dense=with_dense)]
             )
+            scores = (
+                cosines(query_vector, [p.dense for p in points])
+                if query_vector is not None
+                else [p.score for p in points]
+            )
             return [
-                _hit(
-                    p,
-                    score=_cosine_or(query_vector, p, 0.0) if query_vector is not None else p.score,
-                    rank_score=p.score,
-                )
-                for p in points
+                _hit(p, score=score, rank_score=p.score)
+                for p, score in zip(points, scores, strict=True)
             ]
         return []
 
@@ -356,10 +363,11 @@ class StoreCore:
             p.id: p
             for p in self._retrieve([key for key, _ in fused], with_payload=True, with_dense=True)
         }
+        kept = [(key, score) for key, score in fused if key in records]  # deleted meanwhile?
+        similarities = cosines(query_vector, [records[key].dense for key, _ in kept])
         return [
-            _hit(records[key], score=_cosine_or(query_vector, records[key], 0.0), rank_score=score)
-            for key, score in fused
-            if key in records  # deleted between the two calls
+            _hit(records[key], score=similarity, rank_score=score)
+            for (key, score), similarity in zip(kept, similarities, strict=True)
         ]
 
     def ids_by_path(self, path: str | None = None) -> dict[str, set[str]]:
