@@ -398,7 +398,5 @@ def _channels(
     pool: int,
     paths: Sequence[str] | None,
 ) -> tuple[list[Hit], list[Hit]]:
-    """The dense and the sparse ranking, `pool` deep each (one worker thread for both)."""
-    dense = store.search(query_text=query, query_vector=vector, k=pool, mode="dense", paths=paths)
-    sparse = store.search(query_text=query, query_vector=vector, k=pool, mode="sparse", paths=paths)
-    return dense, sparse
+    """The dense and the sparse ranking, `pool` deep each (one engine call for both)."""
+    return store.search_channels(query_text=query, query_vector=vector, k=pool, paths=paths)

@@ -8,6 +8,8 @@ again. Vectors are cached before the page that needs them is written (crash safe
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -25,6 +27,8 @@ from .lifecycle import Run
 # Cached vectors no chunk uses any more are kept this long: a page removed and later
 # restored (or moved between runs) is still not embedded again.
 CACHE_KEEP_DAYS = 30
+# How many chunks' sentence vectors answering keeps in memory (~8 KB each).
+SENTENCE_MEMO_CHUNKS = 2048
 
 
 def embedder_key(embedder: Embedder) -> str:
@@ -65,22 +69,58 @@ def embed_with_sentences(
 
 
 def sentence_vectors_lookup(*, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, Any]:
-    """The stored sentence vectors of these chunks (`ragsite.rag.sentences.SentenceVectors`)."""
+    """The stored sentence vectors of these chunks, read from the embedding cache."""
     found: dict[bytes, Any] = {}
-    rows = CachedEmbedding.objects.filter(
-        embedder=embedder_key(embedder), content_hash__in=list(hashes), sentences__isnull=False
-    ).values_list("sentences", flat=True)
-    for blob in rows:
+    for _, blob in _sentence_blobs(embedder_key(embedder), hashes):
         found.update(sentences.unpack(blob, embedder.dimension))
     return found
 
 
+def _sentence_blobs(key: str, hashes: Sequence[str]) -> list[tuple[str, bytes]]:
+    rows = CachedEmbedding.objects.filter(
+        embedder=key, content_hash__in=list(hashes), sentences_version=sentences.SENTENCES_VERSION
+    ).values_list("content_hash", "sentences")
+    return [(content_hash, bytes(blob)) for content_hash, blob in rows if blob is not None]
+
+
 class DatabaseSentenceVectors:
-    """The sentence vectors of the embedding cache, for answering (registered at startup)."""
+    """The sentence vectors of the embedding cache, for answering (registered at startup).
+
+    The packed vectors of recently used chunks are kept in memory (a chunk's vectors never
+    change: they are keyed by its content hash), so the sources readers ask about again
+    and again cost no query; ~8 KB a chunk, `memo_chunks` chunks at most.
+    """
+
+    def __init__(self, memo_chunks: int = SENTENCE_MEMO_CHUNKS) -> None:
+        self._blobs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._memo_chunks = memo_chunks
+        self._lock = threading.Lock()
 
     def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, Any]:
         """Key -> vector for the sentences of these chunks."""
-        return sentence_vectors_lookup(embedder=embedder, hashes=hashes)
+        key = embedder_key(embedder)
+        blobs: list[bytes] = []
+        missing: list[str] = []
+        with self._lock:
+            for content_hash in dict.fromkeys(hashes):
+                blob = self._blobs.get((key, content_hash))
+                if blob is None:
+                    missing.append(content_hash)
+                else:
+                    self._blobs.move_to_end((key, content_hash))
+                    blobs.append(blob)
+        if missing:
+            read = _sentence_blobs(key, missing)
+            with self._lock:
+                for content_hash, blob in read:
+                    self._blobs[(key, content_hash)] = blob
+                while len(self._blobs) > self._memo_chunks:
+                    self._blobs.popitem(last=False)
+            blobs.extend(blob for _, blob in read)
+        found: dict[bytes, Any] = {}
+        for blob in blobs:
+            found.update(sentences.unpack(blob, embedder.dimension))
+        return found
 
 
 def _batched(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

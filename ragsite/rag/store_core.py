@@ -340,6 +340,42 @@ class StoreCore:
             ]
         return []
 
+    def search_channels(
+        self,
+        *,
+        query_text: str,
+        query_vector: Vector,
+        k: int,
+        paths: Sequence[str] | None = None,
+    ) -> tuple[list[Hit], list[Hit]]:
+        """The dense and the sparse ranking of one query, k deep each, in one engine call.
+
+        The same hits as `search(mode="dense")` and `search(mode="sparse")`: the dense
+        channel's `score` and `rank_score` are its cosine; the sparse channel's
+        `rank_score` is its BM25 score and `score` the hit's dense cosine.
+        """
+        sparse_query = encode_query(query_text)
+        if k <= 0 or (paths is not None and not paths):
+            return [], []
+        if not sparse_query.indices:  # a query of stopwords only: the dense channel alone
+            return self.search(
+                query_text=query_text, query_vector=query_vector, k=k, mode="dense", paths=paths
+            ), []
+        dense, sparse = self._query(
+            [
+                ChannelQuery(DENSE, list(query_vector), k, paths),
+                ChannelQuery(SPARSE, sparse_query, k, paths, with_dense=True),
+            ]
+        )
+        similarities = cosines(query_vector, [p.dense for p in sparse])
+        return (
+            [_hit(p, score=p.score, rank_score=p.score) for p in dense],
+            [
+                _hit(p, score=score, rank_score=p.score)
+                for p, score in zip(sparse, similarities, strict=True)
+            ],
+        )
+
     def _search_hybrid(
         self,
         sparse_query: SparseVector,

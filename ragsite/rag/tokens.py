@@ -85,8 +85,11 @@ def load_tokenizer(*, truncate: bool) -> Tokenizer:
     return tokenizer
 
 
+@functools.lru_cache(maxsize=4096)
 def count_tokens(text: str) -> int:
-    """Return how many tokens the model sees for `text`, [CLS] and [SEP] included, uncapped."""
+    """Return how many tokens the model sees for `text`, [CLS] and [SEP] included, uncapped.
+
+    Memoised: the same sources are counted for answer after answer."""
     return len(load_tokenizer(truncate=False).encode(text))
 
 

@@ -219,6 +219,18 @@ class VectorStore(Protocol):
         """
         ...
 
+    def search_channels(
+        self,
+        *,
+        query_text: str,
+        query_vector: Vector,
+        k: int,
+        paths: Sequence[str] | None = None,
+    ) -> tuple[list[Hit], list[Hit]]:
+        """Both channels at once, in one engine call: `search(mode="dense")` and
+        `search(mode="sparse")` for the same query, each k deep."""
+        ...
+
     def ids_by_path(self, path: str | None = None) -> dict[str, set[str]]:
         """Return {path: {point ids}} for one path or the whole collection."""
         ...

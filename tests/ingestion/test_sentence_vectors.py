@@ -92,3 +92,22 @@ def test_chunks_cut_into_other_sentences_are_embedded_again_once(
         sentences.SENTENCES_VERSION
     }
     assert _ingest(small_book).embeddings_computed == 0
+
+
+def test_answering_keeps_recent_chunks_sentence_vectors_in_memory(
+    small_book, store, embedder, django_assert_num_queries
+):
+    from ingestion.services.cache import DatabaseSentenceVectors
+
+    _ingest(small_book)
+    hashes = list(CachedEmbedding.objects.values_list("content_hash", flat=True)[:3])
+    lookup = DatabaseSentenceVectors(memo_chunks=2)
+    with django_assert_num_queries(1):
+        first = lookup.lookup(embedder=embedder, hashes=hashes)
+    assert first
+    with django_assert_num_queries(1):  # two of three kept: the third is read again
+        again = lookup.lookup(embedder=embedder, hashes=hashes)
+    assert again.keys() == first.keys()
+    assert all((again[key] == first[key]).all() for key in first)
+    with django_assert_num_queries(0):  # the two most recently used
+        assert lookup.lookup(embedder=embedder, hashes=[hashes[0], hashes[2]])

@@ -365,6 +365,29 @@ def test_channels_give_raw_scores_that_fuse_like_hybrid(corpus_store):
     assert [hit.score for hit in fused] == pytest.approx([hit.score for hit in hybrid])
 
 
+def test_both_channels_in_one_call_equal_the_channels_alone(corpus_store):
+    dense, sparse = corpus_store.search_channels(
+        query_text=QUERY_TEXT, query_vector=QUERY_VECTOR, k=20
+    )
+    for mode, together in (("dense", dense), ("sparse", sparse)):
+        alone = corpus_store.search(
+            query_text=QUERY_TEXT, query_vector=QUERY_VECTOR, k=20, mode=mode
+        )
+        assert [h.chunk.id for h in together] == [h.chunk.id for h in alone], mode
+        assert [h.rank_score for h in together] == pytest.approx([h.rank_score for h in alone])
+        assert [h.score for h in together] == pytest.approx([h.score for h in alone], abs=1e-6)
+        assert all(h.chunk.text for h in together)
+    # A query of stopwords only has no sparse half; one outside the paths finds nothing.
+    words_only = corpus_store.search_channels(
+        query_text="what is the", query_vector=QUERY_VECTOR, k=3
+    )
+    assert words_only[0]
+    assert words_only[1] == []
+    assert corpus_store.search_channels(
+        query_text=QUERY_TEXT, query_vector=QUERY_VECTOR, k=3, paths=[]
+    ) == ([], [])
+
+
 def test_data_persists_after_close_and_reopen(engine_settings):
     store = providers.get_store()
     store.ensure_collection(dimension=4)
