@@ -100,7 +100,8 @@ def test_answering_keeps_recent_chunks_sentence_vectors_in_memory(
     from ingestion.services.cache import DatabaseSentenceVectors
 
     _ingest(small_book)
-    hashes = list(CachedEmbedding.objects.values_list("content_hash", flat=True)[:3])
+    rows = CachedEmbedding.objects.values_list("content_hash", "sentences")
+    hashes = [content_hash for content_hash, blob in rows if blob][:3]  # chunks with prose
     lookup = DatabaseSentenceVectors(memo_chunks=2)
     with django_assert_num_queries(1):
         first = lookup.lookup(embedder=embedder, hashes=hashes)
