@@ -14,8 +14,8 @@ No language model runs here. The answer is composed from the retrieved passages:
    (when `similarities` has it), the share of the question's words it holds, weighted
    by how rare each word is among the sources, the share its section's title holds, the
    rank of its source, and its form: definitions and statements count more;
-   transitions ("Now that you know how to ..."), the book's own questions, captions,
-   exercise prompts and exercise sections count much less.
+   transitions ("Now that you know how to ..."), exercise prompts and exercise
+   sections count much less (captions and the book's own questions are never quoted).
 3. The best sentence comes first (the answer is in the first sentence when the book
    has one), then up to four more that score at least KEEP_RATIO of it, another
    source's sentences counting less, each source's sentences in the book's order. A
