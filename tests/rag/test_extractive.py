@@ -13,6 +13,7 @@ from ragsite.rag.extractive import (
     SELECTION_ID,
     ExtractiveChatModel,
     extractive_answer,
+    quotable_sentences,
     sentence_similarities,
     split_sentences,
 )
@@ -336,3 +337,17 @@ def test_partial_or_missing_similarities_still_answer_the_same_question():
             question=question, sources=[LIDAR, CAMERA], similarities=similarities
         )
         assert text.startswith(best[:-1])
+
+
+def test_quotable_sentences_are_what_an_answer_may_quote():
+    # Ingestion stores a vector for each of these (ragsite/rag/sentences.py).
+    quoted = quotable_sentences(
+        IMU.chunk.body + "\nListing 2-1: Reading a sensor\n\nWhat does the robot see next?\n\n"
+        "On Linux, you can read it by running:\n\n```console\n$ sensors\n```\n"
+    )
+    assert "IMUs provide essential motion data through accelerometers and gyroscopes:" in quoted
+    assert "D435i: Depth Range: 0.2m - 10m optimal; Interface: USB 3.0." in quoted
+    assert not any(
+        text.startswith(("Inertial Measurement", "Listing 2-1", "What does", "On Linux"))
+        for text in quoted
+    )
