@@ -75,7 +75,6 @@ MAX_LIST_ITEMS = 8
 # from another source than the best one's weighs OTHER_SOURCE_WEIGHT of its score.
 KEEP_RATIO = 0.3
 OTHER_SOURCE_WEIGHT = 0.7
-# Sentences of an exercise or "next steps" section are scored down (FORM_WEIGHTS).
 SOURCE_RANK_DECAY = 0.2  # later sources' code blocks weigh less: retrieval ranked them lower
 # How likely a sentence states the answer: a logistic model whose weights were fitted on
 # half of the project's question sets (benchmarks/questions/, the even rows) and checked
@@ -86,7 +85,10 @@ MEANING_WEIGHTS = (-3.0, 2.4, 1.0, 1.6, 1.3)
 WORD_WEIGHTS = (-3.0, 0.0, 1.2, 2.0, 1.3)
 # Form: book question, transition, caption/exercise prompt, forward reference, leans on
 # the sentence before ("This ..."), definition, statement, list item, table row, lead-in,
-# first of its passage, log(length/100), in an exercise section, source 1, source 2.
+# first of its passage, log(length/100), in an exercise or "next steps" section, source 1,
+# source 2. Fitted too, except the first three, the forward reference and the exercise
+# section, set by hand: a reader must not get transitions and exercise prompts however
+# many words they share with the question (the fit, on few such sentences, gave ~-0.3).
 FORM_WEIGHTS = (-2.0, -3.0, -2.0, 0.0, -0.45, 0.5, 0.6, -0.1, 0.5, 0.0, 0.25, 0.1, -2.5, 1.6, 0.2)
 # How many candidates are embedded at most, when sentence vectors are computed per answer.
 MAX_EMBEDDED_SENTENCES = 32
