@@ -39,7 +39,7 @@ from .types import Embedder
 
 # Bump when what `quotable_sentences` returns changes (the answerer's sentence cutting):
 # every page is then re-chunked and embedded again with its sentences (once).
-SENTENCES_VERSION = 1
+SENTENCES_VERSION = 2
 KEY_BYTES = 8
 _WORD = re.compile(r"[a-z0-9]+")
 # A sentence is found in its chunk by its first and last words (at most this many).

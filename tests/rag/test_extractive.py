@@ -13,6 +13,7 @@ from ragsite.rag.extractive import (
     SELECTION_ID,
     ExtractiveChatModel,
     extractive_answer,
+    quotable_sentences,
     sentence_similarities,
     split_sentences,
 )
@@ -255,3 +256,98 @@ async def test_sentences_embedded_once_are_looked_up_afterwards():
     )
     assert counting.texts[embedded:] == ["Who owns a value?"]  # only the new question
     assert set(other) == set(first)
+
+
+# From the robotics textbook: a list introduced by a colon, a table, a bold title line.
+IMU = source(
+    1,
+    "**Inertial Measurement Units**\n\n"
+    "IMUs provide essential motion data through accelerometers and gyroscopes:\n\n"
+    "- Accelerometers measure linear acceleration along three axes\n"
+    "- Gyroscopes measure angular velocity around three axes\n\n"
+    "| Sensor | Depth Range | Interface |\n|---|---|---|\n"
+    "| D435i | 0.2m - 10m optimal | USB 3.0 |\n",
+    title="Sensors > IMU",
+)
+
+
+async def test_a_list_is_quoted_with_the_sentence_that_introduces_it():
+    text = await answer("What do IMUs measure motion with?", [IMU])
+    assert text.startswith(
+        "IMUs provide essential motion data through accelerometers and gyroscopes:\n\n"
+        "- Accelerometers measure linear acceleration along three axes\n"
+        "- Gyroscopes measure angular velocity around three axes [1]."
+    )
+    assert "Inertial Measurement Units [1]" not in text  # a title line is no sentence
+
+
+def test_a_table_row_reads_as_one_statement_and_a_title_line_is_left_out():
+    sentences = split_sentences(IMU.chunk.body)
+    assert "D435i: Depth Range: 0.2m - 10m optimal; Interface: USB 3.0." in sentences
+    assert "Inertial Measurement Units" not in sentences
+    assert not any("|" in sentence for sentence in sentences)
+
+
+async def test_the_answer_stays_in_the_passage_of_its_best_sentence():
+    ownership = source(
+        1,
+        "Ownership is a set of rules that govern how a Rust program manages memory. "
+        "Each value in Rust has an owner. There can only be one owner at a time. "
+        "When the owner goes out of scope, the value will be dropped.",
+        title="What Is Ownership?",
+    )
+    other = source(
+        2,
+        "Rust programs manage memory with ownership rather than a garbage collector. "
+        "Memory is a resource like any other.",
+        title="Smart Pointers",
+    )
+    text = await answer("What is ownership in Rust?", [ownership, other])
+    assert text.startswith("Ownership is a set of rules that govern how a Rust program")
+    first, *others = text.split("\n\n")
+    # The passage's own sentences follow its best one, in the book's order; another
+    # source adds one paragraph at most.
+    assert citations(first) == {1}
+    assert len(cited_sentences(first)) >= 2
+    assert first.index("Each value in Rust has an owner") < first.index("one owner at a time")
+    assert len(others) <= 1
+    assert 2 <= len(cited_sentences(text)) <= 5
+
+
+async def test_a_lead_in_that_announces_a_command_comes_with_its_block():
+    rustup = source(
+        4,
+        "Once Rust is installed via `rustup`, updating to a newly released version is easy. "
+        "To uninstall Rust and `rustup`, run the following uninstall script from your shell:\n\n"
+        "```console\n$ rustup self uninstall\n```\n\n"
+        "On macOS, you can get a C compiler by running:\n\n"
+        "```console\n$ xcode-select --install\n```\n",
+        title="Installation > Updating and Uninstalling",
+    )
+    text = await answer("How do I remove Rust and rustup from my machine?", [rustup])
+    assert "from your shell [4]:\n\n```console\n$ rustup self uninstall\n```" in text
+    assert "by running [4]." not in text  # says nothing without its block
+
+
+def test_partial_or_missing_similarities_still_answer_the_same_question():
+    question = "How does a lidar sensor measure distance?"
+    best = "A lidar sensor measures distance by timing how long laser pulses take to return."
+    for similarities in (None, {}, {best: 0.8}, {"Robots need to know what is around them.": 0.3}):
+        text = extractive_answer(
+            question=question, sources=[LIDAR, CAMERA], similarities=similarities
+        )
+        assert text.startswith(best[:-1])
+
+
+def test_quotable_sentences_are_what_an_answer_may_quote():
+    # Ingestion stores a vector for each of these (ragsite/rag/sentences.py).
+    quoted = quotable_sentences(
+        IMU.chunk.body + "\nListing 2-1: Reading a sensor\n\nWhat does the robot see next?\n\n"
+        "On Linux, you can read it by running:\n\n```console\n$ sensors\n```\n"
+    )
+    assert "IMUs provide essential motion data through accelerometers and gyroscopes:" in quoted
+    assert "D435i: Depth Range: 0.2m - 10m optimal; Interface: USB 3.0." in quoted
+    assert not any(
+        text.startswith(("Inertial Measurement", "Listing 2-1", "What does", "On Linux"))
+        for text in quoted
+    )
