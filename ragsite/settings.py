@@ -432,7 +432,7 @@ if CHUNK_OVERLAP_TOKENS >= CHUNK_TOKENS:
 INGEST_IGNORE = env_list("INGEST_IGNORE", [])
 
 RETRIEVAL_K = env_int("RETRIEVAL_K", 5, minimum=1, maximum=50)
-RETRIEVAL_SCORE_FLOOR = env_float("RETRIEVAL_SCORE_FLOOR", 0.28, minimum=0.0)
+RETRIEVAL_SCORE_FLOOR = env_float("RETRIEVAL_SCORE_FLOOR", 0.23, minimum=0.0)
 # Candidates each search channel (dense, BM25) returns before the service fuses them.
 RETRIEVAL_POOL = env_int("RETRIEVAL_POOL", 50, minimum=1, maximum=500)
 # How the two rankings are fused: "minmax" (normalised scores, weighted sum) or "rrf".

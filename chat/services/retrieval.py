@@ -58,7 +58,22 @@ EVIDENCE_DEPTH = 3
 # Per-text analyses (shingles, vocabularies) kept: the same chunks come back again and
 # again, and each costs ~0.1-0.5 ms of Python to recompute (~10 KB each, ~60 MB at most).
 TEXT_MEMO_SIZE = 2048
+# A name the question gives (a capitalised word: "Python", "TypeScript", "C#") that at
+# most this many candidates hold, none of them among the best EVIDENCE_DEPTH hits, is
+# one the book only mentions in passing: the question is about something else. The
+# sparse channel ranks the chunks holding a rare term first, so a name in a handful of
+# the book's chunks is in the pool with all of them: the count is the book's own.
+STRAY_NAME_HITS = 8
+# Below this cosine a stray name alone means doubt. At or above it the best passage
+# nearly restates the question, and a stray name may be a comparison ("How is a Rust
+# trait different from an interface in Java?": 0.70): then the question's words decide,
+# as between the floor and the confident score. Near-domain questions about another
+# language stay below it ("What is the difference between a struct and a class in C#?"
+# of the Rust book: 0.55).
+STRAY_NAME_MAX_SCORE = 0.6
 _WORD_RE = re.compile(r"\w+")
+_NAME_RE = re.compile(r"[^\W_]+(?:\+\+|#)?")
+_SENTENCE_END = frozenset(".!?:;")
 # Words that say how a question is asked, not what it is about: a book need not hold
 # them ("Why can't a robot *ever* know *exactly* where it is?"), so they are never
 # counted as missing. Sparse tokens (stemmed plurals).
@@ -77,14 +92,18 @@ class Evidence:
 
     `cosine`: the best dense cosine among the top fused hits (comparable across queries).
     `missing`: the share of the query's terms (sparse tokens) that none of the
-    candidates of either channel contains (GENERIC_TERMS never count as missing); `missing_terms` names them. BM25 ranks the
-    chunks holding a query's rarest terms first, so a term absent from its whole pool
-    is, in practice, absent from the book.
+    candidates of either channel contains (GENERIC_TERMS never count as missing);
+    `missing_terms` names them. BM25 ranks the chunks holding a query's rarest terms
+    first, so a term absent from its whole pool is, in practice, absent from the book.
+    `stray_names`: the names the query gives (`query_names`) that no candidate holds,
+    or at most STRAY_NAME_HITS candidates do and none of the best EVIDENCE_DEPTH hits:
+    the passages that answer the question's words do not speak of what it names.
     """
 
     cosine: float
     missing: float
     missing_terms: tuple[str, ...] = ()
+    stray_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,36 +271,89 @@ def _vocabulary(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
 
 
+def query_names(query: str) -> set[str]:
+    """The names a question gives, as sparse tokens: "What is a monad in Haskell?" -> {"haskell"}.
+
+    A name is a word written with a capital where English does not need one (not the
+    first word of a sentence, or a capital after its first letter: "TypeScript",
+    "CPython"), or a word ending in "++" or "#" ("C++", "C#"). A question in capitals or
+    title case says nothing by its capitals, so it has none. Stopwords and GENERIC_TERMS
+    are no names.
+    """
+    words: list[tuple[str, bool]] = []  # each word, and whether it opens a sentence
+    previous_end = 0
+    for match in _NAME_RE.finditer(query):
+        gap = query[previous_end : match.start()]
+        words.append((match.group(), previous_end == 0 or not _SENTENCE_END.isdisjoint(gap)))
+        previous_end = match.end()
+    inner = [word for word, opens in words if not opens]
+    if 2 * sum(1 for word in inner if any(c.isupper() for c in word)) > len(inner):
+        return set()  # capitals or title case
+    names: set[str] = set()
+    for word, opens in words:
+        named = (word[0].isupper() and not opens) or any(c.isupper() for c in word[1:])
+        if named or word.endswith(("++", "#")):
+            names.update(tokenize(word))
+    return names - GENERIC_TERMS
+
+
+def _holds(hit: Hit, term: str) -> bool:
+    """True when the hit's text holds the term or a form of it (`_term_in`)."""
+    # Tokenising is the slow part: only a text that holds a term's first letters can
+    # hold the term (or a form of it).
+    if term[:5] not in _folded(hit.chunk.text):
+        return False
+    return _term_in(term, _vocabulary(hit.chunk.text))
+
+
+def _name_strays(name: str, *, top: Sequence[Hit], pool: Sequence[Hit]) -> bool:
+    """True when no best hit holds the name and at most STRAY_NAME_HITS candidates do."""
+    if any(_holds(hit, name) for hit in top):
+        return False
+    holding = 0
+    for hit in pool:
+        if _holds(hit, name):
+            holding += 1
+            if holding > STRAY_NAME_HITS:
+                return False
+    return True
+
+
 def evidence_gather(
     *, query: str, fused: Sequence[Hit], dense: Sequence[Hit], sparse: Sequence[Hit]
 ) -> Evidence:
     """Summarise what both channels found for `query` (see `Evidence`)."""
     top = list(fused[:EVIDENCE_DEPTH])
     cosine = max((hit.score for hit in top), default=0.0)
+    pool = list({hit.chunk.id: hit for hit in (*sparse, *dense)}.values())
     terms = set(tokenize(query))
     unseen = terms - GENERIC_TERMS
-    for hit in (*dense, *sparse):  # best first: most terms are found in the first few
+    for hit in pool:  # BM25's best first: most terms are found in the first few
         if not unseen:
             break
-        # Tokenising is the slow part: only a text that holds a term's first letters
-        # can hold the term (or a form of it).
-        text = _folded(hit.chunk.text)
-        candidates = {term for term in unseen if term[:5] in text}
-        if candidates:
-            vocabulary = _vocabulary(hit.chunk.text)
-            unseen -= {term for term in candidates if _term_in(term, vocabulary)}
+        unseen -= {term for term in unseen if _holds(hit, term)}
     missing = tuple(sorted(unseen))
+    names = query_names(query)
+    stray = tuple(sorted(n for n in names if _name_strays(n, top=top, pool=pool)))
     return Evidence(
-        cosine=cosine, missing=len(missing) / len(terms) if terms else 0.0, missing_terms=missing
+        cosine=cosine,
+        missing=len(missing) / len(terms) if terms else 0.0,
+        missing_terms=missing,
+        stray_names=stray,
     )
 
 
 def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
     """Decide whether the book supports an answer: the one place doubt is decided.
 
-    - At or above RETRIEVAL_CONFIDENT_SCORE the embedding alone is enough.
     - Below the cosine floor (RETRIEVAL_SCORE_FLOOR) the passages are not about the
       question, whatever words they share.
+    - A name the question gives that the best passages do not hold, and the book at
+      most in passing (`Evidence.stray_names`), means the question is about something
+      else, below STRAY_NAME_MAX_SCORE: "What is the difference between a struct and a
+      class in C#?" of the Rust book finds its structs at 0.55, but C# only in one
+      unrelated passage. Above it (a comparison, maybe) the question's words decide.
+    - Otherwise, at or above RETRIEVAL_CONFIDENT_SCORE the embedding alone is enough.
     - In between, the book must also hold the question's words: at most
       RETRIEVAL_MISSING_TERMS of its terms may be absent from every candidate. A
       near-domain question ("How do I write a decorator in Python?" of the Rust book)
@@ -289,11 +361,13 @@ def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
     """
     config = get_config()
     floor = config.retrieval_score_floor if floor is None else floor
-    if evidence.cosine >= max(floor, config.retrieval_confident_score):
+    if evidence.cosine < floor:
+        return False
+    if evidence.stray_names and evidence.cosine < STRAY_NAME_MAX_SCORE:
+        return False
+    if evidence.cosine >= config.retrieval_confident_score and not evidence.stray_names:
         return True
-    if evidence.cosine >= floor:
-        return evidence.missing <= config.retrieval_missing_terms
-    return False
+    return evidence.missing <= config.retrieval_missing_terms
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -370,13 +444,14 @@ def _search_sync(
         near = [hit for hit in sections if hit.score >= floor * CLOSEST_FLOOR_RATIO]
         closest = sorted(near, key=lambda hit: hit.score, reverse=True)[:CLOSEST_COUNT]
     logger.debug(
-        "search %r: %d dense + %d sparse, %d distinct; cosine %.3f, missing %s: %s",
+        "search %r: %d dense + %d sparse, %d distinct; cosine %.3f, missing %s, stray %s: %s",
         query[:80],
         len(dense),
         len(sparse),
         len(distinct),
         evidence.cosine,
         evidence.missing_terms,
+        evidence.stray_names,
         "supported" if supported else "uncertain",
     )
     metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)

@@ -9,11 +9,13 @@ import pytest
 from chat.prompts import Turn
 from chat.services import book_search, hits_collapse, query_rewrite, query_rewrite_rule
 from chat.services.retrieval import (
+    STRAY_NAME_HITS,
     Evidence,
     book_supports,
     evidence_gather,
     hits_distinct_sections,
     hits_fuse,
+    query_names,
 )
 from chat.services.rewriting import key_terms, looks_like_follow_up
 from ragsite.rag import providers
@@ -209,7 +211,7 @@ def test_fusion_weights_move_the_order(small_book_index):
 @pytest.mark.parametrize(
     ("cosine", "missing", "supported"),
     [
-        (0.25, 0.0, False),  # below the floor nothing counts, whatever words it shares
+        (0.20, 0.0, False),  # below the floor nothing counts, whatever words it shares
         (0.35, 0.0, True),  # a fair match holding every term of the question
         (0.35, 0.5, False),  # a fair match, but half the question is not in the book
         (0.60, 0.5, True),  # a strong match is enough on its own
@@ -219,6 +221,18 @@ def test_book_supports_weighs_both_channels(cosine, missing, supported):
     terms = ("absent",) if missing else ()
     evidence = Evidence(cosine=cosine, missing=missing, missing_terms=terms)
     assert book_supports(evidence) is supported
+
+
+def test_a_stray_name_outweighs_a_confident_cosine_but_not_a_near_restatement():
+    # "What is the difference between a struct and a class in C#?" of the Rust book.
+    evidence = Evidence(cosine=0.55, missing=0.0, stray_names=("c#",))
+    assert not book_supports(evidence)
+    assert book_supports(dataclasses.replace(evidence, stray_names=()))
+    # "How is a Rust trait different from an interface in Java?": the passage nearly
+    # restates it, Java is a comparison, and the rest of its words are in the book.
+    comparison = Evidence(cosine=0.70, missing=0.2, stray_names=("java",))
+    assert book_supports(comparison)
+    assert not book_supports(dataclasses.replace(comparison, missing=0.6))
 
 
 def test_book_supports_follows_the_settings(settings):
@@ -250,6 +264,56 @@ def test_evidence_names_the_terms_no_candidate_holds(small_book_index):
     assert evidence.missing_terms == ("submarine",)
     assert evidence.missing == pytest.approx(1 / 4)  # lidar, measure, distance, submarine
     assert evidence.cosine == 0.4
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        ("What is a monad in Haskell?", {"haskell"}),
+        ("How do virtual functions work in C++?", {"c++"}),
+        ("How do I write a LINQ query in C#?", {"linq", "c#"}),
+        ("TypeScript classes: how do constructors work?", {"typescript"}),
+        ("Does the Kalman filter drift? Why does it?", {"kalman"}),  # "Why" is no name
+        ("Thanks! Now, Kalman gains: Where do they come from?", {"kalman"}),  # sentences open
+        ("how do i write a decorator in python?", set()),  # no capitals, no names
+        ("What Is The Carnot Cycle?", set()),  # title case says nothing
+        ("What is Kotlin?", {"kotlin"}),
+    ],
+)
+def test_query_names_are_the_words_capitalised_where_english_does_not_need_it(question, names):
+    assert query_names(question) == names
+
+
+def test_a_name_only_a_passage_outside_the_best_hits_holds_strays(small_book_index):
+    chunks, _ = small_book_index
+    lidar, cost, imu, depth = (_hit(chunk, 0.5, 0.5) for chunk in chunks[:4])
+    query = "Is LiDAR cheaper than a RealSense camera?"
+    # RealSense is in the depth-camera passage only: below the best three it is a
+    # passing mention, among them it is what the answer speaks of.
+    beside = evidence_gather(query=query, fused=[lidar, cost, imu], dense=[], sparse=[cost, depth])
+    assert beside.stray_names == ("realsense",)
+    assert not book_supports(beside)
+    among = evidence_gather(query=query, fused=[depth, lidar, cost], dense=[], sparse=[depth])
+    assert among.stray_names == ()
+    # A name many passages hold is one the book speaks of, wherever the best hits are.
+    copies = [
+        _hit(dataclasses.replace(depth.chunk, id=f"depth-{i}"), 0.3, 0.3)
+        for i in range(STRAY_NAME_HITS + 1)
+    ]
+    often = evidence_gather(query=query, fused=[lidar, cost, imu], dense=copies, sparse=[])
+    assert often.stray_names == ()
+
+
+async def test_a_question_about_what_the_book_never_names_is_not_supported(small_book):
+    # The Kalman passage is close to the question, but says nothing of MATLAB: the
+    # question is about a tool the book does not cover.
+    retrieval = await book_search(query="How do I tune a Kalman filter in MATLAB?", k=3)
+    assert retrieval.hits[0].chunk.heading == "Kalman Filters"
+    assert retrieval.evidence.stray_names == ("matlab",)
+    assert not retrieval.supported
+    named = await book_search(query="How does an Intel RealSense camera compute depth?", k=3)
+    assert named.evidence.stray_names == ()
+    assert named.supported
 
 
 # --- GET /api/search ---------------------------------------------------------------------------
