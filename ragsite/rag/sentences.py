@@ -35,6 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .passages import quotable_sentences  # what a sentence is, as the answerer quotes it
 from .types import Embedder
 
 # Bump when what `quotable_sentences` returns changes (the answerer's sentence cutting):
@@ -63,8 +64,6 @@ def sentence_spans(text: str, body: str) -> list[tuple[str, int, int]]:
     by its words: the first words from where the previous sentence ended, then its last
     words. A sentence that cannot be found is left out (it is embedded at answer time).
     """
-    from .extractive import quotable_sentences  # the answerer owns what a sentence is
-
     words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text.lower())]
     tokens = [word for word, _, _ in words]
     found: list[tuple[str, int, int]] = []

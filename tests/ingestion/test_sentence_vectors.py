@@ -9,7 +9,8 @@ from chat.services import answer_collect, book_search
 from ingestion.models import CachedEmbedding
 from ingestion.services import book_ingest
 from ragsite.rag import providers, sentences
-from ragsite.rag.extractive import ExtractiveChatModel, quotable_sentences
+from ragsite.rag.extractive import ExtractiveChatModel
+from ragsite.rag.passages import quotable_sentences
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,11 +13,10 @@ from ragsite.rag.extractive import (
     SELECTION_ID,
     ExtractiveChatModel,
     extractive_answer,
-    quotable_sentences,
     sentence_similarities,
-    split_sentences,
 )
 from ragsite.rag.llm import EXTRACTIVE_NOTICE
+from ragsite.rag.passages import quotable_sentences, split_sentences
 from ragsite.rag.types import AnswerRequest, ChatMessage, Chunk, Source
 
 

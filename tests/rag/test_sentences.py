@@ -8,7 +8,8 @@ import pytest
 
 from ragsite.rag import sentences
 from ragsite.rag.embeddings import LocalEmbedder
-from ragsite.rag.extractive import quotable_sentences, sentence_similarities
+from ragsite.rag.extractive import sentence_similarities
+from ragsite.rag.passages import quotable_sentences
 from ragsite.rag.types import Chunk, Source
 
 BODY = (

@@ -1,0 +1,315 @@
+"""Cutting a chunk body into quotable units: what a sentence of the book is.
+
+The extractive answerer quotes these units and ingestion embeds them (sentences.py), so
+both see exactly the same sentences. A body is cut into *units*: prose sentences (a
+sentence never ends inside brackets or parentheses), list items, table rows (one
+statement each, the cells named by the header) and fenced code blocks, kept verbatim
+with the sentence that introduces them. Markdown, MDX and HTML markup are dropped;
+inline code keeps its backticks, so `Rc<T>` stays `Rc<T>`. Of the prose units,
+`_prose_candidates` gives the ones an answer may quote: a sentence ending in a colon is
+one unit with the list it introduces; title-like lines, captions, the book's own
+questions and lead-ins that say nothing without their block ("... by running:") are
+left out.
+
+`content_words` gives a text's stemmed content words. Cutting and word sets are memoised
+per text (TEXT_MEMO_SIZE): the same chunks come back as sources.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Sequence
+
+MIN_SENTENCE_CHARS = 25
+MIN_SENTENCE_WORDS = 4
+MAX_SENTENCE_CHARS = 400
+MAX_LIST_ITEMS = 8
+# How many sentences' analyses (words, form) are memoised; chunks' units an eighth of it.
+TEXT_MEMO_SIZE = 16_384
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each few
+    for from further had has have having he her here hers herself him himself his how i if in
+    into is it its itself just me more most my myself no nor not now of off on once only or
+    other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your
+    yours yourself yourselves explain tell describe please mean means meaning use used using
+    book chapter""".split()
+)
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "fig.", "eq.", "dr.", "mr.", "ms.", "no.")
+
+_FRONT_MATTER = re.compile(r"\A\s*---\n.*?\n---[ \t]*(\n|\Z)", re.DOTALL)
+_FENCE = re.compile(
+    r"^[ \t]*(?P<marker>```+|~~~+)[ \t]*(?P<info>[^\n]*)\n(?P<code>.*?)^[ \t]*(?P=marker)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+# An HTML/MDX tag stands on its own ("<Tabs>", "</div>"); "Vec<String>" and "Rc<T>"
+# follow an identifier and are generic types, not tags.
+_HTML_TAG = re.compile(r"(?<![\w:])</?[A-Za-z][\w.-]*(?:\s[^<>\n]*)?/?>")
+_MDX_LINE = re.compile(r"^\s*(import|export)\s.*$", re.MULTILINE)
+_ADMONITION = re.compile(r"^\s*:::\s*\w*.*$", re.MULTILINE)
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
+_LINK_DEFINITION = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
+# Underscores only emphasise at word edges (CommonMark), so snake_case identifiers survive.
+_EMPHASIS = re.compile(r"(\*\*|\*)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(__|_)(?=\S)(.+?)(?<=\S)\3(?!\w)")
+_INLINE_CODE = re.compile(r"`+([^`\n]+?)`+")
+_PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[`\x00]?[A-Z0-9\x00`])")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_CITATION = re.compile(r"\[\d+\]")
+_CODE_SPAN = re.compile(r"`[^`]*`")
+_NOT_LETTER = re.compile(r"[^\w\s]|_")
+_CAPTION = re.compile(r"^(?:figure|fig\.|listing|table|filename)\s*[A-Z]?[\d:-]", re.IGNORECASE)
+# A lead-in that is no sentence without what follows it ("enter the following command:").
+_INCOMPLETE = re.compile(
+    r"\b(?:following|follows|this|these|here|below|like|as|by|with|to|run|running|is|are|"
+    r"command|commands|code|output|example|listing|shown|see|type|enter|appears?|prints?|"
+    r"shows?|looks?|get|gives?|produces?|says?)\s*:$",
+    re.IGNORECASE,
+)
+
+
+def _stem(word: str) -> str:
+    """Fold common endings so 'measure', 'measures', 'measured' and 'measuring' match."""
+    for suffix in ("ing", "ies", "es", "ed", "s"):
+        if suffix == "s" and word.endswith("ss"):  # "class", not a plural
+            break
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    if word.endswith("e") and len(word) > 3:  # "measure" -> "measur", like "measures"
+        word = word[:-1]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    """Return the stemmed, lowercased words of a text that carry meaning."""
+    return set(_content_words(text))
+
+
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _content_words(text: str) -> frozenset[str]:
+    return frozenset(
+        _stem(word)
+        for word in _WORD.findall(text.lower())
+        if word not in STOPWORDS and (len(word) > 2 or word.isdigit())
+    )
+
+
+def _clean_markdown(text: str) -> str:
+    """Drop MDX/HTML and Markdown markup from prose, keeping inline code in backticks."""
+    spans: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        spans.append(match.group(1).strip())
+        return f"\x00{len(spans) - 1}\x00"
+
+    text = _INLINE_CODE.sub(hide, text)  # nothing below may touch code
+    text = _MDX_LINE.sub("", text)
+    text = _ADMONITION.sub("", text)
+    text = _IMAGE.sub("", text)
+    text = _LINK_DEFINITION.sub("", text)
+    text = _HTML_TAG.sub("", text)
+    text = _LINK.sub(r"\1", text)
+    text = _REF_LINK.sub(r"\1", text)
+    text = _EMPHASIS.sub(lambda m: m.group(2) or m.group(4), text)
+    text = _CITATION.sub("", text)  # a quoted "[2]" from the book would pose as our citation
+    return _PLACEHOLDER.sub(lambda m: f"`{spans[int(m.group(1))]}`", text)
+
+
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _looks_like_prose(sentence: str, unit: str = "text") -> bool:
+    """Reject headings, table rules, code-ish and very short fragments."""
+    if len(sentence) < MIN_SENTENCE_CHARS or len(sentence.split()) < MIN_SENTENCE_WORDS:
+        return False
+    if unit != "row" and (sentence.startswith(("#", "|", ">")) or sentence.count("|") >= 2):
+        return False
+    plain = _CODE_SPAN.sub("x", sentence)
+    symbols = len(_NOT_LETTER.findall(plain))
+    return 1 - symbols / max(len(plain), 1) >= (0.7 if unit == "row" else 0.85)
+
+
+def _depth_change(text: str) -> int:
+    return (
+        text.count("(") - text.count(")") + text.count("[") - text.count("]") + text.count("`") % 2
+    )
+
+
+def _split_part(part: str) -> list[str]:
+    """Split one paragraph or list item into sentences, never inside brackets."""
+    pieces: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(part):
+        candidate = part[start : match.start()].rstrip()
+        last_word = candidate.rsplit(maxsplit=1)[-1].lower() if candidate else ""
+        if last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]\.", last_word):
+            continue  # "e.g. The" or an initial: not a sentence end
+        if _depth_change(part[start : match.end()].rstrip()) > 0:
+            continue  # inside "( ... )", "[ ... ]" or a code span
+        pieces.append(part[start : match.end()].strip())
+        start = match.end()
+    pieces.append(part[start:].strip())
+    return [piece for piece in pieces if piece]
+
+
+def _table_row(cells: list[str], header: list[str]) -> str:
+    """A table row as one statement: 'Depth Range: 0.2m - 10m' or 'USB: Symptoms: ...; Fix: ...'."""
+    cells = [cell.strip() for cell in cells]
+    if not cells or not cells[0]:
+        return ""
+    rest = [
+        f"{name}: {cell}" if name and len(cells) > 2 else cell
+        for name, cell in zip(header[1:] or [""] * (len(cells) - 1), cells[1:], strict=False)
+        if cell
+    ]
+    if not rest:
+        return ""
+    text = f"{cells[0]}: {'; '.join(rest)}"
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _table_cells(line: str) -> list[str]:
+    return line.strip().strip("|").split("|")
+
+
+def _heading_like(part: str) -> bool:
+    """A bold line or title standing alone ("Install Latest Production Driver")."""
+    if part.rstrip().endswith((".", "!", "?", ":", ";", ")", "`", '"', "”", "…")):
+        return False
+    words = [w for w in part.split() if w[:1].isalpha()]
+    capitalised = sum(1 for w in words if w[0].isupper())
+    return not words or capitalised / len(words) >= 0.6
+
+
+def _prose_units(prose: str) -> list[tuple[str, str]]:
+    """Split Markdown prose into ("text" | "item" | "row", sentence) units, in order.
+
+    A paragraph's sentences are "text"; each sentence of a list item is an "item"; a
+    table row is one "row", its cells named by the header ("Range: 0.2-10 m.").
+    Headings and title-like lines are left out.
+    """
+    units: list[tuple[str, str]] = []
+    for block in re.split(r"\n\s*\n", _clean_markdown(prose)):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        buffer: list[str] = []
+        parts: list[tuple[str, str]] = []
+        header: list[str] = []
+        for index, line in enumerate(lines):
+            if line.startswith("|"):
+                if buffer:
+                    parts.append(("text", " ".join(buffer)))
+                    buffer = []
+                if re.fullmatch(r"[|:\-\s]+", line):
+                    continue  # the separator under the header
+                following = lines[index + 1] if index + 1 < len(lines) else ""
+                if re.fullmatch(r"\|?[|:\-\s]+", following) and "-" in following:
+                    header = [cell.strip() for cell in _table_cells(line)]
+                    continue
+                parts.append(("row", _table_row(_table_cells(line), header)))
+            elif line.startswith("#"):
+                if buffer:
+                    parts.append(("text", " ".join(buffer)))
+                    buffer = []
+            elif _LIST_MARKER.match(line):
+                if buffer:
+                    parts.append(("text", " ".join(buffer)))
+                    buffer = []
+                parts.append(("item", _LIST_MARKER.sub("", line)))
+            elif parts and parts[-1][0] == "item" and not buffer:
+                parts[-1] = ("item", f"{parts[-1][1]} {line}")  # a list item's wrapped line
+            else:
+                buffer.append(line)
+        if buffer:
+            parts.append(("text", " ".join(buffer)))
+        for kind, part in parts:
+            part = " ".join(part.split())
+            if not part:
+                continue
+            if kind == "row":
+                units.append((kind, part))
+            elif _heading_like(part):
+                continue
+            else:
+                units.extend((kind, sentence) for sentence in _split_part(part))
+    return units
+
+
+def _prose_sentences(prose: str) -> list[str]:
+    """Split Markdown prose into sentences (each list item and paragraph stands alone)."""
+    return [text for _, text in _prose_units(prose)]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a passage's prose into sentences (code blocks left out)."""
+    text = _FRONT_MATTER.sub("", text)
+    return _prose_sentences(_FENCE.sub("\n\n", text))
+
+
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE // 8)  # the same chunks come back as sources
+def _units(body: str) -> tuple[tuple[str, str, str], ...]:
+    """Cut a body into (kind, text, info) units in order: "text", "item" and "row" prose
+    sentences, and ("code", code, fence info) blocks."""
+    body = _FRONT_MATTER.sub("", body)
+    units: list[tuple[str, str, str]] = []
+    start = 0
+    for match in _FENCE.finditer(body):
+        units.extend((k, s, "") for k, s in _prose_units(body[start : match.start()]))
+        code = match.group("code").rstrip("\n")
+        if code.strip():
+            units.append(("code", code, match.group("info").strip()))
+        start = match.end()
+    units.extend((k, s, "") for k, s in _prose_units(body[start:]))
+    return tuple(units)
+
+
+def _shorten(sentence: str) -> str:
+    """Cut an over-long sentence at a clause boundary outside brackets and code."""
+    if len(sentence) <= MAX_SENTENCE_CHARS:
+        return sentence
+    best = -1
+    for match in re.finditer(r"[,;:] ", sentence[:MAX_SENTENCE_CHARS]):
+        if _depth_change(sentence[: match.start()]) == 0:
+            best = match.start()
+    if best < MAX_SENTENCE_CHARS // 3:
+        best = -1
+        for match in re.finditer(r" ", sentence[:MAX_SENTENCE_CHARS]):
+            if _depth_change(sentence[: match.start()]) == 0:
+                best = match.start()
+    if best <= 0:
+        return sentence  # no safe place to cut: whole is better than broken
+    return sentence[:best].rstrip(",;: ") + "…"
+
+
+def _prose_candidates(
+    units: Sequence[tuple[str, str, str]],
+) -> Iterator[tuple[int, str, str, tuple[str, ...]]]:
+    """The prose units an answer may quote: (position, kind, text, the items a lead-in
+    introduces)."""
+    for position, (kind, text, _) in enumerate(units):
+        if kind == "code":
+            continue
+        items: tuple[str, ...] = ()
+        if text.endswith(":"):
+            # A lead-in: it is quoted with the list it introduces, or alone (a block it
+            # introduces is shown with it when the block is chosen).
+            for later_kind, later_text, _ in units[position + 1 :]:
+                if later_kind != "item" or len(items) >= MAX_LIST_ITEMS:
+                    break
+                items += (later_text,)
+        if not _looks_like_prose(text, kind) or (not items and _INCOMPLETE.search(text)):
+            continue  # "... by running:" says nothing without its block
+        if _CAPTION.match(text) or text.endswith("?"):
+            continue  # a caption, or the book's own (rhetorical or exercise) question
+        yield position, kind, text, items
+
+
+def quotable_sentences(body: str) -> list[str]:
+    """The prose sentences of a chunk body an answer may quote, as `scoring._gather` gives
+    them (ingestion stores a vector for each: ragsite/rag/sentences.py)."""
+    return [_shorten(text) for _, _, text, _ in _prose_candidates(_units(body))]
