@@ -173,15 +173,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "ragsite.observability.ObservabilityMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    # Django's own middleware, with their pure hooks on the event loop (ragsite/middleware.py)
+    "ragsite.middleware.SecurityMiddleware",
     "ragsite.staticfiles.AsyncWhiteNoiseMiddleware",  # WhiteNoise, on the async path
     "ragsite.cors.CorsMiddleware",  # django-cors-headers', never the unlisted `null` origin
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ragsite.middleware.SessionMiddleware",
+    "ragsite.middleware.CommonMiddleware",
+    "ragsite.middleware.CsrfViewMiddleware",
+    "ragsite.middleware.AuthenticationMiddleware",
+    "ragsite.middleware.MessageMiddleware",
+    "ragsite.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "ragsite.urls"
