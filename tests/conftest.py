@@ -99,6 +99,23 @@ class MemoEmbedder:
         return getattr(self.inner, name)  # batch_size, model_path, ...
 
 
+class CountingEmbedder:
+    """An embedder that records every text it is asked to embed, then asks `inner`."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+        self.provider, self.model, self.dimension = inner.provider, inner.model, inner.dimension
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts.extend(texts)
+        return await self.inner.embed(texts)
+
+    def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts.extend(texts)
+        return self.inner.embed_sync(texts)
+
+
 @pytest.fixture(scope="session")
 def embedding_memo() -> MemoEmbedder:
     """The session's memo over the real packaged model."""

@@ -11,26 +11,11 @@ from ingestion.services import book_ingest
 from ragsite.rag import providers, sentences
 from ragsite.rag.extractive import ExtractiveChatModel
 from ragsite.rag.passages import quotable_sentences
+from tests.conftest import CountingEmbedder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUESTIONS = ["How does a lidar measure distance?", "What does the parts list contain?"]
-
-
-class Counting:
-    """The session's embedder, recording every text it is asked to embed."""
-
-    def __init__(self, inner):
-        self.inner, self.texts = inner, []
-        self.provider, self.model, self.dimension = inner.provider, inner.model, inner.dimension
-
-    async def embed(self, texts):
-        self.texts.extend(texts)
-        return await self.inner.embed(texts)
-
-    def embed_sync(self, texts):
-        self.texts.extend(texts)
-        return self.inner.embed_sync(texts)
 
 
 def _ingest(book):
@@ -65,7 +50,7 @@ async def test_an_extractive_answer_embeds_only_the_question(small_book, store, 
     from asgiref.sync import sync_to_async
 
     await sync_to_async(_ingest)(small_book)
-    counting = Counting(embedder)
+    counting = CountingEmbedder(embedder)
     result = await answer_collect(
         message=QUESTIONS[0],
         embedder=counting,

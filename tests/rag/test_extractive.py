@@ -18,6 +18,7 @@ from ragsite.rag.extractive import (
 from ragsite.rag.llm import EXTRACTIVE_NOTICE
 from ragsite.rag.passages import quotable_sentences, split_sentences
 from ragsite.rag.types import AnswerRequest, ChatMessage, Chunk, Source
+from tests.conftest import CountingEmbedder
 
 
 def source(n: int, body: str, *, title: str = "Sensors", chunk_id: str | None = None) -> Source:
@@ -218,24 +219,8 @@ async def test_exercise_prompts_and_next_steps_give_way_to_the_passage_that_answ
     assert "Next Steps" not in text
 
 
-class _Counting:
-    """The real embedder, counting the texts it is asked to embed."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.texts: list[str] = []
-
-    async def embed(self, texts):
-        self.texts.extend(texts)
-        return await self.inner.embed(texts)
-
-    def embed_sync(self, texts):
-        self.texts.extend(texts)
-        return self.inner.embed_sync(texts)
-
-
 async def test_sentences_embedded_once_are_looked_up_afterwards():
-    counting = _Counting(providers.get_embedder())
+    counting = CountingEmbedder(providers.get_embedder())
     sources = [
         source(1, "Ownership is a set of rules that govern how a Rust program manages memory."),
         source(2, "Each value in Rust has an owner. There can only be one owner at a time."),
