@@ -18,10 +18,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragsite.rag import sentences
+from ragsite.rag.sentences import MemorySentenceVectors
 from ragsite.rag.types import Chunk, Embedder, Vector, VectorStore
 
 from .baselines import Bm25Baseline
@@ -69,6 +71,7 @@ class _IndexedBook:
     chunks: list[Chunk]
     pages: int
     skipped: dict[str, str]
+    sentence_vectors: MemorySentenceVectors = field(default_factory=lambda: MemorySentenceVectors())
 
 
 def _embed_texts(embedder: Embedder, texts: Sequence[str], batch_size: int) -> list[Vector]:
@@ -162,10 +165,40 @@ def book_index_temporary(
         on_progress(
             f"chunked {len(files) - len(skipped)} pages into {len(chunks)} chunks; embedding"
         )
-    vectors = _embed_texts(embedder, [chunk.text for chunk in chunks], config.embedding_batch_size)
+    vectors, sentence_vectors = _embed_chunks(embedder, chunks, config.embedding_batch_size)
     store.ensure_collection(dimension=embedder.dimension)
     store.upsert(chunks, vectors)
-    return _IndexedBook(chunks=chunks, pages=len(files) - len(skipped), skipped=skipped)
+    return _IndexedBook(
+        chunks=chunks,
+        pages=len(files) - len(skipped),
+        skipped=skipped,
+        sentence_vectors=sentence_vectors,
+    )
+
+
+def _embed_chunks(
+    embedder: Embedder, chunks: Sequence[Chunk], batch_size: int
+) -> tuple[list[Vector], MemorySentenceVectors]:
+    """Embed the chunks as ingestion does: with the packaged model, their sentences too
+    (kept in memory: the evaluation writes nothing outside its store)."""
+    from ingestion.services.cache import embed_with_sentences
+
+    vectors: list[Vector] = []
+    memory = MemorySentenceVectors()
+    for start in range(0, len(chunks), batch_size):
+        batch = chunks[start : start + batch_size]
+        computed, packed = embed_with_sentences(
+            embedder, [c.text for c in batch], [c.body for c in batch]
+        )
+        vectors.extend(computed)
+        for chunk, blob in zip(batch, packed, strict=True):
+            if blob:
+                memory.put(
+                    embedder=embedder,
+                    content_hash=chunk.content_hash,
+                    vectors=sentences.unpack(blob, embedder.dimension),
+                )
+    return vectors, memory
 
 
 @dataclass(slots=True)
@@ -283,18 +316,23 @@ def retrieval_evaluate(
             if baselines
             else [[] for _ in questions]
         )
-        answers = asyncio.run(
-            _search_all(
-                questions=questions,
-                query_vectors=query_vectors,
-                k=k,
-                score_floor=floor,
-                baselines=baselines,
-                embedder=embedder,
-                store=target,
-                bm25=bm25,
+        # book_search's second stage reads the temporary index's sentence vectors.
+        previous = providers.set_sentence_vectors(indexed.sentence_vectors)
+        try:
+            answers = asyncio.run(
+                _search_all(
+                    questions=questions,
+                    query_vectors=query_vectors,
+                    k=k,
+                    score_floor=floor,
+                    baselines=baselines,
+                    embedder=embedder,
+                    store=target,
+                    bm25=bm25,
+                )
             )
-        )
+        finally:
+            providers.set_sentence_vectors(previous)
         search_seconds = time.perf_counter() - started
 
     in_book = [q.id for q in questions if not q.out_of_book]

@@ -440,6 +440,10 @@ RETRIEVAL_POOL = env_int("RETRIEVAL_POOL", 50, minimum=1, maximum=500)
 RETRIEVAL_FUSION = env_choice("RETRIEVAL_FUSION", "minmax", {"minmax", "rrf"})
 # Weight of the dense channel in the fusion (the BM25 channel gets 1 minus it).
 RETRIEVAL_DENSE_WEIGHT = env_float("RETRIEVAL_DENSE_WEIGHT", 0.45, minimum=0.0)
+# The second stage: the fused candidates re-ordered by their best sentence's cosine with
+# the question (the sentence vectors stored with each chunk), at this weight beside the
+# fused score; 0 turns it off (docs/retrieval-quality.md).
+RETRIEVAL_SENTENCE_WEIGHT = env_float("RETRIEVAL_SENTENCE_WEIGHT", 0.5, minimum=0.0)
 # Dense cosine at or above which the book supports an answer without more evidence.
 RETRIEVAL_CONFIDENT_SCORE = env_float("RETRIEVAL_CONFIDENT_SCORE", 0.45, minimum=0.0)
 # Below that, the largest share of the query's terms the book's candidates may lack.

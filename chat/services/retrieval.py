@@ -27,9 +27,13 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ragsite import observability as metrics
 from ragsite.rag import providers
 from ragsite.rag.config import get_config
+from ragsite.rag.passages import quotable_sentences
+from ragsite.rag.sentences import sentence_key
 from ragsite.rag.sparse import tokenize
 from ragsite.rag.types import Embedder, Hit, VectorStore
 
@@ -236,6 +240,44 @@ def hits_distinct_sections(hits: Sequence[Hit], *, limit: int | None = None) -> 
     return kept
 
 
+# --- the second stage: the best sentence ------------------------------------------------------
+
+
+def hits_by_best_sentence(
+    hits: Sequence[Hit], query_vector: Sequence[float], *, embedder: Embedder, weight: float
+) -> list[Hit]:
+    """Re-order fused hits by `fused / best fused + weight * best sentence cosine`.
+
+    A chunk's best sentence is its quotable sentence closest to the question, from the
+    vectors stored with it at ingestion (ragsite/rag/sentences.py): a question usually
+    asks what one sentence says, which the whole chunk's vector dilutes. A chunk with no
+    stored sentence counts its own cosine. Without any stored vector (an OpenAI
+    embedder, an index built before them) or with `weight` 0 the order is unchanged.
+    The re-ordered hits carry the new value as `rank_score`.
+    """
+    if weight <= 0 or not hits:
+        return list(hits)
+    try:
+        stored = providers.get_sentence_vectors().lookup(
+            embedder=embedder, hashes=[hit.chunk.content_hash for hit in hits]
+        )
+    except Exception:  # a second stage only: the first stage's order stands
+        logger.exception("could not read the candidates' sentence vectors")
+        return list(hits)
+    if not stored:
+        return list(hits)
+    query = np.asarray(query_vector, dtype=np.float32)
+    best = max(hit.rank_score for hit in hits) or 1.0
+    scored: list[tuple[float, int]] = []
+    for index, hit in enumerate(hits):
+        keys = [sentence_key(text) for text in quotable_sentences(hit.chunk.body)]
+        vectors = [stored[key] for key in keys if key in stored]
+        similarity = float(np.max(np.stack(vectors) @ query)) if vectors else hit.score
+        scored.append((hit.rank_score / best + weight * similarity, index))
+    scored.sort(key=lambda pair: (-pair[0], pair[1]))
+    return [Hit(hits[i].chunk, hits[i].score, value) for value, i in scored]
+
+
 # --- relevance and doubt --------------------------------------------------------------------
 
 
@@ -410,7 +452,15 @@ async def book_search(
     # The store calls and the Python after them (fusion, repeats, doubt) run in one
     # worker thread: one hop, and the event loop stays free for other streams.
     return await asyncio.to_thread(
-        _search_sync, store, query, vector, k=k, floor=floor, paths=paths, started=started
+        _search_sync,
+        store,
+        query,
+        vector,
+        k=k,
+        floor=floor,
+        paths=paths,
+        started=started,
+        embedder=embedder,
     )
 
 
@@ -423,6 +473,7 @@ def _search_sync(
     floor: float,
     paths: Sequence[str] | None,
     started: float,
+    embedder: Embedder,
 ) -> Retrieval:
     """`book_search` after the query embedding: both channels, fused, judged (sync)."""
     config = get_config()
@@ -436,8 +487,12 @@ def _search_sync(
     )
     # Deep enough for k hits and k distinct sections (several hits may share one).
     distinct = hits_collapse(fused, limit=max(COLLAPSE_DEPTH_FACTOR * k, COLLAPSE_DEPTH_MIN))
+    # Doubt is judged on the first stage's order (what `book_supports` was measured on).
     evidence = evidence_gather(query=query, fused=distinct, dense=dense, sparse=sparse)
     supported = book_supports(evidence, floor=floor)
+    distinct = hits_by_best_sentence(
+        distinct, vector, embedder=embedder, weight=config.retrieval_sentence_weight
+    )
     sections = hits_distinct_sections(distinct, limit=k)
     closest: list[Hit] = []
     if not supported:

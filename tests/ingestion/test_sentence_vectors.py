@@ -98,3 +98,26 @@ def test_answering_keeps_recent_chunks_sentence_vectors_in_memory(
     assert all((again[key] == first[key]).all() for key in first)
     with django_assert_num_queries(0):  # the two most recently used
         assert lookup.lookup(embedder=embedder, hashes=[hashes[0], hashes[2]])
+
+
+async def test_book_search_orders_by_the_stored_sentences(small_book, store, embedder, monkeypatch):
+    import dataclasses
+
+    from asgiref.sync import sync_to_async
+
+    from chat.services import retrieval
+    from ragsite.rag.config import get_config
+
+    await sync_to_async(_ingest)(small_book)
+    question = "How does a lidar measure distance?"
+    staged = await book_search(query=question, k=5, embedder=embedder, store=store)
+    first_stage = dataclasses.replace(get_config(), retrieval_sentence_weight=0.0)
+    monkeypatch.setattr(retrieval, "get_config", lambda: first_stage)
+    first = await book_search(query=question, k=5, embedder=embedder, store=store)
+    assert staged.supported == first.supported  # doubt is judged on the first stage
+    # Second stage: fused / best fused + 0.5 x the best sentence's cosine; first: fused.
+    assert staged.hits[0].rank_score > 1.0
+    assert all(hit.rank_score <= 1.0 for hit in first.hits)
+    assert [h.rank_score for h in staged.hits] == sorted(
+        (h.rank_score for h in staged.hits), reverse=True
+    )
