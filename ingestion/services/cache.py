@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -77,10 +78,20 @@ def sentence_vectors_lookup(*, embedder: Embedder, hashes: Sequence[str]) -> dic
 
 
 def _sentence_blobs(key: str, hashes: Sequence[str]) -> list[tuple[str, bytes]]:
-    rows = CachedEmbedding.objects.filter(
-        embedder=key, content_hash__in=list(hashes), sentences_version=sentences.SENTENCES_VERSION
-    ).values_list("content_hash", "sentences")
-    return [(content_hash, bytes(blob)) for content_hash, blob in rows if blob is not None]
+    """Read the packed vectors (answering calls this from worker threads)."""
+    try:
+        rows = CachedEmbedding.objects.filter(
+            embedder=key,
+            content_hash__in=list(hashes),
+            sentences_version=sentences.SENTENCES_VERSION,
+        ).values_list("content_hash", "sentences")
+        return [(content_hash, bytes(blob)) for content_hash, blob in rows if blob is not None]
+    finally:
+        # A worker thread's connection is not closed at the end of a request: close it
+        # now (CONN_MAX_AGE=0), or each pool thread would keep a PostgreSQL connection
+        # checked out of the pool for good.
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
 
 class DatabaseSentenceVectors:
