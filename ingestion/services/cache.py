@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -28,8 +29,10 @@ from .lifecycle import Run
 # Cached vectors no chunk uses any more are kept this long: a page removed and later
 # restored (or moved between runs) is still not embedded again.
 CACHE_KEEP_DAYS = 30
-# How many chunks' sentence vectors answering keeps in memory (~8 KB each).
+# How many chunks' sentence vectors answering keeps in memory (~8 KB each), and how long
+# a chunk found without any is not asked for again.
 SENTENCE_MEMO_CHUNKS = 2048
+SENTENCE_MISS_TTL_S = 60.0
 
 
 def embedder_key(embedder: Embedder) -> str:
@@ -102,9 +105,15 @@ class DatabaseSentenceVectors:
     and again cost no query; ~8 KB a chunk, `memo_chunks` chunks at most.
     """
 
-    def __init__(self, memo_chunks: int = SENTENCE_MEMO_CHUNKS) -> None:
+    def __init__(
+        self, memo_chunks: int = SENTENCE_MEMO_CHUNKS, miss_ttl_s: float = SENTENCE_MISS_TTL_S
+    ) -> None:
         self._blobs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        # Chunks found without stored vectors (an embedder that gives none, an index from
+        # before them): not asked again for `miss_ttl_s` (a re-ingestion may add them).
+        self._misses: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._memo_chunks = memo_chunks
+        self._miss_ttl_s = miss_ttl_s
         self._lock = threading.Lock()
 
     def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, Any]:
@@ -112,21 +121,29 @@ class DatabaseSentenceVectors:
         key = embedder_key(embedder)
         blobs: list[bytes] = []
         missing: list[str] = []
+        now = time.monotonic()
         with self._lock:
             for content_hash in dict.fromkeys(hashes):
                 blob = self._blobs.get((key, content_hash))
-                if blob is None:
-                    missing.append(content_hash)
-                else:
+                if blob is not None:
                     self._blobs.move_to_end((key, content_hash))
                     blobs.append(blob)
+                elif now - self._misses.get((key, content_hash), -1e9) >= self._miss_ttl_s:
+                    missing.append(content_hash)
         if missing:
             read = _sentence_blobs(key, missing)
+            found = {content_hash for content_hash, _ in read}
             with self._lock:
                 for content_hash, blob in read:
                     self._blobs[(key, content_hash)] = blob
-                while len(self._blobs) > self._memo_chunks:
-                    self._blobs.popitem(last=False)
+                    self._misses.pop((key, content_hash), None)
+                for content_hash in missing:
+                    if content_hash not in found:
+                        self._misses[(key, content_hash)] = now
+                        self._misses.move_to_end((key, content_hash))
+                for memo in (self._blobs, self._misses):
+                    while len(memo) > self._memo_chunks:
+                        memo.popitem(last=False)
             blobs.extend(blob for _, blob in read)
         found: dict[bytes, Any] = {}
         for blob in blobs:

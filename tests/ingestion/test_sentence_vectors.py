@@ -121,3 +121,20 @@ async def test_book_search_orders_by_the_stored_sentences(small_book, store, emb
     assert [h.rank_score for h in staged.hits] == sorted(
         (h.rank_score for h in staged.hits), reverse=True
     )
+
+
+def test_chunks_without_stored_vectors_are_not_asked_for_again_at_once(
+    small_book, store, embedder, django_assert_num_queries
+):
+    from ingestion.services.cache import DatabaseSentenceVectors
+
+    _ingest(small_book)
+    lookup = DatabaseSentenceVectors(miss_ttl_s=60.0)
+    with django_assert_num_queries(1):
+        assert lookup.lookup(embedder=embedder, hashes=["no-such-chunk"]) == {}
+    with django_assert_num_queries(0):  # remembered as missing
+        assert lookup.lookup(embedder=embedder, hashes=["no-such-chunk"]) == {}
+    expired = DatabaseSentenceVectors(miss_ttl_s=0.0)
+    with django_assert_num_queries(2):  # asked again once the miss has expired
+        expired.lookup(embedder=embedder, hashes=["no-such-chunk"])
+        expired.lookup(embedder=embedder, hashes=["no-such-chunk"])
