@@ -32,8 +32,7 @@ import numpy as np
 from ragsite import observability as metrics
 from ragsite.rag import providers
 from ragsite.rag.config import get_config
-from ragsite.rag.passages import quotable_sentences
-from ragsite.rag.sentences import sentence_key
+from ragsite.rag.sentences import chunk_sentence_keys
 from ragsite.rag.sparse import tokenize
 from ragsite.rag.types import Embedder, Hit, VectorStore
 
@@ -270,8 +269,7 @@ def hits_by_best_sentence(
     best = max(hit.rank_score for hit in hits) or 1.0
     scored: list[tuple[float, int]] = []
     for index, hit in enumerate(hits):
-        keys = [sentence_key(text) for text in quotable_sentences(hit.chunk.body)]
-        vectors = [stored[key] for key in keys if key in stored]
+        vectors = [stored[key] for key in chunk_sentence_keys(hit.chunk.body) if key in stored]
         similarity = float(np.max(np.stack(vectors) @ query)) if vectors else hit.score
         scored.append((hit.rank_score / best + weight * similarity, index))
     scored.sort(key=lambda pair: (-pair[0], pair[1]))

@@ -100,15 +100,16 @@ def _sentence_blobs(key: str, hashes: Sequence[str]) -> list[tuple[str, bytes]]:
 class DatabaseSentenceVectors:
     """The sentence vectors of the embedding cache, for answering (registered at startup).
 
-    The packed vectors of recently used chunks are kept in memory (a chunk's vectors never
-    change: they are keyed by its content hash), so the sources readers ask about again
-    and again cost no query; ~8 KB a chunk, `memo_chunks` chunks at most.
+    The vectors of recently used chunks are kept in memory, as float16 views of the
+    stored bytes (a chunk's vectors never change: they are keyed by its content hash), so
+    the sources readers ask about again and again cost no query and no unpacking; ~8 KB
+    a chunk, `memo_chunks` chunks at most.
     """
 
     def __init__(
         self, memo_chunks: int = SENTENCE_MEMO_CHUNKS, miss_ttl_s: float = SENTENCE_MISS_TTL_S
     ) -> None:
-        self._blobs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._chunks: OrderedDict[tuple[str, str], dict[bytes, Any]] = OrderedDict()
         # Chunks found without stored vectors (an embedder that gives none, an index from
         # before them): not asked again for `miss_ttl_s` (a re-ingestion may add them).
         self._misses: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -119,35 +120,34 @@ class DatabaseSentenceVectors:
     def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, Any]:
         """Key -> vector for the sentences of these chunks."""
         key = embedder_key(embedder)
-        blobs: list[bytes] = []
+        found: dict[bytes, Any] = {}
         missing: list[str] = []
         now = time.monotonic()
         with self._lock:
             for content_hash in dict.fromkeys(hashes):
-                blob = self._blobs.get((key, content_hash))
-                if blob is not None:
-                    self._blobs.move_to_end((key, content_hash))
-                    blobs.append(blob)
+                vectors = self._chunks.get((key, content_hash))
+                if vectors is not None:
+                    self._chunks.move_to_end((key, content_hash))
+                    found.update(vectors)
                 elif now - self._misses.get((key, content_hash), -1e9) >= self._miss_ttl_s:
                     missing.append(content_hash)
         if missing:
-            read = _sentence_blobs(key, missing)
-            found = {content_hash for content_hash, _ in read}
+            read = {
+                content_hash: sentences.unpack(blob, embedder.dimension)
+                for content_hash, blob in _sentence_blobs(key, missing)
+            }
             with self._lock:
-                for content_hash, blob in read:
-                    self._blobs[(key, content_hash)] = blob
+                for content_hash, vectors in read.items():
+                    self._chunks[(key, content_hash)] = vectors
                     self._misses.pop((key, content_hash), None)
+                    found.update(vectors)
                 for content_hash in missing:
-                    if content_hash not in found:
+                    if content_hash not in read:
                         self._misses[(key, content_hash)] = now
                         self._misses.move_to_end((key, content_hash))
-                for memo in (self._blobs, self._misses):
+                for memo in (self._chunks, self._misses):
                     while len(memo) > self._memo_chunks:
                         memo.popitem(last=False)
-            blobs.extend(blob for _, blob in read)
-        found: dict[bytes, Any] = {}
-        for blob in blobs:
-            found.update(sentences.unpack(blob, embedder.dimension))
         return found
 
 

@@ -27,6 +27,7 @@ embedded at answer time as before.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -108,7 +109,7 @@ def pack(pairs: Iterable[tuple[str, np.ndarray | None]]) -> bytes:
 
 
 def unpack(blob: bytes, dimension: int) -> dict[bytes, np.ndarray]:
-    """Key -> float32 vector, from `pack`'s bytes."""
+    """Key -> float16 vector, from `pack`'s bytes (read-only views of them, no copy)."""
     record = KEY_BYTES + 2 * dimension
     data = bytes(blob)
     if not data or len(data) % record:
@@ -116,9 +117,15 @@ def unpack(blob: bytes, dimension: int) -> dict[bytes, np.ndarray]:
     return {
         data[at : at + KEY_BYTES]: np.frombuffer(
             data, dtype="<f2", count=dimension, offset=at + KEY_BYTES
-        ).astype(np.float32)
+        )
         for at in range(0, len(data), record)
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def chunk_sentence_keys(body: str) -> tuple[bytes, ...]:
+    """The keys of a chunk body's quotable sentences (memoised: chunks come back often)."""
+    return tuple(sentence_key(text) for text in quotable_sentences(body))
 
 
 class SentenceVectors(Protocol):
