@@ -437,7 +437,7 @@ RETRIEVAL_SCORE_FLOOR = env_float("RETRIEVAL_SCORE_FLOOR", 0.23, minimum=0.0)
 # Candidates each search channel (dense, BM25) returns before the service fuses them.
 RETRIEVAL_POOL = env_int("RETRIEVAL_POOL", 50, minimum=1, maximum=500)
 # How the two rankings are fused: "minmax" (normalised scores, weighted sum) or "rrf".
-RETRIEVAL_FUSION = env_choice("RETRIEVAL_FUSION", "minmax", {"minmax", "rrf"})
+RETRIEVAL_FUSION = env_choice("RETRIEVAL_FUSION", "blend", {"blend", "minmax", "rrf"})
 # Weight of the dense channel in the fusion (the BM25 channel gets 1 minus it).
 RETRIEVAL_DENSE_WEIGHT = env_float("RETRIEVAL_DENSE_WEIGHT", 0.45, minimum=0.0)
 # The second stage: the fused candidates re-ordered by their best sentence's cosine with

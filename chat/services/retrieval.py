@@ -34,6 +34,7 @@ from ragsite.rag import providers
 from ragsite.rag.config import get_config
 from ragsite.rag.sentences import chunk_sentence_keys
 from ragsite.rag.sparse import tokenize
+from ragsite.rag.store_core import RRF_K as STORE_FUSION_RRF_K
 from ragsite.rag.types import Embedder, Hit, VectorStore
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ logger = logging.getLogger(__name__)
 # only mislead.
 CLOSEST_COUNT = 3
 CLOSEST_FLOOR_RATIO = 0.8
-RRF_K = 60  # the usual reciprocal-rank constant (Qdrant's too)
+RRF_K = 60  # the usual reciprocal-rank constant
+STORE_RRF_K = STORE_FUSION_RRF_K  # the store's fusion's constant (qdrant-client local mode's)
 # Two chunks are the same text when nearly all word 5-grams of the shorter one are in
 # the other. Neighbours of one section share only the chunk overlap (~32 tokens).
 SAME_TEXT_SHINGLE = 5
@@ -141,7 +143,7 @@ def hits_fuse(
     dense: Sequence[Hit],
     sparse: Sequence[Hit],
     *,
-    method: str = "minmax",
+    method: str = "blend",
     dense_weight: float = 0.45,
 ) -> list[Hit]:
     """Fuse a dense and a sparse ranking of the same query into one, best first.
@@ -149,10 +151,24 @@ def hits_fuse(
     `minmax`: each channel's scores (`rank_score`: cosine, BM25) divided by that
     channel's best score, then `dense_weight * dense + (1 - dense_weight) * sparse`; a
     chunk one channel did not return gets 0 from it. `rrf`: weighted reciprocal rank
-    fusion, `w / (RRF_K + rank)` summed over the channels. Each returned hit keeps its
+    fusion, `w / (RRF_K + rank)` summed over the channels. `blend` (the default): the
+    `minmax` value plus the store's own fusion, equal-weight RRF with its constant
+    (`1 / (STORE_RRF_K + rank)` per channel, rank from 0): the margins of the scores and
+    the agreement of the ranks, each worth at most 1. Each returned hit keeps its
     dense cosine as `score` and carries the fused value as `rank_score`. Ties keep the
     dense order, then the sparse order.
     """
+    if method == "blend":
+        blended = {
+            hit.chunk.id: hit
+            for hit in hits_fuse(dense, sparse, method="minmax", dense_weight=dense_weight)
+        }
+        values = {chunk_id: hit.rank_score for chunk_id, hit in blended.items()}
+        for channel in (dense, sparse):
+            for rank, hit in enumerate(channel):
+                values[hit.chunk.id] += 1.0 / (STORE_RRF_K + rank)
+        order = sorted(values, key=lambda chunk_id: -values[chunk_id])  # stable
+        return [Hit(blended[i].chunk, blended[i].score, values[i]) for i in order]
     weights = (dense_weight, 1.0 - dense_weight)
     fused: dict[str, float] = {}
     first: dict[str, Hit] = {}
@@ -485,8 +501,15 @@ def _search_sync(
     )
     # Deep enough for k hits and k distinct sections (several hits may share one).
     distinct = hits_collapse(fused, limit=max(COLLAPSE_DEPTH_FACTOR * k, COLLAPSE_DEPTH_MIN))
-    # Doubt is judged on the first stage's order (what `book_supports` was measured on).
-    evidence = evidence_gather(query=query, fused=distinct, dense=dense, sparse=sparse)
+    # Doubt is judged on the score fusion's order, before the second stage: what
+    # `book_supports` was tuned on (the blend's rank half moves the top three).
+    judged = distinct
+    if config.retrieval_fusion == "blend":
+        by_score = hits_fuse(
+            dense, sparse, method="minmax", dense_weight=config.retrieval_dense_weight
+        )
+        judged = hits_collapse(by_score, limit=EVIDENCE_DEPTH)
+    evidence = evidence_gather(query=query, fused=judged, dense=dense, sparse=sparse)
     supported = book_supports(evidence, floor=floor)
     distinct = hits_by_best_sentence(
         distinct, vector, embedder=embedder, weight=config.retrieval_sentence_weight

@@ -58,7 +58,7 @@ class RagConfig:
     chat_history_turns: int
     chat_session_idle_minutes: int
     retrieval_pool: int = 50
-    retrieval_fusion: str = "minmax"
+    retrieval_fusion: str = "blend"
     retrieval_dense_weight: float = 0.45
     retrieval_sentence_weight: float = 0.5
     retrieval_confident_score: float = 0.45

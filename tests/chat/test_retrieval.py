@@ -197,6 +197,24 @@ def test_minmax_fusion_keeps_score_margins(small_book_index):
     assert [hit.chunk.id for hit in by_rank] == [a.id, b.id, c.id]
 
 
+def test_blend_adds_the_stores_rank_fusion_to_the_score_fusion(small_book_index):
+    chunks, _ = small_book_index
+    a, b, c = chunks[0], chunks[1], chunks[2]
+    dense = [_hit(a, 0.60, 0.60), _hit(b, 0.59, 0.59), _hit(c, 0.30, 0.30)]
+    sparse = [_hit(b, 0.55, 12.0), _hit(a, 0.60, 1.0)]
+    blended = hits_fuse(dense, sparse, method="blend", dense_weight=0.5)
+    by_score = {
+        h.chunk.id: h.rank_score
+        for h in hits_fuse(dense, sparse, method="minmax", dense_weight=0.5)
+    }
+    # The store's RRF (k = 2, rank from 0): a 1/2 + 1/3, b 1/3 + 1/2, c 1/4.
+    expected = {a.id: 1 / 2 + 1 / 3, b.id: 1 / 3 + 1 / 2, c.id: 1 / 4}
+    for hit in blended:
+        assert hit.rank_score == pytest.approx(by_score[hit.chunk.id] + expected[hit.chunk.id])
+    assert [hit.chunk.id for hit in blended] == [b.id, a.id, c.id]  # the margin decides a tie
+    assert hits_fuse(dense, sparse, dense_weight=0.5) == blended  # the default
+
+
 def test_fusion_weights_move_the_order(small_book_index):
     chunks, _ = small_book_index
     a, b = chunks[0], chunks[1]
