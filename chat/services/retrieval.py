@@ -159,16 +159,9 @@ def hits_fuse(
     dense order, then the sparse order.
     """
     if method == "blend":
-        blended = {
-            hit.chunk.id: hit
-            for hit in hits_fuse(dense, sparse, method="minmax", dense_weight=dense_weight)
-        }
-        values = {chunk_id: hit.rank_score for chunk_id, hit in blended.items()}
-        for channel in (dense, sparse):
-            for rank, hit in enumerate(channel):
-                values[hit.chunk.id] += 1.0 / (STORE_RRF_K + rank)
-        order = sorted(values, key=lambda chunk_id: -values[chunk_id])  # stable
-        return [Hit(blended[i].chunk, blended[i].score, values[i]) for i in order]
+        return hits_blend(
+            hits_fuse(dense, sparse, method="minmax", dense_weight=dense_weight), dense, sparse
+        )
     weights = (dense_weight, 1.0 - dense_weight)
     fused: dict[str, float] = {}
     first: dict[str, Hit] = {}
@@ -185,6 +178,18 @@ def hits_fuse(
             first.setdefault(hit.chunk.id, hit)
     order = sorted(fused, key=lambda chunk_id: -fused[chunk_id])  # stable: ties keep order
     return [Hit(first[i].chunk, first[i].score, fused[i]) for i in order]
+
+
+def hits_blend(by_score: Sequence[Hit], dense: Sequence[Hit], sparse: Sequence[Hit]) -> list[Hit]:
+    """Add the store's rank fusion (`1 / (STORE_RRF_K + rank)` per channel, rank from 0) to
+    a score fusion of the same channels (`hits_fuse(method="minmax")`), best first."""
+    values = {hit.chunk.id: hit.rank_score for hit in by_score}
+    for channel in (dense, sparse):
+        for rank, hit in enumerate(channel):
+            values[hit.chunk.id] += 1.0 / (STORE_RRF_K + rank)
+    first = {hit.chunk.id: hit for hit in by_score}
+    order = sorted(values, key=lambda chunk_id: -values[chunk_id])  # stable: ties keep order
+    return [Hit(first[i].chunk, first[i].score, values[i]) for i in order]
 
 
 # --- repeats -------------------------------------------------------------------------------
@@ -492,23 +497,19 @@ def _search_sync(
     """`book_search` after the query embedding: both channels, fused, judged (sync)."""
     config = get_config()
     pool = max(config.retrieval_pool, k)
-    dense, sparse = _channels(store, query, vector, pool, paths)
-    fused = hits_fuse(
-        dense,
-        sparse,
-        method=config.retrieval_fusion,
-        dense_weight=config.retrieval_dense_weight,
+    dense, sparse = store.search_channels(
+        query_text=query, query_vector=vector, k=pool, paths=paths
+    )  # one engine call for both channels
+    method, weight = config.retrieval_fusion, config.retrieval_dense_weight
+    by_score = hits_fuse(
+        dense, sparse, method="minmax" if method == "blend" else method, dense_weight=weight
     )
+    fused = hits_blend(by_score, dense, sparse) if method == "blend" else by_score
     # Deep enough for k hits and k distinct sections (several hits may share one).
     distinct = hits_collapse(fused, limit=max(COLLAPSE_DEPTH_FACTOR * k, COLLAPSE_DEPTH_MIN))
     # Doubt is judged on the score fusion's order, before the second stage: what
     # `book_supports` was tuned on (the blend's rank half moves the top three).
-    judged = distinct
-    if config.retrieval_fusion == "blend":
-        by_score = hits_fuse(
-            dense, sparse, method="minmax", dense_weight=config.retrieval_dense_weight
-        )
-        judged = hits_collapse(by_score, limit=EVIDENCE_DEPTH)
+    judged = hits_collapse(by_score, limit=EVIDENCE_DEPTH) if method == "blend" else distinct
     evidence = evidence_gather(query=query, fused=judged, dense=dense, sparse=sparse)
     supported = book_supports(evidence, floor=floor)
     distinct = hits_by_best_sentence(
@@ -540,14 +541,3 @@ def _search_sync(
         evidence=evidence,
         floor=floor,
     )
-
-
-def _channels(
-    store: VectorStore,
-    query: str,
-    vector: list[float],
-    pool: int,
-    paths: Sequence[str] | None,
-) -> tuple[list[Hit], list[Hit]]:
-    """The dense and the sparse ranking, `pool` deep each (one engine call for both)."""
-    return store.search_channels(query_text=query, query_vector=vector, k=pool, paths=paths)
