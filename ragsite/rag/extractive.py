@@ -17,7 +17,7 @@ No language model runs here. The answer is composed from the retrieved passages:
 
 This module owns the composition (`extractive_answer`, from step 3 on), the sentence
 vectors the model scores with (`sentence_similarities`, which remembers them per
-embedder in a `_VectorMemo`) and `ExtractiveChatModel`.
+embedder in a `RecentVectors`) and `ExtractiveChatModel`.
 
 The reader is told once that no model wrote the answer: the `mode: "extractive"` of
 the `done` event, which the widget shows as a note. The answer text carries no notice.
@@ -33,12 +33,12 @@ import functools
 import re
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from .batching import RecentVectors
 from .exceptions import LLMError
 from .passages import MAX_SENTENCE_CHARS, MIN_SENTENCE_CHARS, _depth_change, content_words
 from .scoring import (
@@ -268,43 +268,18 @@ def extractive_answer(
     return "\n\n".join(rendered)
 
 
-class _VectorMemo:
-    """The vectors of sentences already embedded, per embedder, most recent kept.
-
-    A book has a few thousand sentences and readers ask about the same sections again and
-    again, so after the first answers nearly every candidate sentence is a lookup instead
-    of a model run (which would cost ~0.2 s of CPU per answer on 2 cores).
-    """
-
-    def __init__(self, max_entries: int = MEMO_SENTENCES) -> None:
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        with self._lock:
-            found = {text: self._vectors[text] for text in texts if text in self._vectors}
-            for text in found:
-                self._vectors.move_to_end(text)
-        return found
-
-    def put(self, texts: Sequence[str], vectors: Sequence[Sequence[float]]) -> None:
-        with self._lock:
-            for text, vector in zip(texts, vectors, strict=True):
-                self._vectors[text] = np.asarray(vector, dtype=np.float32)
-            while len(self._vectors) > self._max:
-                self._vectors.popitem(last=False)
-
-
-_MEMOS: weakref.WeakKeyDictionary[Any, _VectorMemo] = weakref.WeakKeyDictionary()
+# The vectors of sentences already embedded, per embedder, most recent kept: readers ask
+# about the same sections again and again, so a sentence without a stored vector is
+# embedded once, then looked up (one implementation with the embedder's query memory).
+_MEMOS: weakref.WeakKeyDictionary[Any, RecentVectors] = weakref.WeakKeyDictionary()
 _MEMOS_LOCK = threading.Lock()
 
 
-def _memo_for(embedder: Embedder) -> _VectorMemo:
+def _memo_for(embedder: Embedder) -> RecentVectors:
     with _MEMOS_LOCK:
         memo = _MEMOS.get(embedder)
         if memo is None:
-            memo = _MEMOS[embedder] = _VectorMemo()
+            memo = _MEMOS[embedder] = RecentVectors(max_entries=MEMO_SENTENCES)
         return memo
 
 
@@ -350,9 +325,9 @@ async def sentence_similarities(
     known = memo.get(wanted)
     missing = [text for text in wanted if text not in known]
     if missing:
-        computed = await embedder.embed(missing)
+        computed = [np.asarray(v, dtype=np.float32) for v in await embedder.embed(missing)]
         memo.put(missing, computed)
-        known.update(zip(missing, (np.asarray(v, dtype=np.float32) for v in computed), strict=True))
+        known.update(zip(missing, computed, strict=True))
     vectors.update((text, known[text]) for text in candidates)
     query = np.asarray(known[question], dtype=np.float32)
     return {text: float(np.dot(query, vector)) for text, vector in vectors.items()}
