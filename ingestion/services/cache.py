@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from ragsite.rag import sentences
 from ragsite.rag.exceptions import EmbeddingError
-from ragsite.rag.types import Chunk, Embedder, Vector
+from ragsite.rag.types import Chunk, Embedder, Vector, embedder_key
 
 from ..models import CachedEmbedding, DocumentChunk
 from .lifecycle import Run
@@ -33,11 +33,6 @@ CACHE_KEEP_DAYS = 30
 # a chunk found without any is not asked for again.
 SENTENCE_MEMO_CHUNKS = 2048
 SENTENCE_MISS_TTL_S = 60.0
-
-
-def embedder_key(embedder: Embedder) -> str:
-    """Return the cache's name for an embedder: provider, model and dimension."""
-    return f"{embedder.provider}:{embedder.model}:{embedder.dimension}"
 
 
 def embed_texts(embedder: Embedder, texts: list[str]) -> list[Vector]:

@@ -37,7 +37,7 @@ from typing import Protocol
 import numpy as np
 
 from .passages import quotable_sentences  # what a sentence is, as the answerer quotes it
-from .types import Embedder
+from .types import Embedder, embedder_key
 
 # Bump when what `quotable_sentences` returns changes (the answerer's sentence cutting):
 # every page is then re-chunked and embedded again with its sentences (once).
@@ -137,10 +137,6 @@ class SentenceVectors(Protocol):
         ...
 
 
-def _name(embedder: Embedder) -> str:
-    return f"{embedder.provider}:{embedder.model}:{embedder.dimension}"
-
-
 class MemorySentenceVectors:
     """Sentence vectors in a dict: for evaluation harnesses and tests (no database)."""
 
@@ -153,14 +149,14 @@ class MemorySentenceVectors:
     ) -> None:
         """Remember one chunk's sentence vectors."""
         with self._lock:
-            self._chunks[(_name(embedder), content_hash)] = dict(vectors)
+            self._chunks[(embedder_key(embedder), content_hash)] = dict(vectors)
 
     def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, np.ndarray]:
         """Key -> vector for the known chunks among `hashes`."""
         found: dict[bytes, np.ndarray] = {}
         with self._lock:
             for content_hash in hashes:
-                found.update(self._chunks.get((_name(embedder), content_hash), {}))
+                found.update(self._chunks.get((embedder_key(embedder), content_hash), {}))
         return found
 
 

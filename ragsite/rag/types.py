@@ -165,6 +165,12 @@ class Embedder(Protocol):
         ...
 
 
+def embedder_key(embedder: Embedder) -> str:
+    """An embedder's name in stored data (embedding cache, sentence vectors):
+    provider, model and dimension."""
+    return f"{embedder.provider}:{embedder.model}:{embedder.dimension}"
+
+
 @runtime_checkable
 class ChatModel(Protocol):
     """Streams an answer as text pieces."""
