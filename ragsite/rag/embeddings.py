@@ -9,11 +9,12 @@ only one that imports onnxruntime; the `openai` SDK stays in openai_clients.py.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,13 +186,12 @@ class LocalEmbedder:
         items = _check_texts(texts)
         if not items:
             return []
-        try:
-            return self._embed(items)
-        except EmbeddingError:
-            raise
-        except Exception as exc:
-            logger.exception("local embedding failed for %d texts", len(items))
-            raise EmbeddingError(f"{EMBEDDER_FAILED_MESSAGE} {exc}") from exc
+        result: list[Vector] = [[] for _ in items]
+        with _model_errors(len(items)):
+            for batch, hidden, _, mask in self._forward_batches(items):
+                for index, vector in zip(batch, _mean_pool(hidden, mask).tolist(), strict=True):
+                    result[index] = vector
+        return result
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         """Like `embed_sync`, in a worker thread, batched with concurrent callers' texts.
@@ -208,19 +208,6 @@ class LocalEmbedder:
             known.update(zip(missing, vectors, strict=True))
         return [known[text] for text in items]
 
-    def _embed(self, texts: list[str]) -> list[Vector]:
-        # Batches of similar length waste less work on padding: sort by length,
-        # embed, then put the vectors back in input order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        result: list[Vector] = [[] for _ in texts]
-        size = max(1, self.batch_size)
-        for start in range(0, len(order), size):
-            batch = order[start : start + size]
-            vectors = self._run([texts[i] for i in batch])
-            for index, vector in zip(batch, vectors, strict=True):
-                result[index] = vector
-        return result
-
     def embed_spans_sync(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
     ) -> tuple[list[Vector], list[list[np.ndarray | None]]]:
@@ -236,20 +223,27 @@ class LocalEmbedder:
             raise ValueError("embed_spans_sync() needs one list of spans per text")
         vectors: list[Vector] = [[] for _ in items]
         pooled: list[list[np.ndarray | None]] = [[] for _ in items]
-        order = sorted(range(len(items)), key=lambda i: len(items[i]))
-        size = max(1, self.batch_size)
-        try:
-            for start in range(0, len(order), size):
-                batch = order[start : start + size]
-                hidden, encodings = self._forward([items[i] for i in batch])
-                mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
-                for row, index in enumerate(batch):
-                    vectors[index] = _mean_pool(hidden[row : row + 1], mask[row : row + 1])[0]
+        with _model_errors(len(items)):
+            for batch, hidden, encodings, mask in self._forward_batches(items):
+                for row, (index, vector) in enumerate(
+                    zip(batch, _mean_pool(hidden, mask).tolist(), strict=True)
+                ):
+                    vectors[index] = vector
                     pooled[index] = _span_vectors(hidden[row], encodings[row], spans[index])
-        except Exception as exc:
-            logger.exception("local embedding failed for %d texts", len(items))
-            raise EmbeddingError(f"{EMBEDDER_FAILED_MESSAGE} {exc}") from exc
-        return [v.tolist() for v in vectors], pooled
+        return vectors, pooled
+
+    def _forward_batches(
+        self, texts: list[str]
+    ) -> Iterator[tuple[list[int], np.ndarray, list[Any], np.ndarray]]:
+        """Run the model over `texts` in batches of similar length (less padding): yield
+        each batch's input indexes, hidden state, encodings and attention mask."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        size = max(1, self.batch_size)
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            hidden, encodings = self._forward([texts[i] for i in batch])
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
+            yield batch, hidden, encodings, mask
 
     def _forward(self, texts: list[str]) -> tuple[np.ndarray, list[Any]]:
         """The model's last hidden state [batch, tokens, 384] and the texts' encodings."""
@@ -262,10 +256,17 @@ class LocalEmbedder:
         (hidden,) = self._session.run(["last_hidden_state"], feeds)
         return hidden, encodings
 
-    def _run(self, texts: list[str]) -> list[Vector]:
-        hidden, encodings = self._forward(texts)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
-        return _mean_pool(hidden, mask).tolist()
+
+@contextlib.contextmanager
+def _model_errors(count: int) -> Iterator[None]:
+    """Turn anything the tokenizer or onnxruntime raises into an EmbeddingError."""
+    try:
+        yield
+    except EmbeddingError:
+        raise
+    except Exception as exc:
+        logger.exception("local embedding failed for %d texts", count)
+        raise EmbeddingError(f"{EMBEDDER_FAILED_MESSAGE} {exc}") from exc
 
 
 def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
