@@ -11,6 +11,7 @@ from ragsite.rag.embeddings import LocalEmbedder
 from ragsite.rag.extractive import sentence_similarities
 from ragsite.rag.passages import quotable_sentences
 from ragsite.rag.types import Chunk, Source
+from tests.conftest import CountingEmbedder
 
 BODY = (
     "## Ownership\n\n"
@@ -129,19 +130,13 @@ async def test_the_answerer_scores_stored_sentences_without_embedding_them(embed
     stored = sentences.unpack(
         sentences.pack(zip((t for t, _, _ in spans), pooled[0], strict=True)), 384
     )
-    embedded: list[str] = []
-
-    class Counting:
-        provider, model, dimension = embedder.provider, embedder.model, embedder.dimension
-
-        async def embed(self, texts):
-            embedded.extend(texts)
-            return await embedder.embed(texts)
+    counting = CountingEmbedder(embedder)
+    embedded = counting.texts
 
     source = Source(n=1, chunk=_chunk(), score=0.8, snippet="")
     question = "Who owns a value in Rust?"
     scores = await sentence_similarities(
-        question=question, sources=[source], embedder=Counting(), stored=stored
+        question=question, sources=[source], embedder=counting, stored=stored
     )
     assert embedded == [question]  # the question only: every sentence was stored
     assert set(scores) == set(quotable_sentences(BODY))
@@ -149,7 +144,7 @@ async def test_the_answerer_scores_stored_sentences_without_embedding_them(embed
     assert "owner" in best.lower()
     # Without stored vectors, the candidates are embedded now, with the same outcome.
     embedded.clear()
-    fresh = await sentence_similarities(question=question, sources=[source], embedder=Counting())
+    fresh = await sentence_similarities(question=question, sources=[source], embedder=counting)
     assert len(embedded) > 1
     assert "owner" in max(fresh, key=fresh.get).lower()
 
