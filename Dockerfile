@@ -14,6 +14,7 @@ ENV PYTHONUNBUFFERED=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     RAGSITE_DATA_DIR=/data \
+    EMBEDDING_MODEL_CACHE=/opt/models \
     PORT=7860 \
     ALLOWED_HOSTS=* \
     TRUSTED_PROXY_HOPS=1 \
@@ -21,8 +22,8 @@ ENV PYTHONUNBUFFERED=1 \
 
 RUN pip install --no-cache-dir uv==0.13.9 \
     && useradd --create-home --uid 1000 user \
-    && mkdir -p /data /opt/venv /app \
-    && chown -R user:user /data /opt/venv /app
+    && mkdir -p /data /opt/venv /opt/models /app \
+    && chown -R user:user /data /opt/venv /opt/models /app
 
 USER 1000
 WORKDIR /app
@@ -33,6 +34,8 @@ RUN uv sync --frozen --no-dev --no-install-project
 
 COPY --chown=user:user . .
 RUN uv sync --frozen --no-dev
+# Derive the int8 embedding graph now (docs/embeddings.md), not at the first start.
+RUN python -c "from ragsite.rag.embeddings import LocalEmbedder; LocalEmbedder(graph='int8')"
 
 EXPOSE 7860
 # /api/health answers within about a second whatever the LLM does (its probe runs in

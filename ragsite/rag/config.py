@@ -37,6 +37,7 @@ class RagConfig:
     vector_engine: str  # embedded mode only: "qdrant-local" | "qdrant-edge"
     embedding_provider: str
     embedding_batch_size: int
+    local_embedding_graph: str  # "int8" | "packaged" (embeddings.LOCAL_GRAPHS)
     openai_embedding_model: str
     openai_embedding_dimensions: int
     openai_api_key: str
@@ -102,6 +103,7 @@ def get_config() -> RagConfig:
             vector_engine=settings.VECTOR_ENGINE,
             embedding_provider=settings.EMBEDDING_PROVIDER,
             embedding_batch_size=settings.EMBEDDING_BATCH_SIZE,
+            local_embedding_graph=settings.LOCAL_EMBEDDING_GRAPH,
             openai_embedding_model=settings.OPENAI_EMBEDDING_MODEL,
             openai_embedding_dimensions=settings.OPENAI_EMBEDDING_DIMENSIONS,
             openai_api_key=settings.OPENAI_API_KEY,

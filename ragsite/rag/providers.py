@@ -30,7 +30,7 @@ def get_embedder() -> Embedder:
         return OpenAIEmbedder.from_config(config)
     from .embeddings import LocalEmbedder
 
-    return LocalEmbedder.default()
+    return LocalEmbedder.default(config.local_embedding_graph)
 
 
 def get_ingestion_embedder() -> Embedder:
@@ -44,7 +44,7 @@ def get_ingestion_embedder() -> Embedder:
 
     serving = get_embedder()
     if type(serving) is LocalEmbedder:
-        return LocalEmbedder(memory_arena=True)
+        return LocalEmbedder(memory_arena=True, graph=serving.graph)
     return serving
 
 
