@@ -67,7 +67,7 @@ class StoredPoint:
     id: str
     score: float = 0.0
     payload: dict[str, Any] | None = None
-    dense: Vector | None = None
+    dense: Vector | np.ndarray | None = None  # the edge engine's memory keeps float32 arrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +153,12 @@ def _hit(point: StoredPoint, *, score: float, rank_score: float) -> Hit:
     )
 
 
-def cosines(query: Sequence[float], vectors: Sequence[Sequence[float] | None]) -> list[float]:
+def cosines(
+    query: Sequence[float], vectors: Sequence[Sequence[float] | np.ndarray | None]
+) -> list[float]:
     """The cosine of `query` with each vector, in one numpy product (0.0 for a missing or
     all-zero vector): 50 hits in ~0.1 ms instead of ~5 ms of Python sums."""
-    present = [i for i, vector in enumerate(vectors) if vector]
+    present = [i for i, vector in enumerate(vectors) if vector is not None and len(vector)]
     found = [0.0] * len(vectors)
     if not present:
         return found

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from ragsite.rag import providers
-from ragsite.rag.edgestore import EdgeEngine, EdgeStore
+from ragsite.rag.edgestore import EdgeEngine, EdgeStore, _Points
 from ragsite.rag.exceptions import ConfigurationError, DimensionMismatch
-from ragsite.rag.types import chunk_id
+from ragsite.rag.store_core import StoredPoint
+from ragsite.rag.types import Chunk, chunk_id
 from ragsite.rag.vectorstore import QdrantStore
 from tests.conftest import REPO_DIR
 from tests.rag.corpus import CORPUS, book_corpus, unit
@@ -103,11 +104,66 @@ def test_optimize_keeps_every_answer(edge_engine):
     ]
 
 
+def _chunk(key: str, text: str, path: str = "a.md") -> Chunk:
+    return Chunk(
+        id=key,
+        text=text,
+        body=text,
+        title="T",
+        heading="",
+        path=path,
+        url=None,
+        position=0,
+        content_hash=text,
+    )
+
+
+def test_searches_read_payloads_and_vectors_from_memory_until_a_write(edge_engine):
+    store = EdgeStore(edge_engine, "memory")
+    store.ensure_collection(dimension=4)
+    first, second = chunk_id("a.md", 0), chunk_id("b.md", 0)
+    store.upsert(
+        [_chunk(first, "lidar ranges"), _chunk(second, "lidar cameras", "b.md")],
+        [unit(1, 0, 0, 0), unit(0, 1, 0, 0)],
+    )
+    query = unit(1, 0.5, 0, 0)
+
+    def channels():
+        dense, sparse = store.search_channels(query_text="lidar", query_vector=query, k=5)
+        return {h.chunk.id: (h.chunk.text, round(h.score, 4)) for h in dense}, {
+            h.chunk.id: (h.chunk.text, round(h.score, 4)) for h in sparse
+        }
+
+    dense, sparse = channels()
+    assert dense[first] == sparse[first] == ("lidar ranges", round(0.8944, 4))
+    assert dense[second][0] == "lidar cameras"
+    assert channels() == (dense, sparse)  # the second search is served from memory
+
+    # A changed chunk is read anew (text and vector), a deleted one is gone.
+    store.upsert([_chunk(first, "lidar ranges, measured again")], [unit(0, 0, 1, 0)])
+    store.delete([second])
+    dense, sparse = channels()
+    assert dense == {first: ("lidar ranges, measured again", 0.0)}
+    assert sparse == dense
+
+
+def test_a_read_that_overlapped_a_write_is_not_remembered():
+    memory = _Points()
+    generation = memory.generation
+    memory.changed()  # a write happened while the search ran
+    memory.remember({"x": StoredPoint(id="x", payload={"text": "old"})}, generation=generation)
+    assert memory.known(["x"]) == {}
+    memory.remember(
+        {"x": StoredPoint(id="x", payload={"text": "new"})}, generation=memory.generation
+    )
+    assert memory.known(["x"])["x"].payload == {"text": "new"}
+
+
 # Imports only the edge store (not Django's setup, not qdrant_client): a quick child.
 CRASH_WRITER = """
 import os, sys
 from pathlib import Path
-from ragsite.rag.edgestore import EdgeEngine, EdgeStore
+from ragsite.rag.edgestore import EdgeEngine, EdgeStore, _Points
 from ragsite.rag.types import Chunk
 texts = ["Lidar returns a point cloud.", "Cameras capture images.", "Legs need balance."]
 chunks = [
