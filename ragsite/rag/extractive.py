@@ -42,6 +42,8 @@ from .batching import RecentVectors
 from .exceptions import LLMError
 from .passages import MAX_SENTENCE_CHARS, MIN_SENTENCE_CHARS, _depth_change, content_words
 from .scoring import (
+    _CODE_INTENT,
+    _IDENTIFIER,
     MAX_SENTENCES,
     _Code,
     _context,
@@ -78,16 +80,6 @@ MEMO_SENTENCES = 20_000
 
 _CAPTION_LABEL = re.compile(
     r"^(?:figure|fig\.|listing|table)\s*[\w.-]*\d[\w.-]*:\s*", re.IGNORECASE
-)
-# An identifier in a question (`snake_case`, CamelCase, `a::b`, `f()`, `#[attr]`) asks
-# about code.
-_IDENTIFIER = re.compile(r"`|\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z]+[A-Z]\w*|::|\w\(|#\[")
-# Questions that are answered by a code block: a command, a listing, a config.
-_CODE_INTENT = re.compile(
-    r"\b(?:command|commands|run|install|compile|build|code|example|listing|syntax|snippet|"
-    r"config|configure|configuration|flag|option|cargo|terminal|shell|script|launch|"
-    r"declare|define|write|annotate|signature|macro|import)\b",
-    re.IGNORECASE,
 )
 
 
@@ -199,7 +191,7 @@ def candidate_sentences(*, question: str, sources: Sequence[Source]) -> list[str
     """The sentences `extractive_answer` chooses from, best lexical matches first
     (at most MAX_EMBEDDED_SENTENCES): what is worth embedding for `similarities`."""
     sentences, _, weights = _prepare(question, sources)
-    context = _context(sentences, weights, None)
+    context = _context(sentences, weights, None, question)
     ranked = sorted(sentences, key=lambda s: -_sentence_score(s, context))
     return [s.text for s in ranked[:MAX_EMBEDDED_SENTENCES]]
 
@@ -218,7 +210,7 @@ def extractive_answer(
     sources, returns NO_SOURCES_MESSAGE.
     """
     sentences, codes, weights = _prepare(question, sources)
-    chosen = _select(sentences, _context(sentences, weights, similarities))
+    chosen = _select(sentences, _context(sentences, weights, similarities, question))
     code = _code_block(question, codes, weights, [s for _, s in chosen])
     if not chosen and code is None:
         return NO_SOURCES_MESSAGE
