@@ -5,11 +5,11 @@ No language model runs here. The answer is composed from the retrieved passages:
 1. Each source's body is cut into quotable units (passages.py): prose sentences, list
    items, table rows and fenced code blocks.
 2. Each sentence is scored by a small logistic model (scoring.py): by its cosine with
-   the question (when `similarities` has it), the question's words it shares, its
-   section's title, the rank of its source and its form.
+   the question (when `similarities` has it), the question's words and word pairs it
+   shares, its section's title, the rank and cosine of its source and its form.
 3. The best sentence comes first (the answer is in the first sentence when the book
-   has one), then up to four more that score at least KEEP_RATIO of it, another
-   source's sentences counting less, each source's sentences in the book's order. A
+   has one), then up to four more that score at least KEEP_RATIO of it, from any
+   source, each source's sentences one paragraph in the book's order. A
    code block of the sources is included as a fenced block, never run together as
    prose, when the question asks for code (a command, a listing, a config), when a
    chosen sentence announces it, or when it holds more of the question than the prose.

@@ -3,11 +3,14 @@
 `_gather` turns the sources' quotable units (passages.py) into candidates: `_Sentence`s
 and `_Code` blocks, each quoted once though neighbouring chunks overlap. Each sentence is
 scored by a small logistic model (`_sentence_score`) whose weights were fitted on half of
-the project's question sets: its cosine with the question (when `similarities` has it),
-the share of the question's words it holds, weighted by how rare each word is among the
-sources (`_weights`), the share its section's title holds, the rank of its source, and
-its form (`_form`): definitions and statements count more; transitions ("Now that you
-know how to ..."), exercise prompts and exercise sections count much less.
+the project's question sets (benchmarks/fit_sentence_model.py): its cosine with the
+question (when `similarities` has it), the share of the question's words it holds,
+weighted by how rare each word is among the sources (`_weights`), the question's word
+pairs and identifiers it repeats, inline code for a question that asks for code, a
+reason for a "why", a number for a "how many", the share its section's title holds, the
+rank and cosine of its source, and its form (`_form`): statements count more;
+transitions ("Now that you know how to ..."), exercise prompts and exercise sections
+count much less.
 
 `_select` keeps the best sentence first, then up to four more that score at least
 KEEP_RATIO of it, from any source.
