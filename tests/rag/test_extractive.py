@@ -272,6 +272,20 @@ def test_a_table_row_reads_as_one_statement_and_a_title_line_is_left_out():
     assert not any("|" in sentence for sentence in sentences)
 
 
+def test_a_list_item_that_labels_what_it_says_is_a_statement_not_a_title():
+    # A tier's items name products in capitals; they say what the tier includes.
+    body = (
+        "- Ideal for: Beginners, students, edge AI projects\n"
+        "- Includes: Jetson Orin Nano, Intel RealSense D435i\n\n"
+        "**Install Latest Production Driver**\n\n"
+        "- Getting Started Guide\n"
+    )
+    quoted = quotable_sentences(body)
+    assert "Includes: Jetson Orin Nano, Intel RealSense D435i" in quoted
+    assert "Install Latest Production Driver" not in quoted  # a title line
+    assert "Getting Started Guide" not in quoted  # a link list's entry
+
+
 async def test_the_answer_stays_in_the_passage_of_its_best_sentence():
     ownership = source(
         1,
