@@ -10,7 +10,7 @@ damped Newton steps with an L2 penalty, on the **even rows** of each set only (0
 row index in the question file); the odd rows are held out and reported apart. The form
 weights `FIXED_FORM` stay as set by hand. The bias (which only matters for KEEP_RATIO)
 is then fitted pointwise with the slope fixed. Prints the tuples to paste into
-scoring.py, and how often the best-scored sentence (and the best 3 or 5) holds an answer.
+scoring.py (to one decimal), and how often the best-scored sentence (and the best 3 or 5) holds an answer.
 
     uv run python benchmarks/answer_quality.py ... --dump /tmp/rust.jsonl
     uv run python benchmarks/fit_sentence_model.py /tmp/rust.jsonl /tmp/textbook.jsonl /tmp/docs.jsonl
@@ -167,9 +167,9 @@ def main() -> None:
         weights[~free_here] = fixed_here
         form = weights[n_question:]
         bias = _bias(train, [x @ weights for _, x, _ in train])
-        print(f"{name} = {tuple(round(float(v), 2) for v in [bias, *weights[:n_question]])}")
+        print(f"{name} = {tuple(round(float(v), 1) for v in [bias, *weights[:n_question]])}")
         if meaning:
-            print(f"FORM_WEIGHTS = {tuple(round(float(v), 2) for v in form)}")
+            print(f"FORM_WEIGHTS = {tuple(round(float(v), 1) for v in form)}")
         for stem, gs in groups.items():
             for part in (0, 1):
                 rows = [g for g in gs if g[0] % 2 == part]

@@ -50,32 +50,17 @@ KEEP_RATIO = 0.1
 # has, code question x inline code, share of the question's identifiers, share of its
 # word pairs, log(1 + new words), "why" x a reason, "how many" x a number, its source's
 # cosine). WORD_WEIGHTS: the same without sentence vectors (the cosine unused). The bias
-# only sets how far below the best sentence another may be (KEEP_RATIO).
-MEANING_WEIGHTS = (-7.28, 2.56, 1.16, 1.66, 1.16, 0.65, 0.13, 1.41, 0.63, 0.66, 0.62, 1.02)
-WORD_WEIGHTS = (-6.52, 0.0, 1.33, 1.87, 1.25, 0.64, 0.13, 1.61, 0.61, 0.61, 0.65, 1.53)
+# only sets how far below the best sentence another may be (KEEP_RATIO). Rounded to one
+# decimal: the second would be noise on ~190 fitting questions.
+MEANING_WEIGHTS = (-7.3, 2.7, 1.2, 1.8, 1.2, 0.7, 0.6, 1.4, 0.6, 0.7, 0.6, 1.0)
+WORD_WEIGHTS = (-6.5, 0.0, 1.3, 2.0, 1.3, 0.6, 0.6, 1.7, 0.5, 0.6, 0.6, 1.6)
 # Form: book question, transition, caption/exercise prompt, forward reference, leans on
 # the sentence before ("This ..."), definition, statement, list item, table row, lead-in,
 # first of its passage, log(length/100), in an exercise or "next steps" section, source 1,
 # source 2. Fitted too, except the first three, the forward reference and the exercise
 # section, set by hand: a reader must not get transitions and exercise prompts however
 # many words they share with the question (a fit, on few such sentences, gives ~-0.3).
-FORM_WEIGHTS = (
-    -2.0,
-    -3.0,
-    -2.0,
-    0.0,
-    -0.34,
-    -0.09,
-    0.64,
-    0.14,
-    0.38,
-    -0.2,
-    0.24,
-    -0.26,
-    -2.5,
-    1.55,
-    0.5,
-)
+FORM_WEIGHTS = (-2.0, -3.0, -2.0, 0.0, -0.3, -0.1, 0.7, 0.2, 0.4, -0.2, 0.2, -0.3, -2.5, 1.5, 0.5)
 # The form weights the fit leaves alone (their index in FORM_WEIGHTS).
 FIXED_FORM = (0, 1, 2, 3, 12)
 
@@ -331,14 +316,7 @@ def _context(
     # A sentence left out of a partial mapping ranked low by its words: assume it is as
     # far from the question as the farthest one that was embedded.
     floor = min(known, default=0.0)
-    return _Context(
-        weights,
-        sum(weights.values()),
-        top,
-        similarities,
-        floor,
-        _question(question),
-    )
+    return _Context(weights, sum(weights.values()), top, similarities, floor, _question(question))
 
 
 def _features(sentence: _Sentence, context: _Context) -> tuple[float, ...]:
