@@ -227,6 +227,10 @@ def extractive_answer(
                 intro = None  # the block keeps its introduction in its own paragraph
             else:
                 chosen = [*chosen[: MAX_SENTENCES - 1], (0.0, intro)]
+        if intro is None:
+            # The block comes with a cited line of its own (its introduction, or "[n]:"):
+            # with it the answer still quotes at most MAX_SENTENCES.
+            chosen = chosen[: MAX_SENTENCES - 1]
     # The best sentence opens the answer, the block and the sentence that introduces it
     # follow; each source's sentences then follow in the book's order, one paragraph
     # per source, best source first.

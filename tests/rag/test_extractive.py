@@ -404,3 +404,26 @@ async def test_a_command_question_quotes_the_sentence_that_names_the_command():
     )
     text = await answer("What command turns an existing folder into a Cargo project?", [cargo_init])
     assert "run `cargo init`, which will create it for you automatically [2]." in text
+
+
+async def test_a_block_with_its_own_introduction_still_leaves_at_most_five_cited_lines():
+    prose = source(
+        1,
+        "Cargo is Rust's build system and package manager. Cargo builds your code, "
+        "downloads the libraries your code depends on, and builds those libraries. "
+        "Cargo comes installed with Rust if you used the official installers. "
+        "Cargo creates a new project with a Cargo.toml file and a src directory. "
+        "Cargo also initializes a new Git repository along with a .gitignore file. "
+        "Cargo expects your source files to live inside the src directory.",
+        title="Hello, Cargo!",
+    )
+    command = source(
+        2,
+        "To start a new project with Cargo, enter the following command:\n\n"
+        "```console\n$ cargo new hello_cargo\n```\n",
+        title="Creating a Project with Cargo",
+    )
+    text = await answer("What command creates a new project with Cargo?", [prose, command])
+    assert "```console\n$ cargo new hello_cargo\n```" in text
+    outside_code = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+    assert 2 <= len(re.findall(r"\[\d+\]", outside_code)) <= 5
