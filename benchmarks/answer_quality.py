@@ -15,6 +15,11 @@ reader's does without a language model: `book_search` (fusion, repeats collapsed
 - uncertain: the share of questions `book_supports` turns down, for in-book questions
   (should be low) and out-of-book ones (should be high), near-domain ones apart.
 
+The answer figures are also given for the even rows of each question file (0-based row
+index: what benchmarks/fit_sentence_model.py fits the sentence model on) and the odd
+rows (held out from that fit). `--dump` writes what the fit reads: per in-book question
+its sources and every quotable sentence's cosine with the question.
+
     uv run python benchmarks/answer_quality.py --book ../shared/books/rust-book \\
         --questions benchmarks/questions/rust-book.jsonl \\
         --out-of-book benchmarks/questions/out-of-book-rust.jsonl --json /tmp/answers.json
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -93,58 +99,112 @@ def _model():
     return ExtractiveChatModel()
 
 
-async def _answer(question: str) -> tuple[bool, str, list[int]]:
+async def _answer(question: str, *, anyway: bool = False) -> tuple[bool, str, list[Any]]:
+    """(supported, answer, sources) as the chat gives them; with `anyway`, an answer even
+    when the book is judged not to support one (to measure the answerer)."""
     from chat.services import book_search, sources_pack
     from ragsite.rag.config import get_config
 
     config = get_config()
     retrieval = await book_search(query=question, k=config.retrieval_k)
-    hits = retrieval.sections or retrieval.hits
-    if not retrieval.supported:
+    hits = retrieval.sections if anyway else (retrieval.sections or retrieval.hits)
+    if not retrieval.supported and not anyway:
         return False, "", []
     sources = sources_pack(hits=hits, budget=config.context_token_budget)
     answer = await _extractive(question, sources)
-    return True, answer, [source.n for source in sources]
+    return retrieval.supported, answer, sources
+
+
+async def _stored_vectors(sources: list[Any]) -> Any:
+    from ragsite.rag import providers
+
+    hashes = [source.chunk.content_hash for source in sources]
+    return await asyncio.to_thread(
+        providers.get_sentence_vectors().lookup, embedder=providers.get_embedder(), hashes=hashes
+    )
 
 
 async def _extractive(question: str, sources: list[Any]) -> str:
     """The extractive answer as chat gives it: with the sources' stored sentence vectors."""
-    from ragsite.rag import providers
     from ragsite.rag.types import AnswerRequest
 
-    hashes = [source.chunk.content_hash for source in sources]
-    vectors = await asyncio.to_thread(
-        providers.get_sentence_vectors().lookup, embedder=providers.get_embedder(), hashes=hashes
-    )
+    vectors = await _stored_vectors(sources)
     request = AnswerRequest(question=question, sources=sources, sentence_vectors=vectors)
     return await _model().answer(request)
 
 
+async def _all_similarities(question: str, sources: list[Any]) -> dict[str, float]:
+    """Every quotable sentence's cosine with the question (stored vectors, else embedded
+    now): what the sentence model is fitted on."""
+    import numpy as np
+
+    from ragsite.rag import providers
+    from ragsite.rag.extractive import _prepare
+    from ragsite.rag.sentences import sentence_key
+
+    stored = await _stored_vectors(sources)
+    texts = [sentence.text for sentence in _prepare(question, sources)[0]]
+    missing = [text for text in texts if sentence_key(text) not in stored]
+    query, *computed = await providers.get_embedder().embed([question, *missing])
+    vectors = {text: stored[sentence_key(text)] for text in texts if text not in missing}
+    vectors.update(zip(missing, computed, strict=True))
+    query = np.asarray(query, dtype=np.float32)
+    return {t: float(np.dot(query, np.asarray(v, dtype=np.float32))) for t, v in vectors.items()}
+
+
+def _share(items: list[dict[str, Any]], key: str) -> float:
+    return sum(1 for item in items if item[key]) / len(items) if items else 0.0
+
+
 async def answers_measure(
-    questions: list[dict[str, Any]], out_of_book: list[dict[str, Any]]
+    questions: list[dict[str, Any]],
+    out_of_book: list[dict[str, Any]],
+    *,
+    dump: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run every question; return the figures and each question's outcome."""
+    """Run every question; return the figures and each question's outcome.
+
+    Each question may carry `row`, its 0-based row in its file (even rows: the sentence
+    model's fitting half). With `dump`, each in-book question's sources and sentence
+    cosines are appended to it.
+    """
     from evaluation.hits import contains_answer
 
     rows: list[dict[str, Any]] = []
-    for q in questions:
-        supported, answer, numbers = await _answer(q["question"])
+    for index, q in enumerate(questions):
+        supported, answer, sources = await _answer(q["question"])
         # Uncertain in-book questions are answered anyway here, to measure the answerer.
         if not supported:
-            _, answer, numbers = await _answer_anyway(q["question"])
+            _, answer, sources = await _answer(q["question"], anyway=True)
         prose = _CODE.sub(" ", answer)  # a book's `v[0]` is code, not a citation
         cited = {int(n) for n in _CITATION.findall(prose)}
+        row_index = q.get("row", index)
         rows.append(
             {
                 "id": q["id"],
+                "row": row_index,
                 "kind": q.get("kind", ""),
                 "uncertain": not supported,
                 "contains": any(contains_answer(answer, a) for a in q["answers"]),
                 "first": any(contains_answer(first_sentence(answer), a) for a in q["answers"]),
-                "phantoms": sorted(cited - set(numbers)),
+                "phantoms": sorted(cited - {source.n for source in sources}),
                 "answer": answer,
             }
         )
+        if dump is not None:
+            dump.append(
+                {
+                    "index": row_index,
+                    "id": q["id"],
+                    "question": q["question"],
+                    "answers": q["answers"],
+                    "sources": [
+                        {"n": s.n, "score": s.score, "chunk": dataclasses.asdict(s.chunk)}
+                        for s in sources
+                    ],
+                    "similarities": await _all_similarities(q["question"], sources),
+                }
+            )
     oob_rows = []
     for q in out_of_book:
         supported, _, _ = await _answer(q["question"])
@@ -152,35 +212,33 @@ async def answers_measure(
             {"id": q["id"], "near": bool(q.get("near_domain")), "uncertain": not supported}
         )
 
-    def share(items: list[dict[str, Any]], key: str) -> float:
-        return sum(1 for item in items if item[key]) / len(items) if items else 0.0
-
     near = [row for row in oob_rows if row["near"]]
     far = [row for row in oob_rows if not row["near"]]
+    even = [row for row in rows if row["row"] % 2 == 0]
+    odd = [row for row in rows if row["row"] % 2 == 1]
     return {
         "questions": len(rows),
-        "contains": share(rows, "contains"),
-        "first_sentence": share(rows, "first"),
+        "contains": _share(rows, "contains"),
+        "first_sentence": _share(rows, "first"),
+        "even_rows": {
+            "questions": len(even),
+            "contains": _share(even, "contains"),
+            "first_sentence": _share(even, "first"),
+        },
+        "odd_rows": {
+            "questions": len(odd),
+            "contains": _share(odd, "contains"),
+            "first_sentence": _share(odd, "first"),
+        },
         "phantom_citations": sum(len(row["phantoms"]) for row in rows),
-        "in_book_uncertain": share(rows, "uncertain"),
+        "in_book_uncertain": _share(rows, "uncertain"),
         "out_of_book": len(oob_rows),
-        "out_of_book_uncertain": share(oob_rows, "uncertain"),
-        "near_domain_uncertain": share(near, "uncertain"),
-        "far_domain_uncertain": share(far, "uncertain"),
+        "out_of_book_uncertain": _share(oob_rows, "uncertain"),
+        "near_domain_uncertain": _share(near, "uncertain"),
+        "far_domain_uncertain": _share(far, "uncertain"),
         "rows": rows,
         "out_of_book_rows": oob_rows,
     }
-
-
-async def _answer_anyway(question: str) -> tuple[bool, str, list[int]]:
-    from chat.services import book_search, sources_pack
-    from ragsite.rag.config import get_config
-
-    config = get_config()
-    retrieval = await book_search(query=question, k=config.retrieval_k)
-    sources = sources_pack(hits=retrieval.sections, budget=config.context_token_budget)
-    answer = await _extractive(question, sources)
-    return False, answer, [s.n for s in sources]
 
 
 def report_table(figures: dict[str, Any], *, book: str) -> str:
@@ -189,8 +247,12 @@ def report_table(figures: dict[str, Any], *, book: str) -> str:
         f"Extractive answers on {book}",
         f"in-book questions: {figures['questions']}   out-of-book: {figures['out_of_book']}",
         "",
-        f"answer contains an answer        {figures['contains']:.3f}",
-        f"first sentence contains one      {figures['first_sentence']:.3f}",
+        f"answer contains an answer        {figures['contains']:.3f}"
+        f"   (even rows {figures['even_rows']['contains']:.3f},"
+        f" odd rows, held out {figures['odd_rows']['contains']:.3f})",
+        f"first sentence contains one      {figures['first_sentence']:.3f}"
+        f"   (even rows {figures['even_rows']['first_sentence']:.3f},"
+        f" odd rows, held out {figures['odd_rows']['first_sentence']:.3f})",
         f"phantom citations                {figures['phantom_citations']}",
         f"in-book flagged uncertain        {figures['in_book_uncertain']:.3f}",
         f"out-of-book flagged uncertain    {figures['out_of_book_uncertain']:.3f}"
@@ -247,6 +309,9 @@ def main() -> None:
     parser.add_argument("--json", dest="json_out", type=Path)
     parser.add_argument("--show", type=int, default=0, help="print N failed answers")
     parser.add_argument(
+        "--dump", type=Path, help="write the sentence model's fitting data (JSON lines)"
+    )
+    parser.add_argument(
         "--plot", nargs="+", type=Path, metavar="REPORT", help="eval_retrieval --json reports"
     )
     parser.add_argument("--plot-out", type=Path, default=REPO_DIR / "docs/img/retrieval-fusion.png")
@@ -258,10 +323,19 @@ def main() -> None:
     book = args.book.resolve()
     _setup(args.cache or CACHE_ROOT / book.name)
     chunks = book_index_cached(book_dir=book, fresh=args.fresh)
-    questions = [q for path in args.questions for q in _load(path) if not q.get("out_of_book")]
+    questions = [
+        {**q, "row": row}
+        for path in args.questions
+        for row, q in enumerate(_load(path))
+        if not q.get("out_of_book")
+    ]
     oob = [q for path in args.out_of_book for q in _load(path) if q.get("out_of_book")]
     started = time.perf_counter()
-    figures = asyncio.run(answers_measure(questions, oob))
+    dump: list[dict[str, Any]] | None = [] if args.dump else None
+    figures = asyncio.run(answers_measure(questions, oob, dump=dump))
+    if args.dump and dump is not None:
+        args.dump.write_text("".join(json.dumps(row) + "\n" for row in dump))
+        print(f"fitting data written to {args.dump}")
     figures.update(book=str(book), chunks=chunks, seconds=round(time.perf_counter() - started, 1))
     print(report_table(figures, book=book.name))
     if args.show:

@@ -5,11 +5,11 @@ No language model runs here. The answer is composed from the retrieved passages:
 1. Each source's body is cut into quotable units (passages.py): prose sentences, list
    items, table rows and fenced code blocks.
 2. Each sentence is scored by a small logistic model (scoring.py): by its cosine with
-   the question (when `similarities` has it), the question's words it shares, its
-   section's title, the rank of its source and its form.
+   the question (when `similarities` has it), the question's words and word pairs it
+   shares, its section's title, the rank and cosine of its source and its form.
 3. The best sentence comes first (the answer is in the first sentence when the book
-   has one), then up to four more that score at least KEEP_RATIO of it, another
-   source's sentences counting less, each source's sentences in the book's order. A
+   has one), then up to four more that score at least KEEP_RATIO of it, from any
+   source, each source's sentences one paragraph in the book's order. A
    code block of the sources is included as a fenced block, never run together as
    prose, when the question asks for code (a command, a listing, a config), when a
    chosen sentence announces it, or when it holds more of the question than the prose.
@@ -42,6 +42,8 @@ from .batching import RecentVectors
 from .exceptions import LLMError
 from .passages import MAX_SENTENCE_CHARS, MIN_SENTENCE_CHARS, _depth_change, content_words
 from .scoring import (
+    _CODE_INTENT,
+    _IDENTIFIER,
     MAX_SENTENCES,
     _Code,
     _context,
@@ -78,16 +80,6 @@ MEMO_SENTENCES = 20_000
 
 _CAPTION_LABEL = re.compile(
     r"^(?:figure|fig\.|listing|table)\s*[\w.-]*\d[\w.-]*:\s*", re.IGNORECASE
-)
-# An identifier in a question (`snake_case`, CamelCase, `a::b`, `f()`, `#[attr]`) asks
-# about code.
-_IDENTIFIER = re.compile(r"`|\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z]+[A-Z]\w*|::|\w\(|#\[")
-# Questions that are answered by a code block: a command, a listing, a config.
-_CODE_INTENT = re.compile(
-    r"\b(?:command|commands|run|install|compile|build|code|example|listing|syntax|snippet|"
-    r"config|configure|configuration|flag|option|cargo|terminal|shell|script|launch|"
-    r"declare|define|write|annotate|signature|macro|import)\b",
-    re.IGNORECASE,
 )
 
 
@@ -199,7 +191,7 @@ def candidate_sentences(*, question: str, sources: Sequence[Source]) -> list[str
     """The sentences `extractive_answer` chooses from, best lexical matches first
     (at most MAX_EMBEDDED_SENTENCES): what is worth embedding for `similarities`."""
     sentences, _, weights = _prepare(question, sources)
-    context = _context(sentences, weights, None)
+    context = _context(sentences, weights, None, question)
     ranked = sorted(sentences, key=lambda s: -_sentence_score(s, context))
     return [s.text for s in ranked[:MAX_EMBEDDED_SENTENCES]]
 
@@ -218,7 +210,7 @@ def extractive_answer(
     sources, returns NO_SOURCES_MESSAGE.
     """
     sentences, codes, weights = _prepare(question, sources)
-    chosen = _select(sentences, _context(sentences, weights, similarities))
+    chosen = _select(sentences, _context(sentences, weights, similarities, question))
     code = _code_block(question, codes, weights, [s for _, s in chosen])
     if not chosen and code is None:
         return NO_SOURCES_MESSAGE
@@ -235,6 +227,10 @@ def extractive_answer(
                 intro = None  # the block keeps its introduction in its own paragraph
             else:
                 chosen = [*chosen[: MAX_SENTENCES - 1], (0.0, intro)]
+        if intro is None:
+            # The block comes with a cited line of its own (its introduction, or "[n]:"):
+            # with it the answer still quotes at most MAX_SENTENCES.
+            chosen = chosen[: MAX_SENTENCES - 1]
     # The best sentence opens the answer, the block and the sentence that introduces it
     # follow; each source's sentences then follow in the book's order, one paragraph
     # per source, best source first.

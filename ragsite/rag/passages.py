@@ -178,9 +178,16 @@ def _table_cells(line: str) -> list[str]:
     return line.strip().strip("|").split("|")
 
 
+# "Includes: Jetson Orin Nano, Intel RealSense D435i": a label and what it says, however
+# many capitalised names it holds.
+_LABELLED = re.compile(r"^[^:]{2,40}:\s+\S+(?:\s+\S+)+")
+
+
 def _heading_like(part: str) -> bool:
     """A bold line or title standing alone ("Install Latest Production Driver")."""
     if part.rstrip().endswith((".", "!", "?", ":", ";", ")", "`", '"', "”", "…")):
+        return False
+    if _LABELLED.match(part):
         return False
     words = [w for w in part.split() if w[:1].isalpha()]
     capitalised = sum(1 for w in words if w[0].isupper())

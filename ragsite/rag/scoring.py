@@ -3,14 +3,17 @@
 `_gather` turns the sources' quotable units (passages.py) into candidates: `_Sentence`s
 and `_Code` blocks, each quoted once though neighbouring chunks overlap. Each sentence is
 scored by a small logistic model (`_sentence_score`) whose weights were fitted on half of
-the project's question sets: its cosine with the question (when `similarities` has it),
-the share of the question's words it holds, weighted by how rare each word is among the
-sources (`_weights`), the share its section's title holds, the rank of its source, and
-its form (`_form`): definitions and statements count more; transitions ("Now that you
-know how to ..."), exercise prompts and exercise sections count much less.
+the project's question sets (benchmarks/fit_sentence_model.py): its cosine with the
+question (when `similarities` has it), the share of the question's words it holds,
+weighted by how rare each word is among the sources (`_weights`), the question's word
+pairs and identifiers it repeats, inline code for a question that asks for code, a
+reason for a "why", a number for a "how many", the share its section's title holds, the
+rank and cosine of its source, and its form (`_form`): statements count more;
+transitions ("Now that you know how to ..."), exercise prompts and exercise sections
+count much less.
 
 `_select` keeps the best sentence first, then up to four more that score at least
-KEEP_RATIO of it, another source's sentences counting less.
+KEEP_RATIO of it, from any source.
 """
 
 from __future__ import annotations
@@ -35,24 +38,31 @@ from .types import Source
 
 MIN_SENTENCES = 2
 MAX_SENTENCES = 5
-# A sentence joins the answer when it scores at least this share of the best one; one
-# from another source than the best one's weighs OTHER_SOURCE_WEIGHT of its score.
-KEEP_RATIO = 0.3
-OTHER_SOURCE_WEIGHT = 0.7
-# How likely a sentence states the answer: a logistic model whose weights were fitted on
-# half of the project's question sets (benchmarks/questions/, the even rows) and checked
-# on the other half. MEANING_WEIGHTS: bias, then cosine with the question, share of the
-# question's word weight the sentence has, its lexical score over the best one's, share
-# its section title has. WORD_WEIGHTS: the same without sentence vectors (cosine unused).
-MEANING_WEIGHTS = (-3.0, 2.4, 1.0, 1.6, 1.3)
-WORD_WEIGHTS = (-3.0, 0.0, 1.2, 2.0, 1.3)
+# A sentence joins the answer when it scores at least this share of the best one,
+# whichever source it is in (the score already counts its source's rank and cosine).
+KEEP_RATIO = 0.1
+# How likely a sentence states the answer: a conditional logistic model (one softmax
+# over each question's sentences, the answer-holding ones the positives) fitted by
+# benchmarks/fit_sentence_model.py on the even rows of the project's question sets
+# (benchmarks/questions/) and checked on the odd rows. MEANING_WEIGHTS: the bias, then
+# one weight per feature of `_features` (cosine with the question, share of the
+# question's word weight, lexical score over the best one's, share its section title
+# has, code question x inline code, share of the question's identifiers, share of its
+# word pairs, log(1 + new words), "why" x a reason, "how many" x a number, its source's
+# cosine). WORD_WEIGHTS: the same without sentence vectors (the cosine unused). The bias
+# only sets how far below the best sentence another may be (KEEP_RATIO). Rounded to one
+# decimal: the second would be noise on ~190 fitting questions.
+MEANING_WEIGHTS = (-7.3, 2.7, 1.2, 1.8, 1.2, 0.7, 0.6, 1.4, 0.6, 0.7, 0.6, 1.0)
+WORD_WEIGHTS = (-6.5, 0.0, 1.3, 2.0, 1.3, 0.6, 0.6, 1.7, 0.5, 0.6, 0.6, 1.6)
 # Form: book question, transition, caption/exercise prompt, forward reference, leans on
 # the sentence before ("This ..."), definition, statement, list item, table row, lead-in,
 # first of its passage, log(length/100), in an exercise or "next steps" section, source 1,
 # source 2. Fitted too, except the first three, the forward reference and the exercise
 # section, set by hand: a reader must not get transitions and exercise prompts however
-# many words they share with the question (the fit, on few such sentences, gave ~-0.3).
-FORM_WEIGHTS = (-2.0, -3.0, -2.0, 0.0, -0.45, 0.5, 0.6, -0.1, 0.5, 0.0, 0.25, 0.1, -2.5, 1.6, 0.2)
+# many words they share with the question (a fit, on few such sentences, gives ~-0.3).
+FORM_WEIGHTS = (-2.0, -3.0, -2.0, 0.0, -0.3, -0.1, 0.7, 0.2, 0.4, -0.2, 0.2, -0.3, -2.5, 1.5, 0.5)
+# The form weights the fit leaves alone (their index in FORM_WEIGHTS).
+FIXED_FORM = (0, 1, 2, 3, 12)
 
 # Sentences that lead somewhere else rather than say something.
 _TRANSITION = re.compile(
@@ -88,6 +98,34 @@ _STATEMENT = re.compile(
     r"\bmeasures?\b|\bcontains?\b|\bmust\b|\bcan be\b|\bstores?\b",
     re.IGNORECASE,
 )
+# An identifier in a question (`snake_case`, CamelCase, `a::b`, `f()`, `#[attr]`) asks
+# about code.
+_IDENTIFIER = re.compile(r"`|\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z]+[A-Z]\w*|::|\w\(|#\[")
+# The identifiers themselves, to look for in a sentence: `code`, snake_case, camelCase,
+# CamelCase, a::b, macro!, .method().
+_IDENTIFIERS = re.compile(
+    r"`([^`]+)`|\b([a-z]+_[a-z_]+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*|\w+::\w+|\w+!|\.\w+\(\))"
+)
+# Questions that are answered by a code block or inline code: a command, a listing, a config.
+_CODE_INTENT = re.compile(
+    r"\b(?:command|commands|run|install|compile|build|code|example|listing|syntax|snippet|"
+    r"config|configure|configuration|flag|option|cargo|terminal|shell|script|launch|"
+    r"declare|define|write|annotate|signature|macro|import)\b",
+    re.IGNORECASE,
+)
+_WHY = re.compile(
+    r"^\W*why\b|\bwhat (?:is|are) the (?:point|benefit|reason|advantage)", re.IGNORECASE
+)
+_REASON = re.compile(
+    r"\bbecause\b|\bso that\b|\bto (?:avoid|prevent|ensure)\b|\bbenefit\b|\breason\b|"
+    r"\bthat way\b|\botherwise\b",
+    re.IGNORECASE,
+)
+_QUANTITY = re.compile(
+    r"\bhow (?:many|much|long|fast|big|often|far)\b|\bwhat (?:is the )?(?:size|range|number|"
+    r"cost|price|rate|frequency|resolution|limit|default)\b",
+    re.IGNORECASE,
+)
 _ANAPHORA = re.compile(r"^(?:this|that|these|those|it|they|such|here|there)\b", re.IGNORECASE)
 _DEFINITION = re.compile(
     r"\b(?:is|are) (?:called|known as|defined as)\b|\bknown as\b|\brefers? to\b|\bmeans\b|"
@@ -109,6 +147,7 @@ class _Sentence:
     items: tuple[str, ...]  # the list a lead-in ("... as follows:") introduces
     heading_words: frozenset[str]  # the content words of its section's title
     form: tuple[float, ...]  # the features of its form (see FORM_WEIGHTS)
+    source_score: float = 0.0  # its source's cosine with the question (retrieval's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +202,7 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
                     items,
                     heading_words,
                     _form(text, kind, first, source_index, exercises),
+                    source.score,
                 )
             )
             first = False
@@ -188,6 +228,7 @@ def _form(
 
 @functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
 def _wording(sentence: str) -> tuple[float, ...]:
+    sentence = sentence.replace("\u2019", "'")  # the books write "let’s" as often as "let's"
     return (
         float(sentence.rstrip().endswith("?")),  # the book's own (rhetorical or exercise) question
         float(bool(_TRANSITION.match(sentence))),
@@ -213,6 +254,44 @@ def _score(words: frozenset[str], weights: dict[str, float]) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class _Question:
+    """What the features need to know about the question, read once per answer."""
+
+    words: frozenset[str]  # its content words
+    pairs: frozenset[tuple[str, str]]  # its consecutive words, stopwords included
+    identifiers: tuple[str, ...]  # the code it names, lowercased
+    code: bool  # it asks for code (a command, a listing) or names an identifier
+    why: bool  # it asks for a reason
+    quantity: bool  # it asks for a number
+
+
+@functools.lru_cache(maxsize=64)
+def _question(question: str) -> _Question:
+    words = _WORD.findall(question.lower())
+    identifiers = {(m.group(1) or m.group(2)).lower() for m in _IDENTIFIERS.finditer(question)}
+    return _Question(
+        _content_words(question),
+        frozenset(zip(words, words[1:], strict=False)),
+        tuple(sorted(identifiers)),
+        bool(_CODE_INTENT.search(question) or _IDENTIFIER.search(question)),
+        bool(_WHY.search(question)),
+        bool(_QUANTITY.search(question)),
+    )
+
+
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _traits(text: str) -> tuple[frozenset[tuple[str, str]], bool, bool, bool]:
+    """A sentence's word pairs, and whether it has inline code, a reason, a number."""
+    words = _WORD.findall(text.lower())
+    return (
+        frozenset(zip(words, words[1:], strict=False)),
+        "`" in text,
+        bool(_REASON.search(text)),
+        any(c.isdigit() for c in text),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class _Context:
     """What scoring a sentence needs besides the sentence: the question's word weights."""
 
@@ -221,12 +300,14 @@ class _Context:
     top: float  # the best lexical score of any sentence
     similarities: Mapping[str, float] | None
     floor: float  # the similarity assumed for a sentence the mapping does not cover
+    question: _Question
 
 
 def _context(
     sentences: Sequence[_Sentence],
     weights: dict[str, float],
     similarities: Mapping[str, float] | None,
+    question: str = "",
 ) -> _Context:
     top = max((_score(s.words, weights) for s in sentences), default=0.0)
     known = [similarities[s.text] for s in sentences if similarities and s.text in similarities]
@@ -234,7 +315,8 @@ def _context(
         similarities = None
     # A sentence left out of a partial mapping ranked low by its words: assume it is as
     # far from the question as the farthest one that was embedded.
-    return _Context(weights, sum(weights.values()), top, similarities, min(known, default=0.0))
+    floor = min(known, default=0.0)
+    return _Context(weights, sum(weights.values()), top, similarities, floor, _question(question))
 
 
 def _features(sentence: _Sentence, context: _Context) -> tuple[float, ...]:
@@ -245,11 +327,23 @@ def _features(sentence: _Sentence, context: _Context) -> tuple[float, ...]:
     similarity = 0.0
     if context.similarities is not None:
         similarity = context.similarities.get(sentence.text, context.floor)
+    question = context.question
+    full = " ".join((sentence.text, *sentence.items))
+    pairs, inline_code, reason, number = _traits(full)
+    lowered = full.lower()
+    named = sum(1 for name in question.identifiers if name in lowered)
     return (
         similarity,
         lexical / total,  # the share of the question's words it has
         lexical / context.top if context.top > 0 else 0.0,
         heading / total,  # the share its section's title has
+        float(question.code and inline_code),  # "What command ...": `cargo new`
+        named / len(question.identifiers) if question.identifiers else 0.0,
+        len(question.pairs & pairs) / len(question.pairs) if question.pairs else 0.0,
+        math.log1p(len(sentence.words - question.words)),  # what it says besides the question
+        float(question.why and reason),
+        float(question.quantity and number),
+        sentence.source_score,
     )
 
 
@@ -264,10 +358,10 @@ def _sentence_score(sentence: _Sentence, context: _Context) -> float:
 
 
 def _select(sentences: list[_Sentence], context: _Context) -> list[tuple[float, _Sentence]]:
-    """The best sentence first, then the others worth quoting (2-5 in all).
+    """The best sentence first, then the others worth quoting (2-5 in all), best first.
 
-    The others come from the lead's passage first: an answer that reads as one passage
-    beats one stitched from four; another source's sentence needs a higher score.
+    Every source competes on its score alone: the score counts its source's rank and
+    cosine, so an answer draws on source 2 or 3 when they state the answer better.
     """
     scored = sorted(
         ((_sentence_score(s, context), s) for s in sentences),
@@ -278,19 +372,13 @@ def _select(sentences: list[_Sentence], context: _Context) -> list[tuple[float, 
     best, lead = scored[0]
     chosen = [scored[0]]
     quoted = set(lead.items)
-
-    def affinity(pair: tuple[float, _Sentence]) -> float:
-        score, sentence = pair
-        return score * (OTHER_SOURCE_WEIGHT if sentence.source_index != lead.source_index else 1)
-
-    rest = sorted(scored[1:], key=lambda pair: -affinity(pair))
-    for pair in rest:
+    for pair in scored[1:]:
         if len(chosen) >= MAX_SENTENCES:
             break
         if pair[1].text in quoted:
             continue  # already shown as an item of a chosen list
-        if affinity(pair) >= KEEP_RATIO * best or len(chosen) < MIN_SENTENCES:
-            if affinity(pair) <= 0:
+        if pair[0] >= KEEP_RATIO * best or len(chosen) < MIN_SENTENCES:
+            if pair[0] <= 0:
                 break
             if pair[1].items:  # a list's lead-in: its items are quoted with it
                 chosen = [c for c in chosen if c is chosen[0] or c[1].text not in pair[1].items]

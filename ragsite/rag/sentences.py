@@ -41,7 +41,7 @@ from .types import Embedder, embedder_key
 
 # Bump when what `quotable_sentences` returns changes (the answerer's sentence cutting):
 # every page is then re-chunked and embedded again with its sentences (once).
-SENTENCES_VERSION = 2
+SENTENCES_VERSION = 3
 KEY_BYTES = 8
 _WORD = re.compile(r"[a-z0-9]+")
 # A sentence is found in its chunk by its first and last words (at most this many).

@@ -1,0 +1,97 @@
+"""The answer benchmark's fitting tools: the dump it writes, the sentence model's fit."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragsite.rag.types import Chunk
+
+BENCH_DIR = Path(__file__).resolve().parent.parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def fitting():
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        yield importlib.import_module("fit_sentence_model")
+    finally:
+        sys.path.remove(str(BENCH_DIR))
+
+
+def _group(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sentences with two features: the first marks the answer (with noise), the second
+    is noise alone; exactly one sentence holds the answer."""
+    x = rng.normal(size=(size, 2))
+    y = np.zeros(size)
+    answer = int(rng.integers(size))
+    x[answer, 0] += 2.5
+    y[answer] = 1.0
+    return x, y
+
+
+def test_the_fit_learns_which_feature_marks_the_answer_and_ranks_held_out_rows(fitting):
+    rng = np.random.default_rng(7)
+    train = [(2 * i, *_group(rng, 12)) for i in range(80)]
+    held_out = [(2 * i + 1, *_group(rng, 12)) for i in range(80)]
+    free = np.array([True, True])
+    w = fitting.fit(train, free=free, fixed_weights=np.zeros(0), l2=1.0)
+    assert w[0] > 1.0
+    assert abs(w[1]) < 0.5 * w[0]
+    scores = [x @ w for _, x, _ in held_out]
+    # By chance one in twelve would be first; the fitted model gets most of them.
+    assert fitting.top(held_out, scores, 1) >= 50
+    assert fitting.top(held_out, scores, 3) >= fitting.top(held_out, scores, 1)
+
+
+def test_a_fixed_weight_stays_as_set_and_the_others_fit_around_it(fitting):
+    rng = np.random.default_rng(11)
+    train = [(2 * i, *_group(rng, 10)) for i in range(60)]
+    free = np.array([False, True])  # the answer's feature is fixed by hand at 3.0
+    w = fitting.fit(train, free=free, fixed_weights=np.array([3.0]), l2=1.0)
+    assert w.shape == (1,)  # only the free weight is fitted
+    assert abs(w[0]) < 0.5
+
+
+def test_a_dumped_row_reads_back_and_labels_the_sentence_that_holds_the_answer(
+    fitting, tmp_path, settings
+):
+    chunk = Chunk(
+        id="c1",
+        text="Crates\n\nA crate can come in one of two forms. A crate is the smallest amount "
+        "of code that the Rust compiler considers at a time.",
+        body="A crate can come in one of two forms. A crate is the smallest amount of code "
+        "that the Rust compiler considers at a time.",
+        title="Packages and Crates",
+        heading="Packages and Crates",
+        path="ch07-01.md",
+        url=None,
+        position=0,
+        content_hash="h1",
+    )
+    row = {
+        "index": 0,
+        "id": "crate-definition",
+        "question": "What is a crate?",
+        "answers": ["smallest amount of code that the Rust compiler considers at a time"],
+        "sources": [{"n": 1, "score": 0.6, "chunk": dataclasses.asdict(chunk)}],
+        "similarities": {
+            "A crate can come in one of two forms.": 0.66,
+            "A crate is the smallest amount of code that the Rust compiler considers at a "
+            "time.": 0.43,
+        },
+    }
+    dump = tmp_path / "rust.jsonl"
+    dump.write_text(json.dumps(row) + "\n")
+    rows = fitting._read(dump)
+    assert rows[0]["sources"][0].chunk == chunk
+    (index, features, labels), *_ = fitting._groups(rows, meaning=True)
+    assert index == 0
+    assert labels.tolist() == [0.0, 1.0]
+    assert features[:, 0].tolist() == [0.66, 0.43]  # the cosine is the first feature
