@@ -33,9 +33,9 @@ COPY --chown=user:user pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 
 COPY --chown=user:user . .
-RUN uv sync --frozen --no-dev
-# Derive the int8 embedding graph now (docs/embeddings.md), not at the first start.
-RUN python -c "from ragsite.rag.embeddings import LocalEmbedder; LocalEmbedder(graph='int8')"
+# Then derive the int8 embedding graph (docs/embeddings.md) now, not at the first start.
+RUN uv sync --frozen --no-dev \
+    && python -c "from ragsite.rag.embeddings import LocalEmbedder; LocalEmbedder(graph='int8')"
 
 EXPOSE 7860
 # /api/health answers within about a second whatever the LLM does (its probe runs in

@@ -3,6 +3,9 @@ request through a thread and back), and static files are still served by WhiteNo
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from django.conf import settings
 from django.test import AsyncClient
@@ -66,3 +69,79 @@ async def test_an_api_request_stays_on_the_loop_and_the_admin_still_saves_its_se
     page = await client.get("/admin/")
     assert page.status_code == 200
     assert b"author" in page.content
+
+
+async def _asgi_get(app, path: str) -> int:
+    """One GET through the real ASGI application object; return the status code."""
+    messages: list[dict] = []
+    received = False
+
+    async def receive():
+        nonlocal received
+        if received:  # Django listens for a disconnect after the body
+            await asyncio.sleep(3600)
+        received = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        messages.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    return next(m["status"] for m in messages if m["type"] == "http.response.start")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_requests_reuse_their_threads_and_close_their_connections(monkeypatch):
+    """Django starts a thread per request (and one to join it); ours keeps them, while
+    each request still runs its thread-sensitive work on one thread of its own."""
+    from django.db import connection
+
+    from ragsite.asgi import ThreadReusingASGIHandler
+
+    handler = ThreadReusingASGIHandler()
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread):
+        started.append(thread.name)
+        return real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for _ in range(8):
+        assert await _asgi_get(handler, "/no-such-page/") == 404
+    # One request thread, started once (and asyncio's default executor), not 16.
+    assert [name for name in started if name.startswith("request")] == ["request_0"]
+    assert len(started) <= 2
+
+    # The kept thread is the one requests run in, and a database connection left open
+    # in it is closed by the next request's signals (CONN_MAX_AGE=0), as Django does.
+    loop = asyncio.get_running_loop()
+    executor = handler.threads.take()
+    handler.threads.give_back(executor)
+
+    def open_connection():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return threading.get_ident(), connection.connection is not None
+
+    ident, opened = await loop.run_in_executor(executor, open_connection)
+    assert opened
+    assert await _asgi_get(handler, "/no-such-page/") == 404
+    after = await loop.run_in_executor(
+        executor, lambda: (threading.get_ident(), connection.connection is None)
+    )
+    assert after == (ident, True)
