@@ -79,6 +79,10 @@ STRAY_NAME_MAX_SCORE = 0.6
 _WORD_RE = re.compile(r"\w+")
 _NAME_RE = re.compile(r"[^\W_]+(?:\+\+|#)?")
 _SENTENCE_END = frozenset(".!?:;")
+_NAME_WORDS = r"((?:[^\W_]+(?:\+\+|#)?\s+)*[^\W_]+(?:\+\+|#)?)"
+_OPENING_SCOPE_RE = re.compile(r"^\s*In\s+" + _NAME_WORDS + r"\s*,")
+_CODE_RE = re.compile(r"^(```|~~~).*?^\1|`[^`\n]+`", re.MULTILINE | re.DOTALL)
+_POSSESSIVE_RE = re.compile(r"([^\W_]+(?:\+\+|#)?)['\u2019]s\b")
 # Words that say how a question is asked, not what it is about: a book need not hold
 # them ("Why can't a robot *ever* know *exactly* where it is?"), so they are never
 # counted as missing. Sparse tokens (stemmed plurals).
@@ -103,12 +107,17 @@ class Evidence:
     `stray_names`: the names the query gives (`query_names`) that no candidate holds,
     or at most STRAY_NAME_HITS candidates do and none of the best EVIDENCE_DEPTH hits:
     the passages that answer the question's words do not speak of what it names.
+    A name written with a capital is held only as a name or in code (`_holds_name`).
+    `scope_names`: the names the query is asked within (`query_scopes`: "... in
+    Haskell?") that at most STRAY_NAME_HITS candidates hold, best hits or not: the book
+    mentions them in passing, the question is about them.
     """
 
     cosine: float
     missing: float
     missing_terms: tuple[str, ...] = ()
     stray_names: tuple[str, ...] = ()
+    scope_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,14 +341,13 @@ def _vocabulary(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
 
 
-def query_names(query: str) -> set[str]:
-    """The names a question gives, as sparse tokens: "What is a monad in Haskell?" -> {"haskell"}.
+def _name_words(query: str) -> list[tuple[str, bool]]:
+    """The question's words that are names, in order, each with whether it is one.
 
     A name is a word written with a capital where English does not need one (not the
-    first word of a sentence, or a capital after its first letter: "TypeScript",
-    "CPython"), or a word ending in "++" or "#" ("C++", "C#"). A question in capitals or
-    title case says nothing by its capitals, so it has none. Stopwords and GENERIC_TERMS
-    are no names.
+    first word of a sentence, or a capital after its first letter), or a word ending in
+    "++" or "#". A question in capitals or title case says nothing by its capitals: then
+    no word is a name.
     """
     words: list[tuple[str, bool]] = []  # each word, and whether it opens a sentence
     previous_end = 0
@@ -349,13 +357,60 @@ def query_names(query: str) -> set[str]:
         previous_end = match.end()
     inner = [word for word, opens in words if not opens]
     if 2 * sum(1 for word in inner if any(c.isupper() for c in word)) > len(inner):
-        return set()  # capitals or title case
-    names: set[str] = set()
-    for word, opens in words:
-        named = (word[0].isupper() and not opens) or any(c.isupper() for c in word[1:])
-        if named or word.endswith(("++", "#")):
-            names.update(tokenize(word))
-    return names - GENERIC_TERMS
+        return [(word, False) for word, _ in words]  # capitals or title case
+    return [
+        (
+            word,
+            (word[0].isupper() and not opens)
+            or any(c.isupper() for c in word[1:])
+            or word.endswith(("++", "#")),
+        )
+        for word, opens in words
+    ]
+
+
+def _name_tokens(words: Sequence[str]) -> set[str]:
+    return {token for word in words for token in tokenize(word)} - GENERIC_TERMS
+
+
+def query_names(query: str) -> set[str]:
+    """The names a question gives, as sparse tokens: "What is a monad in Haskell?" -> {"haskell"}.
+
+    A name is a word written with a capital where English does not need one (not the
+    first word of a sentence, or a capital after its first letter: "TypeScript",
+    "CPython"), or a word ending in "++" or "#" ("C++", "C#"). A question in capitals or
+    title case says nothing by its capitals, so it has none. Stopwords and GENERIC_TERMS
+    are no names.
+    """
+    return _name_tokens([word for word, named in _name_words(query) if named])
+
+
+def query_capitalised_names(query: str) -> set[str]:
+    """The names of `query_names` written with a capital first letter ("Go", not "macOS")."""
+    return _name_tokens([word for word, named in _name_words(query) if named and word[0].isupper()])
+
+
+def query_scopes(query: str) -> set[str]:
+    """The names a question is asked *within*, as sparse tokens: what it is about.
+
+    "What is lazy evaluation in Haskell?", "In Haskell, what is a monad?" and "What
+    are Haskell's type classes?" are asked within Haskell: the question ends with "in"
+    and names, opens with "In", names and a comma, or gives a name the possessive.
+    "Coming from JavaScript, can I write `if x`?" is not: it compares.
+    """
+    words = _name_words(query)
+    named = {word for word, is_name in words if is_name}
+    scoped: list[str] = []
+    tail = len(words)  # the closing run of names, after an "in"
+    while tail > 0 and words[tail - 1][1]:
+        tail -= 1
+    if 0 < tail < len(words) and words[tail - 1][0].casefold() == "in":
+        scoped.extend(word for word, _ in words[tail:])
+    opening = _OPENING_SCOPE_RE.match(query)
+    if opening and all(word in named for word in opening.group(1).split()):
+        scoped.extend(opening.group(1).split())
+    scoped.extend(m.group(1) for m in _POSSESSIVE_RE.finditer(query) if m.group(1) in named)
+    return _name_tokens(scoped)
 
 
 def _holds(hit: Hit, term: str) -> bool:
@@ -367,17 +422,33 @@ def _holds(hit: Hit, term: str) -> bool:
     return _term_in(term, _vocabulary(hit.chunk.text))
 
 
-def _name_strays(name: str, *, top: Sequence[Hit], pool: Sequence[Hit]) -> bool:
-    """True when no best hit holds the name and at most STRAY_NAME_HITS candidates do."""
-    if any(_holds(hit, name) for hit in top):
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _name_vocabulary(text: str) -> frozenset[str]:
+    """The sparse tokens of the words a text may write a name as: those with a capital
+    first letter, and every word of its code, where names are written in lower case."""
+    capitalised = " ".join(w for w in _NAME_RE.findall(text) if w[0].isupper())
+    code = " ".join(match.group() for match in _CODE_RE.finditer(text))
+    return frozenset(tokenize(capitalised + " " + code))
+
+
+def _holds_name(hit: Hit, name: str, *, capital: bool) -> bool:
+    """True when the hit holds the name; when the question writes it with a capital,
+    only as a name (`_name_vocabulary`): the book's "go" (a verb) is not the question's
+    "Go" (a language), but `opencv` in its code is the question's "OpenCV"."""
+    if not _holds(hit, name):
         return False
+    return not capital or _term_in(name, _name_vocabulary(hit.chunk.text))
+
+
+def _holders(name: str, pool: Sequence[Hit], *, capital: bool) -> int:
+    """How many candidates hold the name, counted up to STRAY_NAME_HITS + 1."""
     holding = 0
     for hit in pool:
-        if _holds(hit, name):
+        if _holds_name(hit, name, capital=capital):
             holding += 1
             if holding > STRAY_NAME_HITS:
-                return False
-    return True
+                break
+    return holding
 
 
 def evidence_gather(
@@ -394,13 +465,25 @@ def evidence_gather(
             break
         unseen -= {term for term in unseen if _holds(hit, term)}
     missing = tuple(sorted(unseen))
-    names = query_names(query)
-    stray = tuple(sorted(n for n in names if _name_strays(n, top=top, pool=pool)))
+    capitals = query_capitalised_names(query)
+    passing = {  # names the book mentions at most in passing
+        name
+        for name in query_names(query)
+        if _holders(name, pool, capital=name in capitals) <= STRAY_NAME_HITS
+    }
+    stray = tuple(
+        sorted(
+            name
+            for name in passing
+            if not any(_holds_name(hit, name, capital=name in capitals) for hit in top)
+        )
+    )
     return Evidence(
         cosine=cosine,
         missing=len(missing) / len(terms) if terms else 0.0,
         missing_terms=missing,
         stray_names=stray,
+        scope_names=tuple(sorted(passing & query_scopes(query))),
     )
 
 
@@ -413,7 +496,10 @@ def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
       most in passing (`Evidence.stray_names`), means the question is about something
       else, below STRAY_NAME_MAX_SCORE: "What is the difference between a struct and a
       class in C#?" of the Rust book finds its structs at 0.55, but C# only in one
-      unrelated passage. Above it (a comparison, maybe) the question's words decide.
+      unrelated passage. So does a name the question is asked within that the book
+      mentions only in passing (`Evidence.scope_names`), even in the best passages:
+      "What is lazy evaluation in Haskell?" finds the one passage that compares Rust's
+      iterators with Haskell. Above it (a comparison, maybe) the question's words decide.
     - Otherwise, at or above RETRIEVAL_CONFIDENT_SCORE the embedding alone is enough.
     - In between, the book must also hold the question's words: at most
       RETRIEVAL_MISSING_TERMS of its terms may be absent from every candidate. A
@@ -424,9 +510,10 @@ def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
     floor = config.retrieval_score_floor if floor is None else floor
     if evidence.cosine < floor:
         return False
-    if evidence.stray_names and evidence.cosine < STRAY_NAME_MAX_SCORE:
+    foreign = evidence.stray_names or evidence.scope_names
+    if foreign and evidence.cosine < STRAY_NAME_MAX_SCORE:
         return False
-    if evidence.cosine >= config.retrieval_confident_score and not evidence.stray_names:
+    if evidence.cosine >= config.retrieval_confident_score and not foreign:
         return True
     return evidence.missing <= config.retrieval_missing_terms
 

@@ -16,6 +16,7 @@ from chat.services.retrieval import (
     hits_distinct_sections,
     hits_fuse,
     query_names,
+    query_scopes,
 )
 from chat.services.rewriting import key_terms, looks_like_follow_up
 from ragsite.rag import providers
@@ -320,6 +321,78 @@ def test_a_name_only_a_passage_outside_the_best_hits_holds_strays(small_book_ind
     ]
     often = evidence_gather(query=query, fused=[lidar, cost, imu], dense=copies, sparse=[])
     assert often.stray_names == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "scopes"),
+    [
+        ("What is lazy evaluation in Haskell?", {"haskell"}),
+        ("How do I use async/await with Promises in JavaScript?", {"javascript"}),
+        ("What is a bean in Spring Boot?", {"spring", "boot"}),
+        ("In Haskell, what is a monad?", {"haskell"}),
+        ("What are Haskell's type classes for?", {"haskell"}),
+        ("How do I put values in a list in Haskell?", {"haskell"}),  # the last "in"
+        # Comparisons and passing mentions are not what the question is asked within.
+        ("Coming from JavaScript, can I write if some_number?", set()),
+        ("Is a Rust trait like an interface in Java code?", set()),
+        ("What do I change in the BIOS before installing?", set()),
+        ("how do i write a decorator in python?", set()),  # no capitals, no names
+    ],
+)
+def test_query_scopes_are_the_names_a_question_is_asked_within(question, scopes):
+    assert query_scopes(question) == scopes
+
+
+def _passage(chunk, text: str, score: float = 0.45) -> Hit:
+    """A hit on a copy of `chunk` whose text is `text` (a passage of some other book)."""
+    return _hit(dataclasses.replace(chunk, id=text[:40], text=text, body=text), score, score)
+
+
+def test_a_name_asked_within_that_the_book_mentions_in_passing_means_doubt(small_book_index):
+    chunks, _ = small_book_index
+    # The book compares its iterators with Haskell in one passage: the best hit holds
+    # the name, so it does not stray, but a question asked *in* Haskell is not answered.
+    lazy = _passage(chunks[0], "Iterators are lazy, as lists are in Haskell: nothing runs.")
+    other = [_passage(chunks[1], "Closures capture values from their scope.", 0.3)]
+    asked_in = evidence_gather(
+        query="What is lazy evaluation in Haskell?", fused=[lazy], dense=other, sparse=[lazy]
+    )
+    assert asked_in.stray_names == ()
+    assert asked_in.scope_names == ("haskell",)
+    assert not book_supports(asked_in)
+    # Compared with, the same name leaves the question to the book.
+    compared = evidence_gather(
+        query="Coming from Haskell, are iterators lazy?", fused=[lazy], dense=other, sparse=[lazy]
+    )
+    assert compared.scope_names == ()
+    assert book_supports(compared)
+    # A name many passages hold is the book's own subject ("... in Rust?").
+    many = [
+        _passage(chunks[1], f"Passage {i} on Haskell and its lazy lists.", 0.3)
+        for i in range(STRAY_NAME_HITS + 1)
+    ]
+    own = evidence_gather(
+        query="What is lazy evaluation in Haskell?", fused=[lazy], dense=many, sparse=[lazy]
+    )
+    assert own.scope_names == ()
+    assert book_supports(own)
+
+
+def test_a_capitalised_name_is_held_only_as_a_name_or_in_code(small_book_index):
+    chunks, _ = small_book_index
+    query = "How does a Go type satisfy an interface?"
+    verbs = [
+        _passage(chunks[1], f"Step {i}: let's go on and implement the trait for the type.")
+        for i in range(STRAY_NAME_HITS + 1)
+    ]
+    # The book's "go" is a verb: the language is named nowhere, however many hold "go".
+    evidence = evidence_gather(query=query, fused=verbs[:3], dense=verbs, sparse=[])
+    assert evidence.stray_names == ("go",)
+    assert not book_supports(evidence)
+    # Written as a name, or in code (where names are lower case), it is held.
+    for text in ("Go interfaces are satisfied implicitly.", "Run `go build` to compile it."):
+        named = [_passage(chunks[0], text), *verbs[:2]]
+        assert evidence_gather(query=query, fused=named, dense=verbs, sparse=[]).stray_names == ()
 
 
 async def test_a_question_about_what_the_book_never_names_is_not_supported(small_book):
