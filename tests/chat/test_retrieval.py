@@ -9,10 +9,12 @@ import pytest
 from chat.prompts import Turn
 from chat.services import book_search, hits_collapse, query_rewrite, query_rewrite_rule
 from chat.services.retrieval import (
+    RANK_DENSE_WEIGHT,
     STRAY_NAME_HITS,
     Evidence,
     book_supports,
     evidence_gather,
+    hits_blend,
     hits_distinct_sections,
     hits_fuse,
     query_names,
@@ -198,22 +200,44 @@ def test_minmax_fusion_keeps_score_margins(small_book_index):
     assert [hit.chunk.id for hit in by_rank] == [a.id, b.id, c.id]
 
 
-def test_blend_adds_the_stores_rank_fusion_to_the_score_fusion(small_book_index):
+def test_blend_adds_a_weighted_rank_fusion_to_the_score_fusion(small_book_index):
     chunks, _ = small_book_index
     a, b, c = chunks[0], chunks[1], chunks[2]
     dense = [_hit(a, 0.60, 0.60), _hit(b, 0.59, 0.59), _hit(c, 0.30, 0.30)]
     sparse = [_hit(b, 0.55, 12.0), _hit(a, 0.60, 1.0)]
-    blended = hits_fuse(dense, sparse, method="blend", dense_weight=0.5)
-    by_score = {
-        h.chunk.id: h.rank_score
-        for h in hits_fuse(dense, sparse, method="minmax", dense_weight=0.5)
-    }
-    # The store's RRF (k = 2, rank from 0): a 1/2 + 1/3, b 1/3 + 1/2, c 1/4.
+    by_score = hits_fuse(dense, sparse, method="minmax", dense_weight=0.5)
+    score = {h.chunk.id: h.rank_score for h in by_score}
+    # Equal shares are the store's RRF (k = 2, rank from 0): a 1/2 + 1/3, b 1/3 + 1/2, c 1/4.
+    equal = hits_blend(by_score, dense, sparse, dense_weight=0.5)
     expected = {a.id: 1 / 2 + 1 / 3, b.id: 1 / 3 + 1 / 2, c.id: 1 / 4}
-    for hit in blended:
-        assert hit.rank_score == pytest.approx(by_score[hit.chunk.id] + expected[hit.chunk.id])
-    assert [hit.chunk.id for hit in blended] == [b.id, a.id, c.id]  # the margin decides a tie
-    assert hits_fuse(dense, sparse, dense_weight=0.5) == blended  # the default
+    for hit in equal:
+        assert hit.rank_score == pytest.approx(score[hit.chunk.id] + expected[hit.chunk.id])
+    assert [hit.chunk.id for hit in equal] == [b.id, a.id, c.id]  # the margin decides a tie
+    # The default leans on BM25's ranks: its first (b) gains, a chunk first in both
+    # channels would still get 1 from the rank half.
+    w = RANK_DENSE_WEIGHT
+    leaning = hits_fuse(dense, sparse, dense_weight=0.5)
+    expected = {
+        a.id: 2 * w / 2 + 2 * (1 - w) / 3,
+        b.id: 2 * w / 3 + 2 * (1 - w) / 2,
+        c.id: 2 * w / 4,
+    }
+    for hit in leaning:
+        assert hit.rank_score == pytest.approx(score[hit.chunk.id] + expected[hit.chunk.id])
+    assert leaning == hits_blend(by_score, dense, sparse)  # the default method and share
+    assert 2 * w / 2 + 2 * (1 - w) / 2 == pytest.approx(1.0)
+
+
+def test_the_rank_shares_move_the_blend(small_book_index):
+    chunks, _ = small_book_index
+    a, b = chunks[0], chunks[1]
+    # The score half ties a and b; the channels' ranks disagree.
+    dense = [_hit(a, 0.6, 0.6), _hit(b, 0.3, 0.3)]
+    sparse = [_hit(b, 0.3, 6.0), _hit(a, 0.6, 3.0)]
+    by_score = hits_fuse(dense, sparse, method="minmax", dense_weight=0.5)
+    assert by_score[0].rank_score == pytest.approx(by_score[1].rank_score)
+    assert hits_blend(by_score, dense, sparse, dense_weight=0.7)[0].chunk.id == a.id
+    assert hits_blend(by_score, dense, sparse, dense_weight=0.3)[0].chunk.id == b.id
 
 
 def test_fusion_weights_move_the_order(small_book_index):
