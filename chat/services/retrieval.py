@@ -483,25 +483,26 @@ def evidence_gather(
             break
         unseen -= {term for term in unseen if _holds(hit, term)}
     missing = tuple(sorted(unseen))
-    capitals = query_capitalised_names(query)
-    passing = {  # names the book mentions at most in passing
-        name
-        for name in query_names(query)
-        if _holders(name, pool, capital=name in capitals) <= STRAY_NAME_HITS
-    }
-    stray = tuple(
-        sorted(
-            name
-            for name in passing
-            if not any(_holds_name(hit, name, capital=name in capitals) for hit in top)
-        )
-    )
+    capitals, scopes = query_capitalised_names(query), query_scopes(query)
+    stray: list[str] = []
+    scoped: list[str] = []
+    for name in sorted(query_names(query)):
+        capital = name in capitals
+        held = any(_holds_name(hit, name, capital=capital) for hit in top)
+        if held and name not in scopes:
+            continue  # neither can it stray nor is the question asked within it
+        if _holders(name, pool, capital=capital) > STRAY_NAME_HITS:
+            continue  # the book speaks of it, not only in passing
+        if not held:
+            stray.append(name)
+        if name in scopes:
+            scoped.append(name)
     return Evidence(
         cosine=cosine,
         missing=len(missing) / len(terms) if terms else 0.0,
         missing_terms=missing,
-        stray_names=stray,
-        scope_names=tuple(sorted(passing & query_scopes(query))),
+        stray_names=tuple(stray),
+        scope_names=tuple(scoped),
     )
 
 
