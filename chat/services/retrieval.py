@@ -47,11 +47,12 @@ CLOSEST_COUNT = 3
 CLOSEST_FLOOR_RATIO = 0.8
 RRF_K = 60  # the usual reciprocal-rank constant
 STORE_RRF_K = STORE_FUSION_RRF_K  # the store's fusion's constant (qdrant-client local mode's)
-# The dense channel's share of the blend's rank half (the sparse channel has the rest).
-# Leaning on BM25's ranks recovers what the rank half cost the Rust book's R@5 (0.804 ->
-# 0.821) and moves no other set's R@5; equal shares (0.5) are the store's own fusion.
-# docs/retrieval-quality.md has the sweep that chose it.
-RANK_DENSE_WEIGHT = 0.375
+# The blend's rank half: reciprocal-rank fusion with this constant, scaled so that a
+# chunk first in both channels gets 1 (for k = 2 it is the store's own fusion). With 1
+# the channels' first few ranks count most; with the store's 2 (or any k from 3 up)
+# `book_search` fell below the store's fusion at some cutoff on some question set, with
+# the packaged model or its int8 graph. docs/retrieval-quality.md has the sweep.
+BLEND_RRF_K = 1
 # Two chunks are the same text when nearly all word 5-grams of the shorter one are in
 # the other. Neighbours of one section share only the chunk overlap (~32 tokens).
 SAME_TEXT_SHINGLE = 5
@@ -166,9 +167,9 @@ def hits_fuse(
     channel's best score, then `dense_weight * dense + (1 - dense_weight) * sparse`; a
     chunk one channel did not return gets 0 from it. `rrf`: weighted reciprocal rank
     fusion, `w / (RRF_K + rank)` summed over the channels. `blend` (the default): the
-    `minmax` value plus a rank fusion with the store's constant (`hits_blend`: `w /
-    (STORE_RRF_K + rank)` per channel, rank from 0, BM25's ranks weighing more): the
-    margins of the scores and the agreement of the ranks, each worth at most 1. Each returned hit keeps its
+    `minmax` value plus a reciprocal-rank fusion (`hits_blend`: `0.5 / (BLEND_RRF_K +
+    rank)` per channel, rank from 0): the margins of the scores and the agreement of
+    the ranks, each worth at most 1. Each returned hit keeps its
     dense cosine as `score` and carries the fused value as `rank_score`. Ties keep the
     dense order, then the sparse order.
     """
@@ -199,19 +200,19 @@ def hits_blend(
     dense: Sequence[Hit],
     sparse: Sequence[Hit],
     *,
-    dense_weight: float = RANK_DENSE_WEIGHT,
+    k: int = BLEND_RRF_K,
 ) -> list[Hit]:
     """Add a rank fusion of the channels to a score fusion of them
     (`hits_fuse(method="minmax")`), best first.
 
-    The rank fusion is the store's (`1 / (STORE_RRF_K + rank)`, rank from 0) with the
-    channels weighed `2 * dense_weight` and `2 * (1 - dense_weight)`: a chunk first in
-    both still gets 1, as from the store's equal-weight fusion (`dense_weight` 0.5).
+    The rank fusion gives each chunk `(k / 2) / (k + rank)` per channel (rank from 0):
+    1 for a chunk first in both channels, whatever `k`; `k` = STORE_RRF_K is the store's
+    own equal-weight fusion.
     """
     values = {hit.chunk.id: hit.rank_score for hit in by_score}
-    for channel, weight in ((dense, 2 * dense_weight), (sparse, 2 * (1 - dense_weight))):
+    for channel in (dense, sparse):
         for rank, hit in enumerate(channel):
-            values[hit.chunk.id] += weight / (STORE_RRF_K + rank)
+            values[hit.chunk.id] += (k / 2) / (k + rank)
     first = {hit.chunk.id: hit for hit in by_score}
     order = sorted(values, key=lambda chunk_id: -values[chunk_id])  # stable: ties keep order
     return [Hit(first[i].chunk, first[i].score, values[i]) for i in order]

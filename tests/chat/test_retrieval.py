@@ -9,7 +9,8 @@ import pytest
 from chat.prompts import Turn
 from chat.services import book_search, hits_collapse, query_rewrite, query_rewrite_rule
 from chat.services.retrieval import (
-    RANK_DENSE_WEIGHT,
+    BLEND_RRF_K,
+    STORE_RRF_K,
     STRAY_NAME_HITS,
     Evidence,
     book_supports,
@@ -200,44 +201,42 @@ def test_minmax_fusion_keeps_score_margins(small_book_index):
     assert [hit.chunk.id for hit in by_rank] == [a.id, b.id, c.id]
 
 
-def test_blend_adds_a_weighted_rank_fusion_to_the_score_fusion(small_book_index):
+def test_blend_adds_a_rank_fusion_to_the_score_fusion(small_book_index):
     chunks, _ = small_book_index
     a, b, c = chunks[0], chunks[1], chunks[2]
     dense = [_hit(a, 0.60, 0.60), _hit(b, 0.59, 0.59), _hit(c, 0.30, 0.30)]
     sparse = [_hit(b, 0.55, 12.0), _hit(a, 0.60, 1.0)]
     by_score = hits_fuse(dense, sparse, method="minmax", dense_weight=0.5)
     score = {h.chunk.id: h.rank_score for h in by_score}
-    # Equal shares are the store's RRF (k = 2, rank from 0): a 1/2 + 1/3, b 1/3 + 1/2, c 1/4.
-    equal = hits_blend(by_score, dense, sparse, dense_weight=0.5)
+    # With the store's constant it is the store's RRF (k = 2, rank from 0): a 1/2 + 1/3,
+    # b 1/3 + 1/2, c 1/4.
+    store = hits_blend(by_score, dense, sparse, k=STORE_RRF_K)
     expected = {a.id: 1 / 2 + 1 / 3, b.id: 1 / 3 + 1 / 2, c.id: 1 / 4}
-    for hit in equal:
+    for hit in store:
         assert hit.rank_score == pytest.approx(score[hit.chunk.id] + expected[hit.chunk.id])
-    assert [hit.chunk.id for hit in equal] == [b.id, a.id, c.id]  # the margin decides a tie
-    # The default leans on BM25's ranks: its first (b) gains, a chunk first in both
-    # channels would still get 1 from the rank half.
-    w = RANK_DENSE_WEIGHT
-    leaning = hits_fuse(dense, sparse, dense_weight=0.5)
-    expected = {
-        a.id: 2 * w / 2 + 2 * (1 - w) / 3,
-        b.id: 2 * w / 3 + 2 * (1 - w) / 2,
-        c.id: 2 * w / 4,
-    }
-    for hit in leaning:
+    assert [hit.chunk.id for hit in store] == [b.id, a.id, c.id]  # the margin decides a tie
+    # The default (k = 1) gives 0.5 / (1 + rank): a chunk first in both still gets 1.
+    blended = hits_fuse(dense, sparse, dense_weight=0.5)
+    expected = {a.id: 0.5 + 0.25, b.id: 0.25 + 0.5, c.id: 0.5 / 3}
+    for hit in blended:
         assert hit.rank_score == pytest.approx(score[hit.chunk.id] + expected[hit.chunk.id])
-    assert leaning == hits_blend(by_score, dense, sparse)  # the default method and share
-    assert 2 * w / 2 + 2 * (1 - w) / 2 == pytest.approx(1.0)
+    assert blended == hits_blend(by_score, dense, sparse)  # the default method and constant
+    assert BLEND_RRF_K == 1
 
 
-def test_the_rank_shares_move_the_blend(small_book_index):
+def test_a_smaller_rank_constant_weighs_the_first_ranks_more(small_book_index):
     chunks, _ = small_book_index
-    a, b = chunks[0], chunks[1]
-    # The score half ties a and b; the channels' ranks disagree.
-    dense = [_hit(a, 0.6, 0.6), _hit(b, 0.3, 0.3)]
-    sparse = [_hit(b, 0.3, 6.0), _hit(a, 0.6, 3.0)]
-    by_score = hits_fuse(dense, sparse, method="minmax", dense_weight=0.5)
-    assert by_score[0].rank_score == pytest.approx(by_score[1].rank_score)
-    assert hits_blend(by_score, dense, sparse, dense_weight=0.7)[0].chunk.id == a.id
-    assert hits_blend(by_score, dense, sparse, dense_weight=0.3)[0].chunk.id == b.id
+    a, b, c = chunks[0], chunks[1], chunks[2]
+    # a is first in one channel and absent from the other; b third and second. The
+    # score half ties them all (b listed first): the rank half decides, and how much a
+    # first rank counts against two lower ones is k's.
+    dense = [_hit(a, 0.6, 0.6), _hit(c, 0.3, 0.3), _hit(b, 0.2, 0.2)]
+    sparse = [_hit(c, 0.3, 6.0), _hit(b, 0.2, 3.0)]
+    by_score = [_hit(b, 0.2, 0.5), _hit(a, 0.6, 0.5), _hit(c, 0.3, 0.5)]
+    first = [hit.chunk.id for hit in hits_blend(by_score, dense, sparse, k=1)]
+    agreed = [hit.chunk.id for hit in hits_blend(by_score, dense, sparse, k=60)]
+    assert first.index(a.id) < first.index(b.id)  # 0.5 / 1 against 0.5 / 3 + 0.5 / 2
+    assert agreed.index(b.id) < agreed.index(a.id)  # 30 / 60 against 30 / 62 + 30 / 61
 
 
 def test_fusion_weights_move_the_order(small_book_index):
