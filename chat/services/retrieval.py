@@ -361,7 +361,7 @@ def _vocabulary(text: str) -> frozenset[str]:
 
 
 def _name_words(query: str) -> list[tuple[str, bool]]:
-    """The question's words that are names, in order, each with whether it is one.
+    """The question's words, in order, each with whether it is a name.
 
     A name is a word written with a capital where English does not need one (not the
     first word of a sentence, or a capital after its first letter), or a word ending in
