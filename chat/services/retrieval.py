@@ -47,6 +47,12 @@ CLOSEST_COUNT = 3
 CLOSEST_FLOOR_RATIO = 0.8
 RRF_K = 60  # the usual reciprocal-rank constant
 STORE_RRF_K = STORE_FUSION_RRF_K  # the store's fusion's constant (qdrant-client local mode's)
+# The blend's rank half: reciprocal-rank fusion with this constant, scaled so that a
+# chunk first in both channels gets 1 (for k = 2 it is the store's own fusion). With 1
+# the channels' first few ranks count most; with the store's 2 (or any k from 3 up)
+# `book_search` fell below the store's fusion at some cutoff on some question set, with
+# the packaged model or its int8 graph. docs/retrieval-quality.md has the sweep.
+BLEND_RRF_K = 1
 # Two chunks are the same text when nearly all word 5-grams of the shorter one are in
 # the other. Neighbours of one section share only the chunk overlap (~32 tokens).
 SAME_TEXT_SHINGLE = 5
@@ -79,6 +85,10 @@ STRAY_NAME_MAX_SCORE = 0.6
 _WORD_RE = re.compile(r"\w+")
 _NAME_RE = re.compile(r"[^\W_]+(?:\+\+|#)?")
 _SENTENCE_END = frozenset(".!?:;")
+_NAME_WORDS = r"((?:[^\W_]+(?:\+\+|#)?\s+)*[^\W_]+(?:\+\+|#)?)"
+_OPENING_SCOPE_RE = re.compile(r"^\s*In\s+" + _NAME_WORDS + r"\s*,")
+_CODE_RE = re.compile(r"^(```|~~~).*?^\1|`[^`\n]+`", re.MULTILINE | re.DOTALL)
+_POSSESSIVE_RE = re.compile(r"([^\W_]+(?:\+\+|#)?)['\u2019]s\b")
 # Words that say how a question is asked, not what it is about: a book need not hold
 # them ("Why can't a robot *ever* know *exactly* where it is?"), so they are never
 # counted as missing. Sparse tokens (stemmed plurals).
@@ -103,12 +113,17 @@ class Evidence:
     `stray_names`: the names the query gives (`query_names`) that no candidate holds,
     or at most STRAY_NAME_HITS candidates do and none of the best EVIDENCE_DEPTH hits:
     the passages that answer the question's words do not speak of what it names.
+    A name written with a capital is held only as a name or in code (`_holds_name`).
+    `scope_names`: the names the query is asked within (`query_scopes`: "... in
+    Haskell?") that at most STRAY_NAME_HITS candidates hold, best hits or not: the book
+    mentions them in passing, the question is about them.
     """
 
     cosine: float
     missing: float
     missing_terms: tuple[str, ...] = ()
     stray_names: tuple[str, ...] = ()
+    scope_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +167,9 @@ def hits_fuse(
     channel's best score, then `dense_weight * dense + (1 - dense_weight) * sparse`; a
     chunk one channel did not return gets 0 from it. `rrf`: weighted reciprocal rank
     fusion, `w / (RRF_K + rank)` summed over the channels. `blend` (the default): the
-    `minmax` value plus the store's own fusion, equal-weight RRF with its constant
-    (`1 / (STORE_RRF_K + rank)` per channel, rank from 0): the margins of the scores and
-    the agreement of the ranks, each worth at most 1. Each returned hit keeps its
+    `minmax` value plus a reciprocal-rank fusion (`hits_blend`: `0.5 / (BLEND_RRF_K +
+    rank)` per channel, rank from 0): the margins of the scores and the agreement of
+    the ranks, each worth at most 1. Each returned hit keeps its
     dense cosine as `score` and carries the fused value as `rank_score`. Ties keep the
     dense order, then the sparse order.
     """
@@ -180,13 +195,24 @@ def hits_fuse(
     return [Hit(first[i].chunk, first[i].score, fused[i]) for i in order]
 
 
-def hits_blend(by_score: Sequence[Hit], dense: Sequence[Hit], sparse: Sequence[Hit]) -> list[Hit]:
-    """Add the store's rank fusion (`1 / (STORE_RRF_K + rank)` per channel, rank from 0) to
-    a score fusion of the same channels (`hits_fuse(method="minmax")`), best first."""
+def hits_blend(
+    by_score: Sequence[Hit],
+    dense: Sequence[Hit],
+    sparse: Sequence[Hit],
+    *,
+    k: int = BLEND_RRF_K,
+) -> list[Hit]:
+    """Add a rank fusion of the channels to a score fusion of them
+    (`hits_fuse(method="minmax")`), best first.
+
+    The rank fusion gives each chunk `(k / 2) / (k + rank)` per channel (rank from 0):
+    1 for a chunk first in both channels, whatever `k`; `k` = STORE_RRF_K is the store's
+    own equal-weight fusion.
+    """
     values = {hit.chunk.id: hit.rank_score for hit in by_score}
     for channel in (dense, sparse):
         for rank, hit in enumerate(channel):
-            values[hit.chunk.id] += 1.0 / (STORE_RRF_K + rank)
+            values[hit.chunk.id] += (k / 2) / (k + rank)
     first = {hit.chunk.id: hit for hit in by_score}
     order = sorted(values, key=lambda chunk_id: -values[chunk_id])  # stable: ties keep order
     return [Hit(first[i].chunk, first[i].score, values[i]) for i in order]
@@ -277,20 +303,22 @@ def hits_by_best_sentence(
     """
     if weight <= 0 or not hits:
         return list(hits)
+    source = providers.get_sentence_vectors()
     try:
-        stored = providers.get_sentence_vectors().lookup(
-            embedder=embedder, hashes=[hit.chunk.content_hash for hit in hits]
-        )
+        # One read for all candidates; then each chunk's own vectors (memoised by the
+        # source): a sentence two chunks share (their overlap) has a vector in each, from
+        # each chunk's own model run, and one merged lookup would keep either.
+        if not source.lookup(embedder=embedder, hashes=[hit.chunk.content_hash for hit in hits]):
+            return list(hits)
+        stored = [source.lookup(embedder=embedder, hashes=[hit.chunk.content_hash]) for hit in hits]
     except Exception:  # a second stage only: the first stage's order stands
         logger.exception("could not read the candidates' sentence vectors")
-        return list(hits)
-    if not stored:
         return list(hits)
     query = np.asarray(query_vector, dtype=np.float32)
     best = max(hit.rank_score for hit in hits) or 1.0
     scored: list[tuple[float, int]] = []
-    for index, hit in enumerate(hits):
-        vectors = [stored[key] for key in chunk_sentence_keys(hit.chunk.body) if key in stored]
+    for index, (hit, own) in enumerate(zip(hits, stored, strict=True)):
+        vectors = [own[key] for key in chunk_sentence_keys(hit.chunk.body) if key in own]
         similarity = float(np.max(np.stack(vectors) @ query)) if vectors else hit.score
         scored.append((hit.rank_score / best + weight * similarity, index))
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
@@ -332,14 +360,13 @@ def _vocabulary(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
 
 
-def query_names(query: str) -> set[str]:
-    """The names a question gives, as sparse tokens: "What is a monad in Haskell?" -> {"haskell"}.
+def _name_words(query: str) -> list[tuple[str, bool]]:
+    """The question's words, in order, each with whether it is a name.
 
     A name is a word written with a capital where English does not need one (not the
-    first word of a sentence, or a capital after its first letter: "TypeScript",
-    "CPython"), or a word ending in "++" or "#" ("C++", "C#"). A question in capitals or
-    title case says nothing by its capitals, so it has none. Stopwords and GENERIC_TERMS
-    are no names.
+    first word of a sentence, or a capital after its first letter), or a word ending in
+    "++" or "#". A question in capitals or title case says nothing by its capitals: then
+    no word is a name.
     """
     words: list[tuple[str, bool]] = []  # each word, and whether it opens a sentence
     previous_end = 0
@@ -349,13 +376,60 @@ def query_names(query: str) -> set[str]:
         previous_end = match.end()
     inner = [word for word, opens in words if not opens]
     if 2 * sum(1 for word in inner if any(c.isupper() for c in word)) > len(inner):
-        return set()  # capitals or title case
-    names: set[str] = set()
-    for word, opens in words:
-        named = (word[0].isupper() and not opens) or any(c.isupper() for c in word[1:])
-        if named or word.endswith(("++", "#")):
-            names.update(tokenize(word))
-    return names - GENERIC_TERMS
+        return [(word, False) for word, _ in words]  # capitals or title case
+    return [
+        (
+            word,
+            (word[0].isupper() and not opens)
+            or any(c.isupper() for c in word[1:])
+            or word.endswith(("++", "#")),
+        )
+        for word, opens in words
+    ]
+
+
+def _name_tokens(words: Sequence[str]) -> set[str]:
+    return {token for word in words for token in tokenize(word)} - GENERIC_TERMS
+
+
+def query_names(query: str) -> set[str]:
+    """The names a question gives, as sparse tokens: "What is a monad in Haskell?" -> {"haskell"}.
+
+    A name is a word written with a capital where English does not need one (not the
+    first word of a sentence, or a capital after its first letter: "TypeScript",
+    "CPython"), or a word ending in "++" or "#" ("C++", "C#"). A question in capitals or
+    title case says nothing by its capitals, so it has none. Stopwords and GENERIC_TERMS
+    are no names.
+    """
+    return _name_tokens([word for word, named in _name_words(query) if named])
+
+
+def query_capitalised_names(query: str) -> set[str]:
+    """The names of `query_names` written with a capital first letter ("Go", not "macOS")."""
+    return _name_tokens([word for word, named in _name_words(query) if named and word[0].isupper()])
+
+
+def query_scopes(query: str) -> set[str]:
+    """The names a question is asked *within*, as sparse tokens: what it is about.
+
+    "What is lazy evaluation in Haskell?", "In Haskell, what is a monad?" and "What
+    are Haskell's type classes?" are asked within Haskell: the question ends with "in"
+    and names, opens with "In", names and a comma, or gives a name the possessive.
+    "Coming from JavaScript, can I write `if x`?" is not: it compares.
+    """
+    words = _name_words(query)
+    named = {word for word, is_name in words if is_name}
+    scoped: list[str] = []
+    tail = len(words)  # the closing run of names, after an "in"
+    while tail > 0 and words[tail - 1][1]:
+        tail -= 1
+    if 0 < tail < len(words) and words[tail - 1][0].casefold() == "in":
+        scoped.extend(word for word, _ in words[tail:])
+    opening = _OPENING_SCOPE_RE.match(query)
+    if opening and all(word in named for word in opening.group(1).split()):
+        scoped.extend(opening.group(1).split())
+    scoped.extend(m.group(1) for m in _POSSESSIVE_RE.finditer(query) if m.group(1) in named)
+    return _name_tokens(scoped)
 
 
 def _holds(hit: Hit, term: str) -> bool:
@@ -367,17 +441,33 @@ def _holds(hit: Hit, term: str) -> bool:
     return _term_in(term, _vocabulary(hit.chunk.text))
 
 
-def _name_strays(name: str, *, top: Sequence[Hit], pool: Sequence[Hit]) -> bool:
-    """True when no best hit holds the name and at most STRAY_NAME_HITS candidates do."""
-    if any(_holds(hit, name) for hit in top):
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _name_vocabulary(text: str) -> frozenset[str]:
+    """The sparse tokens of the words a text may write a name as: those with a capital
+    first letter, and every word of its code, where names are written in lower case."""
+    capitalised = " ".join(w for w in _NAME_RE.findall(text) if w[0].isupper())
+    code = " ".join(match.group() for match in _CODE_RE.finditer(text))
+    return frozenset(tokenize(capitalised + " " + code))
+
+
+def _holds_name(hit: Hit, name: str, *, capital: bool) -> bool:
+    """True when the hit holds the name; when the question writes it with a capital,
+    only as a name (`_name_vocabulary`): the book's "go" (a verb) is not the question's
+    "Go" (a language), but `opencv` in its code is the question's "OpenCV"."""
+    if not _holds(hit, name):
         return False
+    return not capital or _term_in(name, _name_vocabulary(hit.chunk.text))
+
+
+def _holders(name: str, pool: Sequence[Hit], *, capital: bool) -> int:
+    """How many candidates hold the name, counted up to STRAY_NAME_HITS + 1."""
     holding = 0
     for hit in pool:
-        if _holds(hit, name):
+        if _holds_name(hit, name, capital=capital):
             holding += 1
             if holding > STRAY_NAME_HITS:
-                return False
-    return True
+                break
+    return holding
 
 
 def evidence_gather(
@@ -394,13 +484,26 @@ def evidence_gather(
             break
         unseen -= {term for term in unseen if _holds(hit, term)}
     missing = tuple(sorted(unseen))
-    names = query_names(query)
-    stray = tuple(sorted(n for n in names if _name_strays(n, top=top, pool=pool)))
+    capitals, scopes = query_capitalised_names(query), query_scopes(query)
+    stray: list[str] = []
+    scoped: list[str] = []
+    for name in sorted(query_names(query)):
+        capital = name in capitals
+        held = any(_holds_name(hit, name, capital=capital) for hit in top)
+        if held and name not in scopes:
+            continue  # neither can it stray nor is the question asked within it
+        if _holders(name, pool, capital=capital) > STRAY_NAME_HITS:
+            continue  # the book speaks of it, not only in passing
+        if not held:
+            stray.append(name)
+        if name in scopes:
+            scoped.append(name)
     return Evidence(
         cosine=cosine,
         missing=len(missing) / len(terms) if terms else 0.0,
         missing_terms=missing,
-        stray_names=stray,
+        stray_names=tuple(stray),
+        scope_names=tuple(scoped),
     )
 
 
@@ -413,7 +516,10 @@ def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
       most in passing (`Evidence.stray_names`), means the question is about something
       else, below STRAY_NAME_MAX_SCORE: "What is the difference between a struct and a
       class in C#?" of the Rust book finds its structs at 0.55, but C# only in one
-      unrelated passage. Above it (a comparison, maybe) the question's words decide.
+      unrelated passage. So does a name the question is asked within that the book
+      mentions only in passing (`Evidence.scope_names`), even in the best passages:
+      "What is lazy evaluation in Haskell?" finds the one passage that compares Rust's
+      iterators with Haskell. Above it (a comparison, maybe) the question's words decide.
     - Otherwise, at or above RETRIEVAL_CONFIDENT_SCORE the embedding alone is enough.
     - In between, the book must also hold the question's words: at most
       RETRIEVAL_MISSING_TERMS of its terms may be absent from every candidate. A
@@ -424,9 +530,10 @@ def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
     floor = config.retrieval_score_floor if floor is None else floor
     if evidence.cosine < floor:
         return False
-    if evidence.stray_names and evidence.cosine < STRAY_NAME_MAX_SCORE:
+    foreign = evidence.stray_names or evidence.scope_names
+    if foreign and evidence.cosine < STRAY_NAME_MAX_SCORE:
         return False
-    if evidence.cosine >= config.retrieval_confident_score and not evidence.stray_names:
+    if evidence.cosine >= config.retrieval_confident_score and not foreign:
         return True
     return evidence.missing <= config.retrieval_missing_terms
 

@@ -9,13 +9,17 @@ import pytest
 from chat.prompts import Turn
 from chat.services import book_search, hits_collapse, query_rewrite, query_rewrite_rule
 from chat.services.retrieval import (
+    BLEND_RRF_K,
+    STORE_RRF_K,
     STRAY_NAME_HITS,
     Evidence,
     book_supports,
     evidence_gather,
+    hits_blend,
     hits_distinct_sections,
     hits_fuse,
     query_names,
+    query_scopes,
 )
 from chat.services.rewriting import key_terms, looks_like_follow_up
 from ragsite.rag import providers
@@ -197,22 +201,42 @@ def test_minmax_fusion_keeps_score_margins(small_book_index):
     assert [hit.chunk.id for hit in by_rank] == [a.id, b.id, c.id]
 
 
-def test_blend_adds_the_stores_rank_fusion_to_the_score_fusion(small_book_index):
+def test_blend_adds_a_rank_fusion_to_the_score_fusion(small_book_index):
     chunks, _ = small_book_index
     a, b, c = chunks[0], chunks[1], chunks[2]
     dense = [_hit(a, 0.60, 0.60), _hit(b, 0.59, 0.59), _hit(c, 0.30, 0.30)]
     sparse = [_hit(b, 0.55, 12.0), _hit(a, 0.60, 1.0)]
-    blended = hits_fuse(dense, sparse, method="blend", dense_weight=0.5)
-    by_score = {
-        h.chunk.id: h.rank_score
-        for h in hits_fuse(dense, sparse, method="minmax", dense_weight=0.5)
-    }
-    # The store's RRF (k = 2, rank from 0): a 1/2 + 1/3, b 1/3 + 1/2, c 1/4.
+    by_score = hits_fuse(dense, sparse, method="minmax", dense_weight=0.5)
+    score = {h.chunk.id: h.rank_score for h in by_score}
+    # With the store's constant it is the store's RRF (k = 2, rank from 0): a 1/2 + 1/3,
+    # b 1/3 + 1/2, c 1/4.
+    store = hits_blend(by_score, dense, sparse, k=STORE_RRF_K)
     expected = {a.id: 1 / 2 + 1 / 3, b.id: 1 / 3 + 1 / 2, c.id: 1 / 4}
+    for hit in store:
+        assert hit.rank_score == pytest.approx(score[hit.chunk.id] + expected[hit.chunk.id])
+    assert [hit.chunk.id for hit in store] == [b.id, a.id, c.id]  # the margin decides a tie
+    # The default (k = 1) gives 0.5 / (1 + rank): a chunk first in both still gets 1.
+    blended = hits_fuse(dense, sparse, dense_weight=0.5)
+    expected = {a.id: 0.5 + 0.25, b.id: 0.25 + 0.5, c.id: 0.5 / 3}
     for hit in blended:
-        assert hit.rank_score == pytest.approx(by_score[hit.chunk.id] + expected[hit.chunk.id])
-    assert [hit.chunk.id for hit in blended] == [b.id, a.id, c.id]  # the margin decides a tie
-    assert hits_fuse(dense, sparse, dense_weight=0.5) == blended  # the default
+        assert hit.rank_score == pytest.approx(score[hit.chunk.id] + expected[hit.chunk.id])
+    assert blended == hits_blend(by_score, dense, sparse)  # the default method and constant
+    assert BLEND_RRF_K == 1
+
+
+def test_a_smaller_rank_constant_weighs_the_first_ranks_more(small_book_index):
+    chunks, _ = small_book_index
+    a, b, c = chunks[0], chunks[1], chunks[2]
+    # a is first in one channel and absent from the other; b third and second. The
+    # score half ties them all (b listed first): the rank half decides, and how much a
+    # first rank counts against two lower ones is k's.
+    dense = [_hit(a, 0.6, 0.6), _hit(c, 0.3, 0.3), _hit(b, 0.2, 0.2)]
+    sparse = [_hit(c, 0.3, 6.0), _hit(b, 0.2, 3.0)]
+    by_score = [_hit(b, 0.2, 0.5), _hit(a, 0.6, 0.5), _hit(c, 0.3, 0.5)]
+    first = [hit.chunk.id for hit in hits_blend(by_score, dense, sparse, k=1)]
+    agreed = [hit.chunk.id for hit in hits_blend(by_score, dense, sparse, k=60)]
+    assert first.index(a.id) < first.index(b.id)  # 0.5 / 1 against 0.5 / 3 + 0.5 / 2
+    assert agreed.index(b.id) < agreed.index(a.id)  # 30 / 60 against 30 / 62 + 30 / 61
 
 
 def test_fusion_weights_move_the_order(small_book_index):
@@ -320,6 +344,78 @@ def test_a_name_only_a_passage_outside_the_best_hits_holds_strays(small_book_ind
     ]
     often = evidence_gather(query=query, fused=[lidar, cost, imu], dense=copies, sparse=[])
     assert often.stray_names == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "scopes"),
+    [
+        ("What is lazy evaluation in Haskell?", {"haskell"}),
+        ("How do I use async/await with Promises in JavaScript?", {"javascript"}),
+        ("What is a bean in Spring Boot?", {"spring", "boot"}),
+        ("In Haskell, what is a monad?", {"haskell"}),
+        ("What are Haskell's type classes for?", {"haskell"}),
+        ("How do I put values in a list in Haskell?", {"haskell"}),  # the last "in"
+        # Comparisons and passing mentions are not what the question is asked within.
+        ("Coming from JavaScript, can I write if some_number?", set()),
+        ("Is a Rust trait like an interface in Java code?", set()),
+        ("What do I change in the BIOS before installing?", set()),
+        ("how do i write a decorator in python?", set()),  # no capitals, no names
+    ],
+)
+def test_query_scopes_are_the_names_a_question_is_asked_within(question, scopes):
+    assert query_scopes(question) == scopes
+
+
+def _passage(chunk, text: str, score: float = 0.45) -> Hit:
+    """A hit on a copy of `chunk` whose text is `text` (a passage of some other book)."""
+    return _hit(dataclasses.replace(chunk, id=text[:40], text=text, body=text), score, score)
+
+
+def test_a_name_asked_within_that_the_book_mentions_in_passing_means_doubt(small_book_index):
+    chunks, _ = small_book_index
+    # The book compares its iterators with Haskell in one passage: the best hit holds
+    # the name, so it does not stray, but a question asked *in* Haskell is not answered.
+    lazy = _passage(chunks[0], "Iterators are lazy, as lists are in Haskell: nothing runs.")
+    other = [_passage(chunks[1], "Closures capture values from their scope.", 0.3)]
+    asked_in = evidence_gather(
+        query="What is lazy evaluation in Haskell?", fused=[lazy], dense=other, sparse=[lazy]
+    )
+    assert asked_in.stray_names == ()
+    assert asked_in.scope_names == ("haskell",)
+    assert not book_supports(asked_in)
+    # Compared with, the same name leaves the question to the book.
+    compared = evidence_gather(
+        query="Coming from Haskell, are iterators lazy?", fused=[lazy], dense=other, sparse=[lazy]
+    )
+    assert compared.scope_names == ()
+    assert book_supports(compared)
+    # A name many passages hold is the book's own subject ("... in Rust?").
+    many = [
+        _passage(chunks[1], f"Passage {i} on Haskell and its lazy lists.", 0.3)
+        for i in range(STRAY_NAME_HITS + 1)
+    ]
+    own = evidence_gather(
+        query="What is lazy evaluation in Haskell?", fused=[lazy], dense=many, sparse=[lazy]
+    )
+    assert own.scope_names == ()
+    assert book_supports(own)
+
+
+def test_a_capitalised_name_is_held_only_as_a_name_or_in_code(small_book_index):
+    chunks, _ = small_book_index
+    query = "How does a Go type satisfy an interface?"
+    verbs = [
+        _passage(chunks[1], f"Step {i}: let's go on and implement the trait for the type.")
+        for i in range(STRAY_NAME_HITS + 1)
+    ]
+    # The book's "go" is a verb: the language is named nowhere, however many hold "go".
+    evidence = evidence_gather(query=query, fused=verbs[:3], dense=verbs, sparse=[])
+    assert evidence.stray_names == ("go",)
+    assert not book_supports(evidence)
+    # Written as a name, or in code (where names are lower case), it is held.
+    for text in ("Go interfaces are satisfied implicitly.", "Run `go build` to compile it."):
+        named = [_passage(chunks[0], text), *verbs[:2]]
+        assert evidence_gather(query=query, fused=named, dense=verbs, sparse=[]).stray_names == ()
 
 
 async def test_a_question_about_what_the_book_never_names_is_not_supported(small_book):

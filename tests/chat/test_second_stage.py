@@ -66,3 +66,29 @@ def test_weight_zero_or_no_stored_vectors_keep_the_first_stage(stored, embedder)
     assert hits_by_best_sentence(hits, query, embedder=embedder, weight=0) == hits
     providers.set_sentence_vectors(sentences.NoSentenceVectors())
     assert hits_by_best_sentence(hits, query, embedder=embedder, weight=0.5) == hits
+
+
+def test_a_sentence_two_chunks_share_counts_with_each_chunks_own_vector(embedder):
+    # Neighbouring chunks overlap: the same sentence is stored with each, pooled from
+    # each chunk's own model run. Each chunk is scored with its own, whatever the order.
+    shared = "A lidar measures distance by timing laser pulses reflected from objects."
+    first, second = _chunk(3, shared), _chunk(4, "Cameras see colour. " + shared)
+    [query] = embedder.embed_sync([QUESTION])
+    [close, far] = embedder.embed_sync([shared, "Robots carry many sensors."])
+    memory = sentences.MemorySentenceVectors()
+    for chunk, vector in ((first, close), (second, far)):
+        memory.put(
+            embedder=embedder,
+            content_hash=chunk.content_hash,
+            vectors={sentences.sentence_key(shared): vector},
+        )
+    previous = providers.set_sentence_vectors(memory)
+    try:
+        for hits in (
+            [Hit(second, 0.4, 1.0), Hit(first, 0.4, 1.0)],
+            [Hit(first, 0.4, 1.0), Hit(second, 0.4, 1.0)],
+        ):
+            ranked = hits_by_best_sentence(hits, query, embedder=embedder, weight=0.5)
+            assert [hit.chunk.id for hit in ranked] == ["c3", "c4"]
+    finally:
+        providers.set_sentence_vectors(previous)
