@@ -21,6 +21,7 @@ import functools
 import logging
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,8 @@ LLM_UNUSABLE_REASON = "unusable response"
 SELECTION_QUERY_CHARS = 1000  # how much of a highlighted passage joins the search query
 # Token events are coalesced: one per sentence, or per this many seconds of streaming.
 TOKEN_WINDOW_S = 0.02
+# Longest an extractive answer waits for other questions' sources (`_SourcesFirst`).
+SOURCES_FIRST_MAX_WAIT_S = 0.25
 _SENTENCE_END = re.compile(r"(?:[.!?…:][\"')\]*_]*|\n)\s*$")
 # Writes still running after their request was cancelled (kept so they are not collected).
 _pending_writes: set[asyncio.Future[Any]] = set()
@@ -227,6 +230,71 @@ class _Coalescer:
         return text
 
 
+class _SourcesFirst:
+    """Under a burst, every question's sources before any extractive answer is composed.
+
+    Composing an extractive answer is CPU work on the event loop (a few ms); a question
+    still on its way to its `sources` event waits behind it. So while any question of
+    this event loop is before its sources, an answer about to be composed extractively
+    waits, at most SOURCES_FIRST_MAX_WAIT_S: in a burst of 50 questions every reader
+    sees the passages first, and the answers follow in the same total time. One quiet
+    question never waits (nothing is before its sources but itself).
+    """
+
+    def __init__(self) -> None:
+        # Weak: a stream dropped without being closed cannot keep answers waiting.
+        self.before_sources: weakref.WeakSet[_BeforeSources] = weakref.WeakSet()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def enter(self) -> _BeforeSources:
+        ticket = _BeforeSources(self)
+        self.before_sources.add(ticket)
+        return ticket
+
+    def _left(self, ticket: _BeforeSources) -> None:
+        self.before_sources.discard(ticket)
+        if not self.before_sources:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def turn(self) -> None:
+        if not self.before_sources:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, SOURCES_FIRST_MAX_WAIT_S)
+
+
+class _BeforeSources:
+    """One question before its sources; `leave()` once they are out (idempotent)."""
+
+    __slots__ = ("__weakref__", "_gate")
+
+    def __init__(self, gate: _SourcesFirst) -> None:
+        self._gate: _SourcesFirst | None = gate
+
+    def leave(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate._left(self)
+
+
+_SOURCES_FIRST: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SourcesFirst] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sources_first() -> _SourcesFirst:
+    loop = asyncio.get_running_loop()
+    gate = _SOURCES_FIRST.get(loop)
+    if gate is None:
+        gate = _SOURCES_FIRST[loop] = _SourcesFirst()
+    return gate
+
+
 def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
@@ -277,6 +345,8 @@ async def answer_stream(
     """
     config = get_config()
     started = time.perf_counter()
+    gate = _sources_first()
+    before_sources = gate.enter()  # left once `sources` is out, or the answer ends
     try:
         # A first question has no conversation to read: no thread hop before `meta`.
         start = (
@@ -290,6 +360,7 @@ async def answer_stream(
         # The database is unusable: there is no message to report on, but the stream
         # (whose headers are already sent) still ends with one readable event.
         logger.exception("could not start a conversation")
+        before_sources.leave()
         yield Failed(RagError(INTERNAL_ERROR_MESSAGE, details={"cause": type(exc).__name__}))
         return
     yield Meta(session_id=str(start.session_id), message_id=str(start.message_id))
@@ -319,7 +390,10 @@ async def answer_stream(
         )
         sources, context_tokens, uncertain = packed.sources, packed.context_tokens, packed.uncertain
         outcome.sources = [source.as_dict() for source in sources]
+        before_sources.leave()
         yield Sources(sources=outcome.sources)
+        if uncertain or parts.llm.provider == "extractive":
+            await gate.turn()  # CPU on this loop: let other questions reach their sources
 
         async with contextlib.aclosing(
             _answer_tokens(
@@ -370,6 +444,7 @@ async def answer_stream(
         await finish()
         yield Failed(RagError(INTERNAL_ERROR_MESSAGE))
     finally:
+        before_sources.leave()
         # Reached on success, on error, and when the reader left (CancelledError or
         # GeneratorExit thrown in at an await or yield): store what the reader got.
         if not stored:

@@ -1,0 +1,77 @@
+"""Sources first: under a burst, an extractive answer waits for other questions' sources."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+import pytest
+
+from chat.services import answer_stream, answering
+from chat.services.answering import _SourcesFirst
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class _SlowEmbedder:
+    """The real embedder, a beat late: its question is still before its sources."""
+
+    def __init__(self, inner: Any, delay_s: float) -> None:
+        self._inner, self._delay_s = inner, delay_s
+
+    async def embed(self, texts):
+        await asyncio.sleep(self._delay_s)
+        return await self._inner.embed(texts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_an_answer_waits_for_the_sources_of_a_question_still_searching(small_book, embedder):
+    order: list[str] = []
+
+    async def ask(name: str, question: str, **kwargs) -> None:
+        async for event in answer_stream(message=question, **kwargs):
+            if event.name in {"sources", "token"} and f"{name} {event.name}" not in order:
+                order.append(f"{name} {event.name}")
+
+    await asyncio.gather(
+        ask("quick", "How does LiDAR measure distance?", embedder=embedder),
+        ask("slow", "What does an IMU measure?", embedder=_SlowEmbedder(embedder, 0.1)),
+    )
+    # The quick question's answer is composed only once the slow one has its sources.
+    assert order.index("quick sources") < order.index("slow sources") < order.index("quick token")
+
+
+async def test_one_question_alone_never_waits(small_book, embedder, monkeypatch):
+    monkeypatch.setattr(answering, "SOURCES_FIRST_MAX_WAIT_S", 30.0)  # a wait would show
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    events = [e.name async for e in answer_stream(message="How does LiDAR measure distance?")]
+    assert events[-1] == "done"
+    assert loop.time() - started < 20
+
+
+async def test_the_wait_is_bounded_and_a_dropped_question_does_not_hold_it(monkeypatch):
+    monkeypatch.setattr(answering, "SOURCES_FIRST_MAX_WAIT_S", 0.05)
+    gate = _SourcesFirst()
+    stuck = gate.enter()  # a question that never gets its sources
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await gate.turn()
+    assert 0.04 <= loop.time() - started < 5  # waited, but only the maximum
+
+    del stuck  # its stream was dropped without being closed
+    gc.collect()
+    started = loop.time()
+    await gate.turn()
+    assert loop.time() - started < 0.04
+
+    ticket = gate.enter()
+    waiting = asyncio.ensure_future(gate.turn())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    ticket.leave()
+    ticket.leave()  # idempotent
+    await asyncio.wait_for(waiting, 1)
