@@ -87,8 +87,9 @@ def _sentence_blobs(key: str, hashes: Sequence[str]) -> list[tuple[str, bytes]]:
     finally:
         # A worker thread's connection is not closed at the end of a request: close it
         # now (CONN_MAX_AGE=0), or each pool thread would keep a PostgreSQL connection
-        # checked out of the pool for good.
-        if not connection.in_atomic_block:
+        # checked out of the pool for good. A SQLite file has no pool to drain, and a
+        # new connection per read cost more than the read: the thread keeps it.
+        if connection.vendor != "sqlite" and not connection.in_atomic_block:
             connection.close_if_unusable_or_obsolete()
 
 
