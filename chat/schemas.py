@@ -104,6 +104,10 @@ class SearchResponse(BaseModel):
 
     query: str
     results: list[SearchResult]
+    supported: bool = Field(
+        description="Whether the book supports an answer (the chat's doubt, inverted): "
+        "false when the results are only the closest the book has."
+    )
 
 
 class Source(BaseModel):

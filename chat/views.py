@@ -59,7 +59,11 @@ async def search(request: HttpRequest) -> HttpResponse:
     except RagError as exc:
         return error_response(exc)
     return JsonResponse(
-        {"query": params.q, "results": [_search_result(hit) for hit in retrieval.hits]},
+        {
+            "query": params.q,
+            "results": [_search_result(hit) for hit in retrieval.hits],
+            "supported": retrieval.supported,  # the chat's `uncertain`, inverted
+        },
         json_dumps_params={"ensure_ascii": False},
     )
 

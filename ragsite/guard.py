@@ -17,6 +17,7 @@ subject to the deadline.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -41,7 +42,27 @@ def _error_body(code: str, message: str, details: dict[str, Any]) -> bytes:
     return json.dumps({"error": {"code": code, "message": message, "details": details}}).encode()
 
 
-async def _send_error(send: Send, status: int, body: bytes) -> None:
+def _cors_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The CORS headers Django's responses to this request would carry (ragsite/cors.py):
+    without them a widget on another origin cannot read why it was refused."""
+    from django.core.handlers.asgi import ASGIRequest
+    from django.http import HttpResponse
+
+    from ragsite.cors import CorsMiddleware
+
+    request = ASGIRequest(scope, io.BytesIO())
+    middleware = CorsMiddleware(lambda request: HttpResponse())
+    if not middleware.is_enabled(request):
+        return []
+    response = middleware.add_response_headers(request, HttpResponse())
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in response.items()
+        if name.lower().startswith("access-control-") or name.lower() == "vary"
+    ]
+
+
+async def _send_error(send: Send, status: int, body: bytes, scope: Scope) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -50,6 +71,7 @@ async def _send_error(send: Send, status: int, body: bytes) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *_cors_headers(scope),
             ],
         }
     )
@@ -102,7 +124,7 @@ class _Request:
     async def answer(self, status: int, body: bytes) -> None:
         """Send the guard's own error response (and close the connection)."""
         self.answered = True
-        await _send_error(self._send, status, body)
+        await _send_error(self._send, status, body, self.scope)
 
 
 def _too_large(limit: int) -> bytes:
@@ -126,7 +148,7 @@ class BodyGuard:
         if limit is not None:
             for name, value in scope.get("headers", []):
                 if name == b"content-length" and value.isdigit() and int(value) > limit:
-                    await _send_error(send, 413, _too_large(limit))  # never read a byte of it
+                    await _send_error(send, 413, _too_large(limit), scope)  # no byte read
                     return
         request = _Request(scope, receive, send, limit)
         await self.app(scope, request.receive, request.send)

@@ -97,6 +97,29 @@ def test_an_oversized_content_length_is_413_before_the_body_is_sent(live_server,
     assert json.loads(body)["error"]["details"] == {"limit_bytes": settings.API_MAX_BODY_BYTES}
 
 
+def test_the_guards_refusals_carry_cors_headers_for_an_allowed_origin(live_server, settings):
+    """A widget on the book's site can read why its request was refused (413, 408)."""
+    settings.CORS_ALLOWED_ORIGINS = ["https://book.example"]
+    settings.REQUEST_BODY_TIMEOUT_S = 0.5
+    big = request_head("/api/chat", Origin="https://book.example", Content_Length=str(3 * 2**20))
+    status, headers, _ = split_response(raw_exchange(live_server.url, big)[0])
+    assert status == 413
+    assert headers["access-control-allow-origin"] == "https://book.example"
+    assert "retry-after" in headers["access-control-expose-headers"].lower()
+
+    slow = request_head("/api/chat", Origin="https://book.example", Content_Length="20")
+    status, headers, _ = split_response(raw_exchange(live_server.url, slow, b'{"mess')[0])
+    assert status == 408
+    assert headers["access-control-allow-origin"] == "https://book.example"
+
+    foreign = request_head(
+        "/api/chat", Origin="https://elsewhere.example", Content_Length=str(3 * 2**20)
+    )
+    status, headers, _ = split_response(raw_exchange(live_server.url, foreign)[0])
+    assert status == 413
+    assert "access-control-allow-origin" not in headers
+
+
 def test_an_oversized_chunked_body_is_413(live_server, settings):
     settings.API_MAX_BODY_BYTES = 2048
     head = request_head("/api/chat", Content_Type="application/json", Transfer_Encoding="chunked")

@@ -439,6 +439,7 @@ def test_search_endpoint_returns_results_as_api_md(client, small_book):
     assert response.status_code == 200
     body = response.json()
     assert body["query"] == "What is the zero moment point?"
+    assert body["supported"] is True
     assert 1 <= len(body["results"]) <= 2
     first = body["results"][0]
     assert set(first) == {"id", "score", "text", "title", "heading", "path", "url"}
@@ -447,6 +448,12 @@ def test_search_endpoint_returns_results_as_api_md(client, small_book):
     assert first["url"].endswith("#zero-moment-point")
     assert first["text"].startswith("Chapter 10: Balance and Locomotion > Zero Moment Point")
     assert 0 < first["score"] <= 1
+
+
+@pytest.mark.django_db
+def test_search_endpoint_says_when_the_book_does_not_support_an_answer(client, small_book):
+    body = client.get("/api/search", {"q": "How do I bake sourdough bread at home?"}).json()
+    assert body["supported"] is False
 
 
 @pytest.mark.django_db
