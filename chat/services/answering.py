@@ -143,6 +143,20 @@ async def _guarded(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
         await _close(pieces)
 
 
+def _sentences_of(text: str) -> list[str]:
+    """The text in pieces that end where the coalescer ends an event (`_SENTENCE_END`)."""
+    pieces: list[str] = []
+    words: list[str] = []
+    for word in stream_pieces(text):
+        words.append(word)
+        if _SENTENCE_END.search(word):
+            pieces.append("".join(words))
+            words = []
+    if words:
+        pieces.append("".join(words))
+    return pieces
+
+
 async def _fallback_pieces(model: ChatModel, request: AnswerRequest) -> AsyncIterator[str]:
     """The extractive answer, introduced by one notice: the LLM is unavailable."""
     text = "".join([piece async for piece in model.stream(request)])
@@ -169,6 +183,18 @@ class _AnswerPieces:
 
     async def __aiter__(self) -> AsyncIterator[str]:
         """Yield the pieces: the model's, or the extractive answer when it fails early."""
+        if self.mode == Message.Mode.EXTRACTIVE:
+            # The local answerer has no deadlines to keep and its answer is whole at
+            # once: a sentence per piece, as the coalescer sends it (a timeout and four
+            # generator hops per word were ~5 % of the server's CPU under load).
+            tokens = _guarded(self.model.stream(self.request))
+            try:
+                text = "".join([piece async for piece in tokens])
+            finally:
+                await _close(tokens)
+            for piece in _sentences_of(text):
+                yield piece
+            return
         loop = asyncio.get_running_loop()
         answer_deadline: float | None = loop.time() + self.deadlines.answer_s
         first_deadline = min(loop.time() + self.deadlines.first_token_s, answer_deadline)

@@ -1,4 +1,4 @@
-"""Sources first: under a burst, an extractive answer waits for other questions' sources."""
+"""Under load: sources first in a burst, and an extractive answer handed on whole sentences."""
 
 from __future__ import annotations
 
@@ -75,3 +75,14 @@ async def test_the_wait_is_bounded_and_a_dropped_question_does_not_hold_it(monke
     ticket.leave()
     ticket.leave()  # idempotent
     await asyncio.wait_for(waiting, 1)
+
+
+def test_an_extractive_answer_is_handed_on_a_sentence_at_a_time():
+    text = "LiDAR times laser pulses [1]. It measures `Rc<T>` too!\n\n- a list item\nLast words"
+    pieces = answering._sentences_of(text)
+    assert "".join(pieces) == text
+    assert pieces == [  # the words' leading spaces stay with them, as when streamed
+        "LiDAR times laser pulses [1].",
+        " It measures `Rc<T>` too!",
+        "\n\n- a list item\nLast words",
+    ]
