@@ -500,6 +500,7 @@ class EdgeStore(StoreCore):
                     id=p.id,
                     payload=p.payload or {},
                     dense=np.asarray(p.dense, dtype=np.float32) if p.dense else None,
+                    chunk=Chunk.from_payload(p.id, p.payload or {}),
                 )
                 for p in self._retrieve(missing, with_payload=True, with_dense=True)
             }
@@ -512,6 +513,7 @@ class EdgeStore(StoreCore):
                     score=float(score),
                     payload=found[key].payload if q.with_payload else None,
                     dense=found[key].dense if q.with_dense else None,
+                    chunk=found[key].chunk if q.with_payload else None,
                 )
                 if q.with_payload or q.with_dense
                 else StoredPoint(id=key, score=float(score))

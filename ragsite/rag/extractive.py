@@ -33,6 +33,7 @@ import functools
 import re
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -338,21 +339,43 @@ class ExtractiveChatModel:
     provider = "extractive"
     model = "extractive"
 
+    # Answers remembered (question and sources -> text): readers ask the same questions
+    # again, and composing one is a few ms of the event loop's CPU.
+    MEMO_ANSWERS = 512
+
     def __init__(self, *, embedder: Embedder | None = None) -> None:
         """`embedder` scores sentences by meaning; default: the configured one."""
         self._embedder = embedder
+        self._answers: OrderedDict[tuple[str, tuple[Source, ...]], str] = OrderedDict()
+        self._answers_lock = threading.Lock()
 
     async def answer(self, request: AnswerRequest) -> str:
-        """Return the whole extractive answer (sentences scored by words and meaning)."""
+        """Return the whole extractive answer (sentences scored by words and meaning).
+
+        The answer is a function of the question and the sources (their chunks, order
+        and scores; the sentence vectors follow from the chunks), so the same question
+        over the same sources is answered from memory.
+        """
+        key = (request.question, tuple(request.sources))
+        with self._answers_lock:
+            known = self._answers.get(key)
+            if known is not None:
+                self._answers.move_to_end(key)
+                return known
         similarities = await sentence_similarities(
             question=request.question,
             sources=request.sources,
             embedder=self._embedder,
             stored=request.sentence_vectors,
         )
-        return extractive_answer(
+        text = extractive_answer(
             question=request.question, sources=request.sources, similarities=similarities
         )
+        with self._answers_lock:
+            self._answers[key] = text
+            while len(self._answers) > self.MEMO_ANSWERS:
+                self._answers.popitem(last=False)
+        return text
 
     async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
         """Yield the extractive answer word by word (no artificial delay)."""

@@ -68,6 +68,7 @@ class StoredPoint:
     score: float = 0.0
     payload: dict[str, Any] | None = None
     dense: Vector | np.ndarray | None = None  # the edge engine's memory keeps float32 arrays
+    chunk: Chunk | None = None  # the payload as a Chunk, where a memory has built it already
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +147,8 @@ def fuse_hits(rankings: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
 
 
 def _hit(point: StoredPoint, *, score: float, rank_score: float) -> Hit:
-    return Hit(
-        chunk=Chunk.from_payload(point.id, point.payload or {}),
-        score=score,
-        rank_score=rank_score,
-    )
+    chunk = point.chunk or Chunk.from_payload(point.id, point.payload or {})
+    return Hit(chunk=chunk, score=score, rank_score=rank_score)
 
 
 def cosines(

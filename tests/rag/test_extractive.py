@@ -187,6 +187,28 @@ async def test_streams_word_by_word():
     assert "".join(pieces) == await model.answer(request)
 
 
+async def test_the_same_question_over_the_same_sources_is_answered_from_memory(monkeypatch):
+    from ragsite.rag import extractive
+
+    calls: list[str] = []
+    real = extractive.sentence_similarities
+
+    async def counting(**kwargs):
+        calls.append(kwargs["question"])
+        return await real(**kwargs)
+
+    monkeypatch.setattr(extractive, "sentence_similarities", counting)
+    model = ExtractiveChatModel()
+    request = AnswerRequest(question="How does a lidar sensor measure distance?", sources=[LIDAR])
+    first = await model.answer(request)
+    assert await model.answer(request) == first
+    assert len(calls) == 1
+    # Other sources (or the same ones scored otherwise) are composed anew.
+    rescored = Source(n=LIDAR.n, chunk=LIDAR.chunk, score=0.5, snippet=LIDAR.snippet)
+    await model.answer(AnswerRequest(question=request.question, sources=[rescored]))
+    assert len(calls) == 2
+
+
 async def test_cannot_complete():
     with pytest.raises(LLMError):
         await ExtractiveChatModel().complete([ChatMessage("user", "rewrite this")])
