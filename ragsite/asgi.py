@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import django
 from asgiref.sync import ThreadSensitiveContext
 from django.core.handlers.asgi import ASGIHandler
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragsite.settings")
 
@@ -43,6 +44,10 @@ class RequestThreads:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
 
     def give_back(self, executor: ThreadPoolExecutor) -> None:
+        # After whatever the request left running there (a write that outlives a reader
+        # who left): its database connections go back (CONN_MAX_AGE=0; a pool's are
+        # returned), as when Django's thread of a request ended.
+        executor.submit(close_old_connections)
         if len(self._idle) < self.KEEP:
             self._idle.append(executor)
         else:
