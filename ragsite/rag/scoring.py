@@ -168,45 +168,69 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
     sentences: list[_Sentence] = []
     codes: list[_Code] = []
     for source_index, source in enumerate(sources):
-        body = source.chunk.body or source.chunk.text
-        heading_parts = source.chunk.heading.split(" > ")
-        exercises = bool(_EXERCISE_SECTION.search(heading_parts[-1]))
-        # The section's own title (and its parent's) says what its sentences are about.
-        heading_words = _content_words(" ".join(heading_parts[-2:]))
-        units = _units(body)
-        for position, (kind, text, info) in enumerate(units):
-            if kind != "code":
-                continue
-            key = " ".join(text.split())
+        cut = _cut(source.chunk.body or source.chunk.text, source.chunk.heading)
+        for position, info, text, intro, words, key in cut.codes:
             if key not in seen:
                 seen.add(key)
-                before = units[position - 1] if position else ("code", "", "")
-                intro = before[1] if before[0] != "code" else ""
-                words = _content_words(text) | _content_words(intro)
                 codes.append(_Code(source_index, position, source.n, info, text, intro, words))
         first = True
-        for position, kind, text, items in _prose_candidates(units):
-            key = " ".join(_WORD.findall(text.lower()))
+        for position, kind, text, items, words, key, shortened in cut.prose:
             if key in seen:  # neighbouring chunks overlap: quote a sentence once
                 continue
             seen.add(key)
-            words = _content_words(text).union(*map(_content_words, items))
             sentences.append(
                 _Sentence(
                     source_index,
                     position,
                     source.n,
-                    _shorten(text),
+                    shortened,
                     words,
                     kind,
                     items,
-                    heading_words,
-                    _form(text, kind, first, source_index, exercises),
+                    cut.heading_words,
+                    _form(text, kind, first, source_index, cut.exercises),
                     source.score,
                 )
             )
             first = False
     return sentences, codes
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """A passage's quotable units, as far as they do not depend on the question or on the
+    other sources: cut once per passage text (the same chunks come back as sources)."""
+
+    exercises: bool  # its section is a list of exercises
+    heading_words: frozenset[str]  # the content words of its section's title (and parent's)
+    codes: tuple[tuple[int, str, str, str, frozenset[str], str], ...]
+    prose: tuple[tuple[int, str, str, tuple[str, ...], frozenset[str], str, str], ...]
+
+
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE // 8)
+def _cut(body: str, heading: str) -> _Cut:
+    heading_parts = heading.split(" > ")
+    units = _units(body)
+    codes = []
+    for position, (kind, text, info) in enumerate(units):
+        if kind != "code":
+            continue
+        before = units[position - 1] if position else ("code", "", "")
+        intro = before[1] if before[0] != "code" else ""
+        words = _content_words(text) | _content_words(intro)
+        codes.append((position, info, text, intro, words, " ".join(text.split())))
+    prose = []
+    for position, kind, text, items in _prose_candidates(units):
+        words = _content_words(text).union(*map(_content_words, items))
+        key = " ".join(_WORD.findall(text.lower()))
+        prose.append((position, kind, text, items, words, key, _shorten(text)))
+    return _Cut(
+        exercises=bool(_EXERCISE_SECTION.search(heading_parts[-1])),
+        # The section's own title (and its parent's) says what its sentences are about.
+        heading_words=_content_words(" ".join(heading_parts[-2:])),
+        codes=tuple(codes),
+        prose=tuple(prose),
+    )
 
 
 def _form(
