@@ -78,9 +78,18 @@ def sources_pack_counted(
             score=candidate.score,
             snippet=candidate.snippet,
         )
-        cost = count_tokens(prompts.format_source(numbered))
+        cost = _source_tokens(numbered)
         if packed and used + cost > budget:
             continue  # a shorter, less relevant one may still fit
         packed.append(numbered)
         used += cost
     return packed, used
+
+
+def _source_tokens(source: Source) -> int:
+    """`count_tokens(prompts.format_source(source))`, without counting the body again for
+    each position it takes: the tokenizer splits at the newline between the source's
+    header and its body, so the two count apart (less the [CLS] and [SEP] counted twice),
+    and the body's count is remembered per text."""
+    header, _, body = prompts.format_source(source).partition("\n")
+    return count_tokens(header) + count_tokens(body) - 2

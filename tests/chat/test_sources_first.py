@@ -86,3 +86,15 @@ def test_an_extractive_answer_is_handed_on_a_sentence_at_a_time():
         " It measures `Rc<T>` too!",
         "\n\n- a list item\nLast words",
     ]
+
+
+def test_a_sources_prompt_tokens_are_counted_exactly_in_two_parts(small_book_index):
+    from chat import prompts
+    from chat.services.sources import _source_tokens
+    from ragsite.rag.tokens import count_tokens
+    from ragsite.rag.types import Source
+
+    chunks, _ = small_book_index
+    for n, chunk in enumerate(chunks, start=1):
+        source = Source(n=n, chunk=chunk, score=0.5, snippet="")
+        assert _source_tokens(source) == count_tokens(prompts.format_source(source))
