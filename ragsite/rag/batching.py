@@ -20,10 +20,14 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from .types import Vector
 
 logger = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 DEFAULT_WINDOW_S = 0.002
 DEFAULT_MAX_BATCH = 64
@@ -121,32 +125,45 @@ class MicroBatcher:
                 self._start(loop, queue)
 
 
-class RecentVectors:
+class RecentlyUsed(Generic[K, V]):
+    """At most `max_entries` items, the least recently used forgotten first. Thread-safe."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, keys: Sequence[K]) -> dict[K, V]:
+        """The known items among `keys` (each marked as recently used)."""
+        with self._lock:
+            found = {key: self._items[key] for key in keys if key in self._items}
+            for key in found:
+                self._items.move_to_end(key)
+        return found
+
+    def put(self, keys: Sequence[K], values: Sequence[V]) -> None:
+        """Remember these items, forgetting the least recently used beyond the size."""
+        with self._lock:
+            for key, value in zip(keys, values, strict=True):
+                if self._keeps(key):
+                    self._items[key] = value
+                    self._items.move_to_end(key)
+            while len(self._items) > self._max_entries:
+                self._items.popitem(last=False)
+
+    def _keeps(self, key: K) -> bool:
+        return True
+
+
+class RecentVectors(RecentlyUsed[str, Vector]):
     """The vectors of the most recently embedded texts (readers ask the same questions).
 
     Thread-safe; texts longer than `max_chars` are not kept (passages are not queries).
     """
 
     def __init__(self, max_entries: int = RECENT_QUERIES, max_chars: int = RECENT_MAX_CHARS):
-        self._vectors: OrderedDict[str, Vector] = OrderedDict()
-        self._max_entries = max_entries
+        super().__init__(max_entries)
         self._max_chars = max_chars
-        self._lock = threading.Lock()
 
-    def get(self, texts: Sequence[str]) -> dict[str, Vector]:
-        """The known vectors among `texts` (each marked as recently used)."""
-        with self._lock:
-            found = {text: self._vectors[text] for text in texts if text in self._vectors}
-            for text in found:
-                self._vectors.move_to_end(text)
-        return found
-
-    def put(self, texts: Sequence[str], vectors: Sequence[Vector]) -> None:
-        """Remember these vectors, forgetting the least recently used beyond the size."""
-        with self._lock:
-            for text, vector in zip(texts, vectors, strict=True):
-                if len(text) <= self._max_chars:
-                    self._vectors[text] = vector
-                    self._vectors.move_to_end(text)
-            while len(self._vectors) > self._max_entries:
-                self._vectors.popitem(last=False)
+    def _keeps(self, key: str) -> bool:
+        return len(key) <= self._max_chars

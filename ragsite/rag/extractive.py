@@ -33,13 +33,12 @@ import functools
 import re
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .batching import RecentVectors
+from .batching import RecentlyUsed, RecentVectors
 from .exceptions import LLMError
 from .passages import MAX_SENTENCE_CHARS, MIN_SENTENCE_CHARS, _depth_change, content_words
 from .scoring import (
@@ -346,8 +345,9 @@ class ExtractiveChatModel:
     def __init__(self, *, embedder: Embedder | None = None) -> None:
         """`embedder` scores sentences by meaning; default: the configured one."""
         self._embedder = embedder
-        self._answers: OrderedDict[tuple[str, tuple[Source, ...]], str] = OrderedDict()
-        self._answers_lock = threading.Lock()
+        self._answers: RecentlyUsed[tuple[str, tuple[Source, ...]], str] = RecentlyUsed(
+            self.MEMO_ANSWERS
+        )
 
     async def answer(self, request: AnswerRequest) -> str:
         """Return the whole extractive answer (sentences scored by words and meaning).
@@ -357,11 +357,8 @@ class ExtractiveChatModel:
         over the same sources is answered from memory.
         """
         key = (request.question, tuple(request.sources))
-        with self._answers_lock:
-            known = self._answers.get(key)
-            if known is not None:
-                self._answers.move_to_end(key)
-                return known
+        if known := self._answers.get([key]):
+            return known[key]
         similarities = await sentence_similarities(
             question=request.question,
             sources=request.sources,
@@ -371,10 +368,7 @@ class ExtractiveChatModel:
         text = extractive_answer(
             question=request.question, sources=request.sources, similarities=similarities
         )
-        with self._answers_lock:
-            self._answers[key] = text
-            while len(self._answers) > self.MEMO_ANSWERS:
-                self._answers.popitem(last=False)
+        self._answers.put([key], [text])
         return text
 
     async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
