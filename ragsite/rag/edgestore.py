@@ -495,33 +495,36 @@ class EdgeStore(StoreCore):
         }
         found = memory.known(wanted)
         if missing := [key for key in wanted if key not in found]:
-            read = {
-                p.id: StoredPoint(
+            read = {}
+            for p in self._retrieve(missing, with_payload=True, with_dense=True):
+                payload = p.payload or {}
+                read[p.id] = StoredPoint(
                     id=p.id,
-                    payload=p.payload or {},
+                    payload=payload,
                     dense=np.asarray(p.dense, dtype=np.float32) if p.dense else None,
-                    chunk=Chunk.from_payload(p.id, p.payload or {}),
+                    chunk=Chunk.from_payload(p.id, payload),
                 )
-                for p in self._retrieve(missing, with_payload=True, with_dense=True)
-            }
             memory.remember(read, generation=generation)
             found.update(read)
-        return [
-            [
-                StoredPoint(
-                    id=key,
-                    score=float(score),
-                    payload=found[key].payload if q.with_payload else None,
-                    dense=found[key].dense if q.with_dense else None,
-                    chunk=found[key].chunk if q.with_payload else None,
-                )
-                if q.with_payload or q.with_dense
-                else StoredPoint(id=key, score=float(score))
-                for key, score in points
-                if key in found or not (q.with_payload or q.with_dense)  # else deleted since
-            ]
-            for q, points in zip(queries, ranked, strict=True)
-        ]
+        channels: list[list[StoredPoint]] = []
+        for q, points in zip(queries, ranked, strict=True):
+            if not (q.with_payload or q.with_dense):
+                channels.append([StoredPoint(id=key, score=float(score)) for key, score in points])
+                continue
+            channels.append(
+                [
+                    StoredPoint(
+                        id=key,
+                        score=float(score),
+                        payload=found[key].payload if q.with_payload else None,
+                        dense=found[key].dense if q.with_dense else None,
+                        chunk=found[key].chunk if q.with_payload else None,
+                    )
+                    for key, score in points
+                    if key in found  # else deleted since the query
+                ]
+            )
+        return channels
 
     def _retrieve(self, ids: Sequence[str], *, with_payload: bool, with_dense: bool) -> list[Any]:
         records = self._call(
