@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -29,6 +32,15 @@ FIXTURES_DIR = REPO_DIR / "tests" / "fixtures"
 DOCUSAURUS_FIXTURE_DIR = FIXTURES_DIR / "docusaurus-site" / "docs"
 RUST_FIXTURE_DIR = FIXTURES_DIR / "rust-book" / "src"
 REQUIRE_BOOKS_ENV = "RAGSITE_REQUIRE_BOOKS"
+
+
+def import_script(folder: Path, name: str) -> ModuleType:
+    """Import the script `name` of `folder` (benchmarks/ holds scripts, not a package)."""
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
 
 
 def whole_book(path: Path) -> Path:

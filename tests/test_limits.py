@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import random
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +13,7 @@ import uvicorn
 from django.contrib.auth import get_user_model
 
 from ragsite.ratelimit import RATE_LIMITED_MESSAGE, client_ip_from, client_key
+from tests.conftest import import_script
 
 PROXY_CLIENT = "203.0.113.7"
 OTHER_CLIENT = "198.51.100.9"
@@ -226,12 +225,7 @@ def test_admin_login_locks_out_after_failures(client, settings):
 def test_manage_py_serve_ignores_uvicorns_proxy_headers(tmp_path):
     """The real `manage.py serve`, even with the old Dockerfile's FORWARDED_ALLOW_IPS=*:
     with no trusted hop the socket peer is the client, whatever the header says."""
-    bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
-    sys.path.insert(0, str(bench_dir))
-    try:
-        common = importlib.import_module("_common")
-    finally:
-        sys.path.remove(str(bench_dir))
+    common = import_script(Path(__file__).resolve().parent.parent / "benchmarks", "_common")
     env = {"TRUSTED_PROXY_HOPS": "0", "SEARCH_RATE_LIMIT": "3/d", "FORWARDED_ALLOW_IPS": "*"}
     with common.running_server(
         data_dir=tmp_path / "data", book_dir=tmp_path, ingest="never", extra_env=env

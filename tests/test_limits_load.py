@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import import_script
 from tests.test_check_index import index_small_book
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -19,11 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(scope="module")
 def abuse_load():
     """benchmarks/abuse_load.py (a script, not a package)."""
-    sys.path.insert(0, str(BENCH_DIR))
-    try:
-        yield importlib.import_module("abuse_load")
-    finally:
-        sys.path.remove(str(BENCH_DIR))
+    return import_script(BENCH_DIR, "abuse_load")
 
 
 def test_plan_interleaves_and_rotates_cut_off_points(abuse_load):

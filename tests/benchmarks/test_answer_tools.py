@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ragsite.rag.types import Chunk
+from tests.conftest import import_script
 
 BENCH_DIR = Path(__file__).resolve().parent.parent.parent / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def fitting():
-    sys.path.insert(0, str(BENCH_DIR))
-    try:
-        yield importlib.import_module("fit_sentence_model")
-    finally:
-        sys.path.remove(str(BENCH_DIR))
+    return import_script(BENCH_DIR, "fit_sentence_model")
 
 
 def _group(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:

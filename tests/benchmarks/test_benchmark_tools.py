@@ -5,15 +5,16 @@ No timings are asserted here; the benchmarks themselves measure (docs/benchmarks
 
 from __future__ import annotations
 
-import importlib
+import functools
 import itertools
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import import_script
 
 BENCH_DIR = Path(__file__).resolve().parent.parent.parent / "benchmarks"
 
@@ -21,11 +22,7 @@ BENCH_DIR = Path(__file__).resolve().parent.parent.parent / "benchmarks"
 @pytest.fixture(scope="module")
 def bench():
     """Import a script of benchmarks/ by name (they are scripts, not a package)."""
-    sys.path.insert(0, str(BENCH_DIR))
-    try:
-        yield importlib.import_module
-    finally:
-        sys.path.remove(str(BENCH_DIR))
+    return functools.partial(import_script, BENCH_DIR)
 
 
 def test_percentiles_interpolate_and_summaries_round(bench):

@@ -6,12 +6,12 @@ shared books run in the whole-book tier, when ../shared/books is beside the clon
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import import_script
 
 QUESTIONS_DIR = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "questions"
 
@@ -19,11 +19,7 @@ QUESTIONS_DIR = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "
 @pytest.fixture(scope="module")
 def check():
     """benchmarks/questions/check.py, imported (it is a script, not a package)."""
-    sys.path.insert(0, str(QUESTIONS_DIR))
-    try:
-        yield importlib.import_module("check")
-    finally:
-        sys.path.remove(str(QUESTIONS_DIR))
+    return import_script(QUESTIONS_DIR, "check")
 
 
 def sets_of(check, book: str) -> list:
