@@ -192,6 +192,15 @@ def process_memory_mb(pid: int) -> dict[str, float | None]:
     return found
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a process has used so far; None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak_memory(pid: int) -> bool:
     """Reset a process's VmHWM to its current RSS (Linux clear_refs 5); False if refused."""
     try:

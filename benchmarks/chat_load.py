@@ -56,6 +56,7 @@ from _common import (  # noqa: E402
     load_average,
     machine,
     machine_line,
+    process_cpu_s,
     process_memory_mb,
     reset_peak_memory,
     running_server,
@@ -163,6 +164,18 @@ async def _sample_memory(pid: int, peak: list[float], stop: asyncio.Event) -> No
             pass
 
 
+def _completed(results: list[Stream]) -> int:
+    return sum(1 for r in results if r.done is not None and r.error is None)
+
+
+def _cpu_ms_per_answer(pid: int, before: float | None, *, completed: int) -> float | None:
+    """The server's CPU time (all its threads) per completed answer since `before`."""
+    after = process_cpu_s(pid)
+    if before is None or after is None or not completed:
+        return None
+    return round((after - before) * 1000 / completed, 1)
+
+
 async def run_level(
     *, url: str, pid: int, streams: int, requests: int, budget_s: float, questions: list[str]
 ) -> dict[str, Any]:
@@ -185,6 +198,7 @@ async def run_level(
     stop = asyncio.Event()
     load_before = load_average()
     cpu_before = time.process_time()
+    server_cpu_before = process_cpu_s(pid)
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
         sampler = asyncio.create_task(_sample_memory(pid, peak, stop))
@@ -192,6 +206,7 @@ async def run_level(
         stop.set()
         await sampler
     wall = time.perf_counter() - started
+    server_cpu = _cpu_ms_per_answer(pid, server_cpu_before, completed=_completed(results))
     memory = process_memory_mb(pid)
     peak_mb = max(peak[0], memory["hwm_mb"] or 0.0) if reset else peak[0]
 
@@ -199,7 +214,7 @@ async def run_level(
         return _times(results, name)
 
     errors = _errors(results)
-    completed = sum(1 for r in results if r.done is not None and r.error is None)
+    completed = _completed(results)
     return {
         "streams": streams,
         "requests": len(results),
@@ -214,6 +229,7 @@ async def run_level(
         "done_ms": summary(times("done")),
         "tokens_mean": round(sum(r.tokens for r in results) / len(results), 1) if results else None,
         "server_rss_mb": {"before": rest, "peak": peak_mb, "after": memory["rss_mb"]},
+        "server_cpu_ms_per_answer": server_cpu,
         "client_cpu_s": round(time.process_time() - cpu_before, 2),
         "load_average": load_before,
     }
@@ -277,6 +293,7 @@ async def run_open_loop(
     stop = asyncio.Event()
     load_before = load_average()
     cpu_before = time.process_time()
+    server_cpu_before = process_cpu_s(pid)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
         sampler = asyncio.create_task(_sample_memory(pid, peak, stop))
         tasks = []
@@ -293,10 +310,11 @@ async def run_open_loop(
         wall = time.perf_counter() - start
         stop.set()
         await sampler
+    server_cpu = _cpu_ms_per_answer(pid, server_cpu_before, completed=_completed(results))
     memory = process_memory_mb(pid)
     peak_mb = max(peak[0], memory["hwm_mb"] or 0.0) if reset else peak[0]
     errors = _errors(results)
-    completed = sum(1 for r in results if r.done is not None and r.error is None)
+    completed = _completed(results)
     return {
         "rate_per_s": rate,
         "duration_s": duration_s,
@@ -317,6 +335,7 @@ async def run_open_loop(
         "done_ms": summary(_times(results, "done")),
         "tokens_mean": round(sum(r.tokens for r in results) / len(results), 1) if results else None,
         "server_rss_mb": {"before": rest, "peak": peak_mb, "after": memory["rss_mb"]},
+        "server_cpu_ms_per_answer": server_cpu,
         "client_cpu_s": round(time.process_time() - cpu_before, 2),
         "load_average": load_before,
         "load_average_after": load_average(),
@@ -353,6 +372,7 @@ def print_open_loop(row: dict[str, Any]) -> None:
     memory = row["server_rss_mb"]
     print(
         f"      server RSS {memory['before']} MB before, peak {memory['peak']} MB; "
+        f"server CPU {row['server_cpu_ms_per_answer']} ms per answer; "
         f"client CPU {row['client_cpu_s']} s; load {row['load_average']} before, "
         f"{row['load_average_after']} after"
     )
@@ -378,6 +398,7 @@ def print_level(row: dict[str, Any]) -> None:
     memory = row["server_rss_mb"]
     print(
         f"      server RSS {memory['before']} MB before, peak {memory['peak']} MB; "
+        f"server CPU {row['server_cpu_ms_per_answer']} ms per answer; "
         f"client CPU {row['client_cpu_s']} s; load {row['load_average'][0]}"
     )
 
