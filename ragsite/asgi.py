@@ -45,8 +45,8 @@ class RequestThreads:
 
     def give_back(self, executor: ThreadPoolExecutor) -> None:
         # After whatever the request left running there (a write that outlives a reader
-        # who left): its database connections go back (CONN_MAX_AGE=0; a pool's are
-        # returned), as when Django's thread of a request ended.
+        # who left): its database connections are closed if broken or too old (SQLite's
+        # are kept with the thread, CONN_MAX_AGE) and a pool's are returned.
         executor.submit(close_old_connections)
         if len(self._idle) < self.KEEP:
             self._idle.append(executor)

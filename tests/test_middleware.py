@@ -105,7 +105,7 @@ async def _asgi_get(app, path: str) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_requests_reuse_their_threads_and_close_their_connections(monkeypatch):
+async def test_requests_reuse_their_threads_and_their_connections(monkeypatch):
     """Django starts a thread per request (and one to join it); ours keeps them, while
     each request still runs its thread-sensitive work on one thread of its own."""
     from django.db import connection
@@ -127,8 +127,9 @@ async def test_requests_reuse_their_threads_and_close_their_connections(monkeypa
     assert [name for name in started if name.startswith("request")] == ["request_0"]
     assert len(started) <= 2
 
-    # The kept thread is the one requests run in, and a database connection left open
-    # in it is closed by the next request's signals (CONN_MAX_AGE=0), as Django does.
+    # The kept thread is the one requests run in, and it keeps its SQLite connection
+    # (CONN_MAX_AGE) for the next request instead of opening one per request; a
+    # connection that had an error is closed by the next request's signals.
     loop = asyncio.get_running_loop()
     executor = handler.threads.take()
     handler.threads.give_back(executor)
@@ -136,10 +137,20 @@ async def test_requests_reuse_their_threads_and_close_their_connections(monkeypa
     def open_connection():
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        return threading.get_ident(), connection.connection is not None
+        return threading.get_ident(), id(connection.connection)
 
     ident, opened = await loop.run_in_executor(executor, open_connection)
-    assert opened
+    assert await _asgi_get(handler, "/no-such-page/") == 404
+    kept = await loop.run_in_executor(
+        executor, lambda: (threading.get_ident(), id(connection.connection))
+    )
+    assert kept == (ident, opened)
+
+    def break_connection():
+        connection.errors_occurred = True
+        connection.is_usable = lambda: False  # what a dropped connection reports
+
+    await loop.run_in_executor(executor, break_connection)
     assert await _asgi_get(handler, "/no-such-page/") == 404
     after = await loop.run_in_executor(
         executor, lambda: (threading.get_ident(), connection.connection is None)
