@@ -162,10 +162,12 @@ class LocalEmbedder:
 
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3  # errors only; the int8 graph triggers harmless warnings
-            # One inference at a time per call, using every core. Serving: threads sleep
-            # instead of spinning between runs (the event loop and the store need the cores);
-            # an ingestion's own session spins, it has the batches back to back.
-            options.intra_op_num_threads = os.cpu_count() or 1
+            # An ingestion's own session runs its full batches on every core, spinning
+            # between them (it has them back to back). Serving runs one short query at a
+            # time on one thread that sleeps between runs: a few-token query is bound by
+            # reading the weights, a second thread cost ~25 % more CPU for no shorter run
+            # under load, and the event loop needs the other core.
+            options.intra_op_num_threads = (os.cpu_count() or 1) if memory_arena else 1
             options.inter_op_num_threads = 1
             options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -184,7 +186,7 @@ class LocalEmbedder:
         self._tokenizer = tokenizer if tokenizer is not None else load_tokenizer(truncate=True)
         self._batch_size = batch_size
         # Concurrent questions share one ONNX run (ragsite/rag/batching.py).
-        self._batcher = MicroBatcher(self.embed_sync)
+        self._batcher = MicroBatcher(self.embed_sync, run_size=lambda: self.batch_size)
         self._recent = RecentVectors()
         self.model_path = path
 
