@@ -9,6 +9,12 @@ are embedded together. With a single request the added wait is `window_s` (a few
 The batcher keeps its queue per event loop (a test process runs several loops; a server
 runs one) and at most one run in flight per loop: requests that arrive during a run
 form the next batch, so batches grow with the load by themselves.
+
+A batch goes to the model in runs of at most `run_size()` texts (the embedder's own
+texts per ONNX run: 1 for the int8 graph, whose vectors must not depend on their batch),
+all in one worker thread, and each caller gets its vectors as soon as the run that
+holds them is done, not when the whole batch is: under a burst of 50 questions the
+first no longer waits for the fiftieth.
 """
 
 from __future__ import annotations
@@ -58,10 +64,12 @@ class MicroBatcher:
         *,
         window_s: float = DEFAULT_WINDOW_S,
         max_batch: int = DEFAULT_MAX_BATCH,
+        run_size: Callable[[], int] | None = None,
     ) -> None:
         self._embed_sync = embed_sync
         self._window_s = window_s
         self._max_batch = max_batch
+        self._run_size = run_size or (lambda: max_batch)
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = (
             weakref.WeakKeyDictionary()
         )
@@ -105,24 +113,41 @@ class MicroBatcher:
     async def _run(
         self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue, batch: list[_Pending]
     ) -> None:
-        texts = [text for request in batch for text in request.texts]
         try:
-            vectors = await asyncio.to_thread(self._embed_sync, texts)
-        except Exception as exc:  # every caller of the batch gets the embedder's error
+            await asyncio.to_thread(self._embed_runs, loop, batch)
+        except Exception as exc:  # the callers of the failed run (and after) get its error
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(exc)
-        else:
-            start = 0
-            for request in batch:
-                end = start + len(request.texts)
-                if not request.future.done():
-                    request.future.set_result(vectors[start:end])
-                start = end
         finally:
             queue.running = False
             if queue.pending:  # what arrived during this run is the next batch, at once
                 self._start(loop, queue)
+
+    def _embed_runs(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        """In the worker thread: embed `batch` run by run, handing each run's vectors to
+        its callers on the loop as soon as it is done."""
+        size = max(1, self._run_size())
+        group: list[_Pending] = []
+        count = 0
+        for request in [*batch, None]:
+            if group and (request is None or count + len(request.texts) > size):
+                vectors = self._embed_sync([text for member in group for text in member.texts])
+                loop.call_soon_threadsafe(_resolve, group, vectors)
+                group, count = [], 0
+            if request is not None and not request.future.cancelled():
+                group.append(request)
+                count += len(request.texts)
+
+
+def _resolve(group: list[_Pending], vectors: list[Vector]) -> None:
+    """On the loop: give each caller of one run its own vectors."""
+    start = 0
+    for request in group:
+        end = start + len(request.texts)
+        if not request.future.done():
+            request.future.set_result(vectors[start:end])
+        start = end
 
 
 class RecentlyUsed(Generic[K, V]):

@@ -62,6 +62,50 @@ async def test_a_batch_never_exceeds_its_size():
     assert sum(len(run) for run in model.runs) == 10
 
 
+async def test_each_caller_gets_its_vectors_when_its_own_run_is_done():
+    """With one text per run (the int8 graph), the first caller of a batch does not wait
+    for the batch's last run: here that run cannot end until the first caller has its
+    vectors."""
+    first_done = threading.Event()
+
+    def model(texts):
+        if texts == ["last"]:
+            assert first_done.wait(5), "the first caller waited for the whole batch"
+        return [[float(len(text))] for text in texts]
+
+    batcher = MicroBatcher(model, window_s=0.01, run_size=lambda: 1)
+    first = asyncio.ensure_future(batcher.embed(["first"]))
+    last = asyncio.ensure_future(batcher.embed(["last"]))
+    assert (await first)[0][0] == len("first")
+    first_done.set()
+    assert (await last)[0][0] == len("last")
+
+
+async def test_runs_are_cut_at_run_size_on_caller_boundaries():
+    model = Recording()
+    batcher = MicroBatcher(model, window_s=0.01, run_size=lambda: 3)
+    questions = [["a", "b"], ["c"], ["d", "e"], ["f"]]
+    results = await asyncio.gather(*(batcher.embed(texts) for texts in questions))
+    assert [sorted(run) for run in model.runs] == [["a", "b", "c"], ["d", "e", "f"]]
+    for texts, vectors in zip(questions, results, strict=True):
+        assert [v[0] for v in vectors] == [float(len(t)) for t in texts]
+
+
+async def test_an_error_fails_its_run_and_the_later_ones_only():
+    model = Recording(fail_on="poison")
+    batcher = MicroBatcher(model, window_s=0.01, run_size=lambda: 1)
+    results = await asyncio.gather(
+        batcher.embed(["fine"]),
+        batcher.embed(["poison"]),
+        batcher.embed(["later"]),
+        return_exceptions=True,
+    )
+    assert results[0] == [[float(len("fine")), 0.0]]
+    assert isinstance(results[1], RuntimeError)
+    assert isinstance(results[2], RuntimeError)  # its run never happened
+    assert (await batcher.embed(["after"]))[0][0] == len("after")
+
+
 async def test_an_error_reaches_the_callers_of_its_batch_only():
     model = Recording(fail_on="poison", delay=0.03)
     batcher = MicroBatcher(model, window_s=0.005)
