@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -80,6 +81,7 @@ logger = logging.getLogger(__name__)
 
 ENGINE = "qdrant-edge"
 EDGE_DIR = "edge"  # the engine's folder inside QDRANT_PATH (datafolder.ENGINE_FILES too)
+WARM_PAGE = 256  # points per engine call when `warm` reads the collection
 CONFIG_FILE = "edge_config.json"  # written by the engine when it creates a shard
 
 COLLECTION_NAME_MESSAGE = (
@@ -191,6 +193,10 @@ class _Points:
     def changed(self) -> None:
         self.generation += 1
         self._by_id = {}
+
+
+def _scroll_page(shard: EdgeShard, *, request: ScrollRequest) -> tuple[list[Any], Any]:
+    return shard.scroll(request)
 
 
 def _open_shard(path: Path) -> EdgeShard:
@@ -549,6 +555,36 @@ class EdgeStore(StoreCore):
         return [stored_point(record) for record in records], offset
 
     # -- VectorStore (engine calls) -----------------------------------------------------
+
+    def warm(self, limit: int) -> list[Chunk]:
+        """Read up to `limit` points (payload and dense vector) into `_Points`, as searches
+        would one by one, so the first questions after a start find them there."""
+        memory = self._handle.points
+        generation = memory.generation
+        read: dict[str, StoredPoint] = {}
+        offset: Any = None
+        while len(read) < limit:
+            request = ScrollRequest(
+                offset=offset,
+                limit=min(WARM_PAGE, limit - len(read)),
+                with_payload=True,
+                with_vector=[DENSE],
+            )
+            records, offset = self._call(
+                "read chunks", functools.partial(_scroll_page, request=request), missing=([], None)
+            )
+            for point in map(stored_point, records):
+                payload = point.payload or {}
+                read[point.id] = StoredPoint(
+                    id=point.id,
+                    payload=payload,
+                    dense=np.asarray(point.dense, dtype=np.float32) if point.dense else None,
+                    chunk=Chunk.from_payload(point.id, payload),
+                )
+            if offset is None or not records:
+                break
+        memory.remember(read, generation=generation)
+        return [point.chunk for point in read.values() if point.chunk is not None]
 
     def count(self) -> int:
         """Return the number of points in the collection (0 if it does not exist)."""

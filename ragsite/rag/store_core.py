@@ -187,6 +187,10 @@ class StoreCore:
             STORE_CALL_FAILED_MESSAGE.format(action=action, collection=self.collection, error=error)
         )
 
+    def warm(self, limit: int) -> list[Chunk]:
+        """Read up to `limit` points into the search memory; this store keeps none."""
+        return []
+
     # -- engine hooks -----------------------------------------------------------------------
 
     def _exclusive(self) -> contextlib.AbstractContextManager[Any]:

@@ -256,3 +256,8 @@ class VectorStore(Protocol):
     def health(self) -> dict[str, Any]:
         """Return {"status", "mode", "points"}; raise VectorStoreError when broken."""
         ...
+
+    def warm(self, limit: int) -> list[Chunk]:
+        """Read up to `limit` points into what searches keep in memory (a start-up step);
+        return their chunks. A store that keeps nothing reads nothing and returns []."""
+        ...

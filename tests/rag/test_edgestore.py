@@ -18,7 +18,7 @@ from ragsite.rag.edgestore import EdgeEngine, EdgeStore, _Points
 from ragsite.rag.exceptions import ConfigurationError, DimensionMismatch
 from ragsite.rag.store_core import StoredPoint
 from ragsite.rag.types import Chunk, chunk_id
-from ragsite.rag.vectorstore import QdrantStore
+from ragsite.rag.vectorstore import QdrantStore, memory_client
 from tests.conftest import REPO_DIR
 from tests.rag.corpus import CORPUS, book_corpus, unit
 
@@ -145,6 +145,38 @@ def test_searches_read_payloads_and_vectors_from_memory_until_a_write(edge_engin
     dense, sparse = channels()
     assert dense == {first: ("lidar ranges, measured again", 0.0)}
     assert sparse == dense
+
+
+def test_warm_reads_the_points_searches_would_read_one_by_one(edge_engine, monkeypatch):
+    store = EdgeStore(edge_engine, "warm")
+    store.ensure_collection(dimension=4)
+    keys = [chunk_id(f"{n}.md", 0) for n in range(5)]
+    store.upsert(
+        [_chunk(key, f"lidar note {n}", f"{n}.md") for n, key in enumerate(keys)],
+        [unit(1, n, 0, 0) for n in range(5)],
+    )
+    assert {chunk.id for chunk in store.warm(3)} <= set(keys)
+    assert len(store.warm(3)) == 3  # at most `limit`
+    warmed = {chunk.id: chunk.text for chunk in store.warm(100)}
+    assert warmed == {key: f"lidar note {n}" for n, key in enumerate(keys)}
+
+    # Every point a search finds is in memory now: the search reads none from the engine.
+    reads: list[list[str]] = []
+    real_retrieve = store._retrieve
+    monkeypatch.setattr(
+        store, "_retrieve", lambda ids, **kw: reads.append(list(ids)) or real_retrieve(ids, **kw)
+    )
+    dense, sparse = store.search_channels(query_text="lidar", query_vector=unit(1, 0, 0, 0), k=5)
+    assert {hit.chunk.id for hit in dense} == set(keys)
+    assert {hit.chunk.text for hit in sparse} == set(warmed.values())
+    assert reads == []
+
+
+def test_a_store_without_a_search_memory_warms_nothing():
+    store = QdrantStore(memory_client(), "plain")
+    store.ensure_collection(dimension=4)
+    store.upsert([_chunk(chunk_id("a.md", 0), "lidar")], [unit(1, 0, 0, 0)])
+    assert store.warm(10) == []
 
 
 def test_a_read_that_overlapped_a_write_is_not_remembered():

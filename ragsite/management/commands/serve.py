@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 import uvicorn
@@ -67,6 +68,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
+        from chat.services.warming import caches_warm
         from ingestion import services
         from ingestion.progress import ProgressLines
         from ingestion.selectors import index_summary
@@ -83,6 +85,9 @@ class Command(BaseCommand):
             metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True, exist_ok=True)
+        # The first questions after a start find the model, the points and their sentence
+        # vectors in memory (chat/services/warming.py); the server answers meanwhile.
+        threading.Thread(target=caches_warm, name="warm-caches", daemon=True).start()
         self.stdout.write(f"ragsite is serving on http://{host}:{port}/ (Ctrl+C to stop)")
         # One worker on the embedded store, which allows one process (docs/vector-store.md).
         # The access log is ragsite's own (ragsite.observability: with the request id).

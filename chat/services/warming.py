@@ -1,0 +1,66 @@
+"""Start-up warming: what the first questions after a start would otherwise load one by one.
+
+A server at rest has read nothing: the first burst of questions after a start (a deploy,
+a Space waking up) each loads the embedding model's first run, the store's points
+(payload and dense vector, `EdgeStore`'s search memory) and the chunks' stored sentence
+vectors (`DatabaseSentenceVectors`' memo) from disk, at the same moment, while the
+questions behind them wait. Measured under a burst of 50 questions on a cold server, that
+was ~2x the CPU per answer of the same server warm. `caches_warm` reads them once, in
+one thread, before the first question needs them: `manage.py serve` runs it in the
+background, so the server answers while it runs.
+
+Bounded by what the memories keep: `WARM_CHUNKS` chunks (the sentence memo's size), so
+a large book warms its first chunks only and costs the memory it would cost anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.db import connections
+
+from ingestion.services.cache import SENTENCE_MEMO_CHUNKS
+from ragsite.rag import providers
+
+logger = logging.getLogger(__name__)
+
+WARM_CHUNKS = SENTENCE_MEMO_CHUNKS
+LOOKUP_BATCH = 500  # content hashes per sentence-vector read (one SQL query each)
+WARM_QUESTION = "warm-up"
+
+
+def caches_warm(*, chunks: int = WARM_CHUNKS) -> dict[str, Any]:
+    """Load the embedding model (and run it once), read up to `chunks` points into the
+    store's search memory and their sentence vectors into the memo; say what was read.
+
+    Warming only: a failure is logged and the server goes on cold. The calling thread's
+    database connection is closed at the end (a thread of its own, that then ends).
+    """
+    started = time.perf_counter()
+    read: dict[str, Any] = {"points": 0, "sentences": 0}
+    try:
+        embedder = providers.get_embedder()
+        if embedder.provider == "local":  # an API embedder is not called for nothing
+            embedder.embed_sync([WARM_QUESTION])
+        warmed = providers.get_store().warm(chunks)
+        read["points"] = len(warmed)
+        hashes = [chunk.content_hash for chunk in warmed if chunk.content_hash]
+        sentence_vectors = providers.get_sentence_vectors()
+        for start in range(0, len(hashes), LOOKUP_BATCH):
+            batch = hashes[start : start + LOOKUP_BATCH]
+            read["sentences"] += len(sentence_vectors.lookup(embedder=embedder, hashes=batch))
+    except Exception:
+        logger.exception("could not warm the caches; the first questions will load them")
+        return {**read, "error": True}
+    finally:
+        connections.close_all()
+    read["seconds"] = round(time.perf_counter() - started, 2)
+    logger.info(
+        "warmed: %d points and %d sentence vectors in %.2f s",
+        read["points"],
+        read["sentences"],
+        read["seconds"],
+    )
+    return read

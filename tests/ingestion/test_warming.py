@@ -1,0 +1,54 @@
+"""Start-up warming (chat/services/warming.py): after `caches_warm`, a question's search
+reads no point from the engine and its sources' sentence vectors need no query."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from chat.services import book_search
+from chat.services.warming import caches_warm
+from ingestion.services import book_ingest
+from ingestion.services.cache import DatabaseSentenceVectors
+from ragsite.rag import providers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def memo():
+    """A sentence-vector memo of this test's own, empty at the start."""
+    fresh = DatabaseSentenceVectors()
+    previous = providers.set_sentence_vectors(fresh)
+    yield fresh
+    providers.set_sentence_vectors(previous)
+
+
+def test_after_warming_the_first_question_reads_nothing_from_disk(
+    small_book, store, embedder, memo, monkeypatch, django_assert_num_queries
+):
+    task = book_ingest(book_dir=small_book, source="manage.py")
+    assert task.status == "succeeded", task.errors
+
+    warmed = caches_warm()
+    assert warmed["points"] == store.count() > 0
+    assert warmed["sentences"] > 0
+    assert "error" not in warmed
+
+    reads: list[list[str]] = []
+    real_retrieve = store._retrieve
+    monkeypatch.setattr(
+        store, "_retrieve", lambda ids, **kw: reads.append(list(ids)) or real_retrieve(ids, **kw)
+    )
+    retrieval = async_to_sync(book_search)(
+        query="How does a lidar measure distance?", k=5, embedder=embedder, store=store
+    )
+    assert retrieval.sections
+    assert reads == []  # every point the search found was in the store's memory
+    hashes = [hit.chunk.content_hash for hit in retrieval.sections]
+    with django_assert_num_queries(0):
+        assert memo.lookup(embedder=embedder, hashes=hashes)
+
+
+def test_warming_an_empty_index_reads_nothing_and_fails_nothing(store, memo):
+    assert caches_warm() == {"points": 0, "sentences": 0, "seconds": pytest.approx(0, abs=5)}
