@@ -35,6 +35,7 @@ from ragsite.rag.config import get_config
 from ragsite.rag.sentences import chunk_sentence_keys
 from ragsite.rag.sparse import tokenize
 from ragsite.rag.store_core import RRF_K as STORE_FUSION_RRF_K
+from ragsite.rag.tokens import load_tokenizer
 from ragsite.rag.types import Embedder, Hit, VectorStore
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,19 @@ STRAY_NAME_HITS = 8
 # language stay below it ("What is the difference between a struct and a class in C#?"
 # of the Rust book: 0.55).
 STRAY_NAME_MAX_SCORE = 0.6
+# A missing term that is no ordinary English word (`_ordinary_word`: the embedding
+# model's own WordPiece vocabulary cuts it into sub-word pieces, not a word and an
+# ending) is a technical term: "calloc", "argparse", "backpressure", "microtasks". The
+# book lacks the very thing the question asks about, which a cosine of 0.45-0.6 (the
+# passages on allocation, arguments, streams) does not outweigh: it counts as a stray
+# name does. A common word the book lacks is the reader's own wording ("sketching",
+# "mistype", "redeclaring"). The endings and prefixes a word may carry and still be one:
+WORD_ENDINGS = frozenset("s es d ed ing er ers est st r ly y able ness ment ful less".split())
+WORD_PREFIXES = ("un", "re", "dis", "mis", "non", "pre", "over", "under")
+_VOWELS = frozenset("aeiou")
+# The word after "like" or "such as" is an example the reader compares with ("an
+# ignore file, like .gitignore"), not what the question asks for.
+_EXAMPLE_RE = re.compile(r"\b(?:like|such\s+as)\s+\W*([^\W_]+)", re.IGNORECASE)
 _WORD_RE = re.compile(r"\w+")
 _NAME_RE = re.compile(r"[^\W_]+(?:\+\+|#)?")
 _SENTENCE_END = frozenset(".!?:;")
@@ -117,6 +131,8 @@ class Evidence:
     `scope_names`: the names the query is asked within (`query_scopes`: "... in
     Haskell?") that at most STRAY_NAME_HITS candidates hold, best hits or not: the book
     mentions them in passing, the question is about them.
+    `rare_terms`: the missing terms the question writes as no ordinary English word
+    (`query_rare_terms`: "calloc", "argparse"): technical terms the book lacks.
     """
 
     cosine: float
@@ -124,6 +140,7 @@ class Evidence:
     missing_terms: tuple[str, ...] = ()
     stray_names: tuple[str, ...] = ()
     scope_names: tuple[str, ...] = ()
+    rare_terms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +449,48 @@ def query_scopes(query: str) -> set[str]:
     return _name_tokens(scoped)
 
 
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _ordinary_word(word: str) -> bool:
+    """True when a (case-folded) word is an ordinary English word to the embedding model.
+
+    The model's WordPiece vocabulary holds ~20,000 common English words whole; it cuts a
+    rarer word into pieces ("calloc" -> "call", "##oc"). A word is ordinary when it is
+    one piece, or a piece followed by English endings (WORD_ENDINGS: "cheap" "##est";
+    "clip" "##ping", the consonant doubled), or one of WORD_PREFIXES before an ordinary
+    word of four letters or more ("mis" + "type", "re" + "declaring").
+    """
+    pieces = load_tokenizer(truncate=True).encode(word, add_special_tokens=False).tokens
+    if pieces and not pieces[0].startswith("##"):
+        if all(
+            piece[2:] in WORD_ENDINGS
+            or (piece[2] == before[-1] and piece[2] not in _VOWELS and piece[3:] in WORD_ENDINGS)
+            for before, piece in zip(pieces, pieces[1:], strict=False)
+        ):
+            return True
+    return any(
+        word.startswith(prefix)
+        and len(word) - len(prefix) >= 4
+        and _ordinary_word(word[len(prefix) :])
+        for prefix in WORD_PREFIXES
+    )
+
+
+def query_rare_terms(query: str, terms: Sequence[str]) -> tuple[str, ...]:
+    """Those of `terms` (sparse tokens of the query) that the query writes as no ordinary
+    English word (`_ordinary_word`), leaving out an example after "like" or "such as":
+    "How do I allocate memory with calloc in C?" -> ("calloc",)."""
+    if not terms:
+        return ()
+    wanted = set(terms)
+    examples = {t for match in _EXAMPLE_RE.finditer(query) for t in tokenize(match.group(1))}
+    rare: set[str] = set()
+    for word in _NAME_RE.findall(_folded(query)):
+        term = tokenize(word)
+        if term and term[0] in wanted and term[0] not in examples and not _ordinary_word(word):
+            rare.add(term[0])
+    return tuple(sorted(rare))
+
+
 def _holds(hit: Hit, term: str) -> bool:
     """True when the hit's text holds the term or a form of it (`_term_in`)."""
     # Tokenising is the slow part: only a text that holds a term's first letters can
@@ -504,6 +563,7 @@ def evidence_gather(
         missing_terms=missing,
         stray_names=tuple(stray),
         scope_names=tuple(scoped),
+        rare_terms=query_rare_terms(query, missing),
     )
 
 
@@ -530,7 +590,7 @@ def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
     floor = config.retrieval_score_floor if floor is None else floor
     if evidence.cosine < floor:
         return False
-    foreign = evidence.stray_names or evidence.scope_names
+    foreign = evidence.stray_names or evidence.scope_names or evidence.rare_terms
     if foreign and evidence.cosine < STRAY_NAME_MAX_SCORE:
         return False
     if evidence.cosine >= config.retrieval_confident_score and not foreign:
