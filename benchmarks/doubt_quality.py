@@ -60,7 +60,8 @@ async def _capture(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
             seen.clear()
             result = await book_search(query=q["question"], k=get_config().retrieval_k)
             [inputs] = seen
-            captured.append({**q, "inputs": inputs, "supported": result.supported})
+            hits = [hit.chunk.id for hit in result.hits]
+            captured.append({**q, "inputs": inputs, "supported": result.supported, "hits": hits})
     finally:
         retrieval_module.evidence_gather = gather
     return captured

@@ -19,6 +19,7 @@ from chat.services.retrieval import (
     hits_distinct_sections,
     hits_fuse,
     query_names,
+    query_rare_terms,
     query_scopes,
 )
 from chat.services.rewriting import key_terms, looks_like_follow_up
@@ -416,6 +417,54 @@ def test_a_capitalised_name_is_held_only_as_a_name_or_in_code(small_book_index):
     for text in ("Go interfaces are satisfied implicitly.", "Run `go build` to compile it."):
         named = [_passage(chunks[0], text), *verbs[:2]]
         assert evidence_gather(query=query, fused=named, dense=verbs, sparse=[]).stray_names == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "terms", "rare"),
+    [
+        # The model's vocabulary cuts these into pieces: technical terms.
+        ("How do I allocate memory with calloc in C?", ["calloc"], ("calloc",)),
+        ("How do Node.js streams handle backpressure?", ["backpressure"], ("backpressure",)),
+        ("How does the event loop run microtasks?", ["microtask"], ("microtask",)),
+        # Ordinary words: whole, with an ending, or with a prefix before a word.
+        ("Is it fine to crash while sketching a program?", ["sketching"], ()),
+        ("What does the cheapest tier cost?", ["cheapest"], ()),
+        ("What clipping values does the agent use?", ["clipping"], ()),
+        ("What happens if I mistype a number?", ["mistype"], ()),
+        ("Why is redeclaring a variable allowed?", ["redeclaring"], ()),
+        # An example the reader compares with is not what the question asks for.
+        ("Is there an ignore file, like .gitignore, for pages?", ["gitignore"], ()),
+        ("How do I parse arguments with argparse?", [], ()),  # only missing terms count
+    ],
+)
+def test_query_rare_terms_are_the_missing_terms_that_are_no_ordinary_words(question, terms, rare):
+    assert query_rare_terms(question, terms) == rare
+
+
+def test_a_missing_technical_term_outweighs_a_confident_cosine(small_book_index):
+    chunks, _ = small_book_index
+    # The allocation passage is close (0.5) and holds four of the five terms; the one it
+    # lacks is the very thing asked about.
+    alloc = _passage(chunks[0], "To allocate memory for an array, ask the allocator.", 0.5)
+    query = "How do I allocate array memory with calloc?"
+    evidence = evidence_gather(query=query, fused=[alloc], dense=[alloc], sparse=[alloc])
+    assert evidence.missing_terms == ("calloc",)
+    assert evidence.rare_terms == ("calloc",)
+    assert not book_supports(evidence)
+    # A common word the book lacks is the reader's own wording: the cosine decides.
+    worded = evidence_gather(
+        query="How do I allocate array memory when sketching?",
+        fused=[alloc],
+        dense=[alloc],
+        sparse=[],
+    )
+    assert worded.missing_terms == ("sketching",)
+    assert worded.rare_terms == ()
+    assert book_supports(worded)
+    # Near a restatement (0.6 and above) the question's words decide, as for a stray name.
+    close = dataclasses.replace(evidence, cosine=0.65, missing=0.2)
+    assert book_supports(close)
+    assert not book_supports(dataclasses.replace(close, missing=0.25))
 
 
 async def test_a_question_about_what_the_book_never_names_is_not_supported(small_book):
