@@ -467,6 +467,23 @@ def test_a_missing_technical_term_outweighs_a_confident_cosine(small_book_index)
     assert not book_supports(dataclasses.replace(close, missing=0.25))
 
 
+def test_a_prefixed_form_of_a_held_word_is_not_missing(small_book_index):
+    chunks, _ = small_book_index
+    typed = _passage(chunks[0], "Each setting has a type: a number must parse as one.", 0.4)
+    evidence = evidence_gather(
+        query="What if I mistype a number in a setting?", fused=[typed], dense=[typed], sparse=[]
+    )
+    assert evidence.missing_terms == ()  # "mis" + "type", which the passage holds
+
+
+def test_just_above_the_floor_one_missing_term_in_five_means_doubt():
+    # "What traits make a good team leader?" of the Rust book: 0.25, "leader" missing.
+    evidence = Evidence(cosine=0.25, missing=0.2, missing_terms=("leader",))
+    assert not book_supports(evidence)
+    assert book_supports(dataclasses.replace(evidence, missing=1 / 6))
+    assert book_supports(dataclasses.replace(evidence, cosine=0.35))  # higher up, it is enough
+
+
 async def test_a_question_about_what_the_book_never_names_is_not_supported(small_book):
     # The Kalman passage is close to the question, but says nothing of MATLAB: the
     # question is about a tool the book does not cover.
