@@ -382,6 +382,25 @@ def _vocabulary(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
 
 
+def _words_opening(query: str) -> list[tuple[str, bool]]:
+    """The question's words, in order, each with whether it opens a sentence."""
+    words: list[tuple[str, bool]] = []
+    previous_end = 0
+    for match in _NAME_RE.finditer(query):
+        gap = query[previous_end : match.start()]
+        words.append((match.group(), previous_end == 0 or not _SENTENCE_END.isdisjoint(gap)))
+        previous_end = match.end()
+    return words
+
+
+def query_in_lower_case(query: str) -> bool:
+    """True when no word of the question but a sentence's first has a capital: then its
+    capitals say nothing of its names ("what does self mean in python classes")."""
+    return not any(
+        not opens and not word.islower() for word, opens in _words_opening(query) if word.isalpha()
+    )
+
+
 def _name_words(query: str) -> list[tuple[str, bool]]:
     """The question's words, in order, each with whether it is a name.
 
@@ -390,12 +409,7 @@ def _name_words(query: str) -> list[tuple[str, bool]]:
     "++" or "#". A question in capitals or title case says nothing by its capitals: then
     no word is a name.
     """
-    words: list[tuple[str, bool]] = []  # each word, and whether it opens a sentence
-    previous_end = 0
-    for match in _NAME_RE.finditer(query):
-        gap = query[previous_end : match.start()]
-        words.append((match.group(), previous_end == 0 or not _SENTENCE_END.isdisjoint(gap)))
-        previous_end = match.end()
+    words = _words_opening(query)
     inner = [word for word, opens in words if not opens]
     if 2 * sum(1 for word in inner if any(c.isupper() for c in word)) > len(inner):
         return [(word, False) for word, _ in words]  # capitals or title case
@@ -531,6 +545,34 @@ def _holds_name(hit: Hit, name: str, *, capital: bool) -> bool:
     return not capital or _term_in(name, _name_vocabulary(hit.chunk.text))
 
 
+@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
+def _cased_vocabularies(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The sparse tokens of the words a text writes outside its code as names (line by
+    line, as `query_names` reads a question: a title-case heading has none), and of
+    those it writes in lower case."""
+    prose = _CODE_RE.sub(" ", text)
+    named = " ".join(w for line in prose.splitlines() for w, name in _name_words(line) if name)
+    lower = " ".join(w for w in _NAME_RE.findall(prose) if w.islower())
+    return frozenset(tokenize(named)), frozenset(tokenize(lower))
+
+
+def _book_name(term: str, pool: Sequence[Hit]) -> bool:
+    """True when a term is one of the book's names: at most STRAY_NAME_HITS candidates
+    hold it, and every one writes it as a name, never in lower case or in code
+    ("python" of the Rust book, which writes "Python")."""
+    holders = []
+    for hit in pool:
+        if _holds(hit, term):
+            holders.append(hit)
+            if len(holders) > STRAY_NAME_HITS:
+                return False
+    for hit in holders:
+        upper, lower = _cased_vocabularies(hit.chunk.text)
+        if term not in upper or term in lower:
+            return False
+    return bool(holders)
+
+
 def _holders(name: str, pool: Sequence[Hit], *, capital: bool) -> int:
     """How many candidates hold the name, counted up to STRAY_NAME_HITS + 1."""
     holding = 0
@@ -561,9 +603,16 @@ def evidence_gather(
             unseen.discard(term)
     missing = tuple(sorted(unseen))
     capitals, scopes = query_capitalised_names(query), query_scopes(query)
+    names = query_names(query)
     stray: list[str] = []
+    if query_in_lower_case(query):  # the book's own names, written in lower case
+        stray = [
+            term
+            for term in sorted(terms - names - GENERIC_TERMS - unseen)
+            if not any(_holds(hit, term) for hit in top) and _book_name(term, pool)
+        ]
     scoped: list[str] = []
-    for name in sorted(query_names(query)):
+    for name in sorted(names):
         capital = name in capitals
         held = any(_holds_name(hit, name, capital=capital) for hit in top)
         if held and name not in scopes:
@@ -578,7 +627,7 @@ def evidence_gather(
         cosine=cosine,
         missing=len(missing) / len(terms) if terms else 0.0,
         missing_terms=missing,
-        stray_names=tuple(stray),
+        stray_names=tuple(sorted(stray)),
         scope_names=tuple(scoped),
         rare_terms=query_rare_terms(query, missing),
     )

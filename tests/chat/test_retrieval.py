@@ -18,6 +18,7 @@ from chat.services.retrieval import (
     hits_blend,
     hits_distinct_sections,
     hits_fuse,
+    query_in_lower_case,
     query_names,
     query_rare_terms,
     query_scopes,
@@ -465,6 +466,38 @@ def test_a_missing_technical_term_outweighs_a_confident_cosine(small_book_index)
     close = dataclasses.replace(evidence, cosine=0.65, missing=0.2)
     assert book_supports(close)
     assert not book_supports(dataclasses.replace(close, missing=0.25))
+
+
+@pytest.mark.parametrize(
+    ("question", "lower"),
+    [
+        ("what does self mean in python classes", True),
+        ("What does self mean in python classes? Tell me.", True),  # sentences open
+        ("What does self mean in Python classes?", False),
+        ("How do virtual functions work in C++?", True),  # "C++" is a name by its "++"
+    ],
+)
+def test_query_in_lower_case(question, lower):
+    assert query_in_lower_case(question) is lower
+
+
+def test_a_name_of_the_book_written_in_lower_case_strays(small_book_index):
+    chunks, _ = small_book_index
+    methods = [
+        _passage(chunks[1], f"Method {i} takes self as its first parameter.") for i in range(3)
+    ]
+    mention = _passage(chunks[2], "Unlike Python, the language has no classes.", 0.3)
+    query = "what does the self parameter mean in python classes"
+    evidence = evidence_gather(query=query, fused=methods, dense=[mention], sparse=methods)
+    assert evidence.stray_names == ("python",)
+    assert not book_supports(evidence)
+    # A word the book writes in lower case too is no name; nor is one in a title-case
+    # heading only ("Classes And Methods").
+    for text in ("Unlike python scripts, it has no classes.", "Classes And Methods\nNone here."):
+        plain = _passage(chunks[2], text, 0.3)
+        query = "what are python classes" if "python" in text else "what are classes for"
+        found = evidence_gather(query=query, fused=methods, dense=[plain], sparse=methods)
+        assert found.stray_names == ()
 
 
 def test_a_prefixed_form_of_a_held_word_is_not_missing(small_book_index):
