@@ -91,7 +91,7 @@ STRAY_NAME_MAX_SCORE = 0.6
 # name does. A common word the book lacks is the reader's own wording ("sketching",
 # "mistype", "redeclaring"). The endings and prefixes a word may carry and still be one:
 WORD_ENDINGS = frozenset("s es d ed ing er ers est st r ly y able ness ment ful less".split())
-WORD_PREFIXES = ("un", "re", "dis", "mis", "non", "pre", "over", "under")
+WORD_PREFIXES = ("un", "re", "dis", "mis", "non")
 _VOWELS = frozenset("aeiou")
 # The word after "like" or "such as" is an example the reader compares with ("an
 # ignore file, like .gitignore"), not what the question asks for.
