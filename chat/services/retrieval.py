@@ -101,6 +101,9 @@ _EXAMPLE_RE = re.compile(r"\b(?:like|such\s+as)\s+\W*([^\W_]+)", re.IGNORECASE)
 # team leader?" of the Rust book, 0.25, "leader" missing) is not supported; one in six
 # or fewer still is (the docs' paraphrased questions sit at 0.23-0.26).
 NEAR_FLOOR_SCORE = 0.3
+# A missing word in these endings is a verb form, the reader's own wording ("keep
+# jumping around"), not the thing the question asks about ("an elevator controller").
+VERB_ENDINGS = ("ing", "ed")
 _WORD_RE = re.compile(r"\w+")
 _NAME_RE = re.compile(r"[^\W_]+(?:\+\+|#)?")
 _SENTENCE_END = frozenset(".!?:;")
@@ -138,6 +141,9 @@ class Evidence:
     mentions them in passing, the question is about them.
     `rare_terms`: the missing terms the question writes as no ordinary English word
     (`query_rare_terms`: "calloc", "argparse"): technical terms the book lacks.
+    `unplaced_terms`: when a term is missing, the question's specific terms (held by
+    at most STRAY_NAME_HITS candidates), if none of the best hits holds any of them:
+    the best passages match only its common words.
     """
 
     cosine: float
@@ -146,6 +152,7 @@ class Evidence:
     stray_names: tuple[str, ...] = ()
     scope_names: tuple[str, ...] = ()
     rare_terms: tuple[str, ...] = ()
+    unplaced_terms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,6 +591,17 @@ def _holders(name: str, pool: Sequence[Hit], *, capital: bool) -> int:
     return holding
 
 
+def _unplaced_terms(held: set[str], top: Sequence[Hit], pool: Sequence[Hit]) -> tuple[str, ...]:
+    """The specific terms of `held` (at most STRAY_NAME_HITS candidates hold each), when
+    none of the best hits holds any of them; else ()."""
+    placed = {term for term in held if any(_holds(hit, term) for hit in top)}
+    if any(_holders(term, pool, capital=False) <= STRAY_NAME_HITS for term in placed):
+        return ()
+    return tuple(
+        sorted(t for t in held - placed if _holders(t, pool, capital=False) <= STRAY_NAME_HITS)
+    )
+
+
 def evidence_gather(
     *, query: str, fused: Sequence[Hit], dense: Sequence[Hit], sparse: Sequence[Hit]
 ) -> Evidence:
@@ -623,6 +641,7 @@ def evidence_gather(
             stray.append(name)
         if name in scopes:
             scoped.append(name)
+    unplaced = _unplaced_terms(terms - GENERIC_TERMS - unseen, top, pool) if missing else ()
     return Evidence(
         cosine=cosine,
         missing=len(missing) / len(terms) if terms else 0.0,
@@ -630,6 +649,7 @@ def evidence_gather(
         stray_names=tuple(sorted(stray)),
         scope_names=tuple(scoped),
         rare_terms=query_rare_terms(query, missing),
+        unplaced_terms=unplaced,
     )
 
 
@@ -661,6 +681,9 @@ def book_supports(evidence: Evidence, *, floor: float | None = None) -> bool:
         return False
     if evidence.cosine >= config.retrieval_confident_score and not foreign:
         return True
+    things = [term for term in evidence.missing_terms if not term.endswith(VERB_ENDINGS)]
+    if things and evidence.unplaced_terms:
+        return False
     if evidence.cosine < NEAR_FLOOR_SCORE:
         return evidence.missing < config.retrieval_missing_terms
     return evidence.missing <= config.retrieval_missing_terms

@@ -500,6 +500,32 @@ def test_a_name_of_the_book_written_in_lower_case_strays(small_book_index):
         assert found.stray_names == ()
 
 
+def test_a_missing_term_with_the_specific_words_outside_the_best_hits_means_doubt(
+    small_book_index,
+):
+    chunks, _ = small_book_index
+    # "controller" is everywhere in the book; "floors" and "schedule" are in two passages
+    # below the best hits; "elevator" in none: the best passages match the common word.
+    common = [
+        _passage(chunks[0], f"Controller {i} tracks the joint angles.", 0.37)
+        for i in range(STRAY_NAME_HITS + 1)
+    ]
+    aside = [
+        _passage(chunks[1], "Run the schedule every second.", 0.2),
+        _passage(chunks[2], "The robot walks on flat floors.", 0.2),
+    ]
+    query = "How does an elevator controller schedule calls between floors?"
+    evidence = evidence_gather(query=query, fused=common[:3], dense=common, sparse=aside)
+    assert evidence.missing_terms == ("elevator",)  # "call" is a GENERIC_TERMS word
+    assert evidence.unplaced_terms == ("floor", "schedule")
+    assert not book_supports(evidence)
+    # When a best hit holds one of the specific words, the passages are about the question.
+    placed = evidence_gather(query=query, fused=[aside[1], *common[:2]], dense=common, sparse=aside)
+    assert placed.unplaced_terms == ()
+    # A missing verb form is the reader's wording, not the thing asked about.
+    assert book_supports(dataclasses.replace(evidence, missing=1 / 6, missing_terms=("jumping",)))
+
+
 def test_a_prefixed_form_of_a_held_word_is_not_missing(small_book_index):
     chunks, _ = small_book_index
     typed = _passage(chunks[0], "Each setting has a type: a number must parse as one.", 0.4)
