@@ -592,13 +592,13 @@ def _holders(name: str, pool: Sequence[Hit], *, capital: bool) -> int:
 
 
 def _unplaced_terms(held: set[str], top: Sequence[Hit], pool: Sequence[Hit]) -> tuple[str, ...]:
-    """The specific terms of `held` (at most STRAY_NAME_HITS candidates hold each), when
+    """The specific terms of `held` (one to STRAY_NAME_HITS candidates hold each), when
     none of the best hits holds any of them; else ()."""
     placed = {term for term in held if any(_holds(hit, term) for hit in top)}
     if any(_holders(term, pool, capital=False) <= STRAY_NAME_HITS for term in placed):
         return ()
     return tuple(
-        sorted(t for t in held - placed if _holders(t, pool, capital=False) <= STRAY_NAME_HITS)
+        sorted(t for t in held - placed if 0 < _holders(t, pool, capital=False) <= STRAY_NAME_HITS)
     )
 
 
