@@ -93,6 +93,17 @@ STRAY_NAME_MAX_SCORE = 0.6
 WORD_ENDINGS = frozenset("s es d ed ing er ers est st r ly y able ness ment ful less".split())
 WORD_PREFIXES = ("un", "re", "dis", "mis", "non")
 _VOWELS = frozenset("aeiou")
+# British and American spellings of one word ("optimisation", "optimization"): a book
+# in one holds the question's word in the other.
+SPELLINGS = (
+    ("isation", "ization"),
+    ("ise", "ize"),
+    ("yse", "yze"),
+    ("our", "or"),
+    ("lled", "led"),
+    ("lling", "ling"),
+    ("tre", "ter"),
+)
 # The word after "like" or "such as" is an example the reader compares with ("an
 # ignore file, like .gitignore"), not what the question asks for.
 _EXAMPLE_RE = re.compile(r"\b(?:like|such\s+as)\s+\W*([^\W_]+)", re.IGNORECASE)
@@ -509,6 +520,18 @@ def _unprefixed(term: str) -> str | None:
     return None
 
 
+def _spellings(term: str) -> set[str]:
+    """The term's other English spellings, British to American and back (SPELLINGS:
+    "optimisation" -> "optimization", "colour" -> "color", "modelled" -> "modeled")."""
+    forms = set()
+    for ours, theirs in SPELLINGS:
+        for old, new in ((ours, theirs), (theirs, ours)):
+            at = term.find(old, 2)
+            if at > 0:
+                forms.add(term[:at] + new + term[at + len(old) :])
+    return forms
+
+
 def query_rare_terms(query: str, terms: Sequence[str]) -> tuple[str, ...]:
     """Those of `terms` (sparse tokens of the query) that the query writes as no ordinary
     English word (`_ordinary_word`), leaving out an example after "like" or "such as":
@@ -615,9 +638,9 @@ def evidence_gather(
         if not unseen:
             break
         unseen -= {term for term in unseen if _holds(hit, term)}
-    for term in sorted(unseen):  # a prefixed form of a word the book holds ("mis-type")
-        stem = _unprefixed(term)
-        if stem and any(_holds(hit, stem) for hit in pool):
+    for term in sorted(unseen):  # a prefixed form ("mis-type"), another spelling
+        forms = _spellings(term) | ({stem} if (stem := _unprefixed(term)) else set())
+        if any(_holds(hit, form) for form in forms for hit in pool):
             unseen.discard(term)
     missing = tuple(sorted(unseen))
     capitals, scopes = query_capitalised_names(query), query_scopes(query)

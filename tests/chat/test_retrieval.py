@@ -533,6 +533,11 @@ def test_a_prefixed_form_of_a_held_word_is_not_missing(small_book_index):
         query="What if I mistype a number in a setting?", fused=[typed], dense=[typed], sparse=[]
     )
     assert evidence.missing_terms == ()  # "mis" + "type", which the passage holds
+    # Another spelling of a word the book holds is no missing term either.
+    levels = _passage(chunks[0], "Change the optimization level of each profile.", 0.4)
+    for query in ("How do I change the optimisation level?", "What colour is the level?"):
+        found = evidence_gather(query=query, fused=[levels], dense=[levels], sparse=[])
+        assert found.missing_terms == (() if "optimisation" in query else ("colour",))
 
 
 def test_just_above_the_floor_one_missing_term_in_five_means_doubt():
