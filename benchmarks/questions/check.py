@@ -54,8 +54,10 @@ SETS = (
 TUNING_SETS = (
     QuestionSet("out-of-book-textbook-tuning.jsonl", "physical-ai-humanoid-robotics", True),
     QuestionSet("out-of-book-textbook-tuning-2.jsonl", "physical-ai-humanoid-robotics", True),
+    QuestionSet("out-of-book-textbook-tuning-3.jsonl", "physical-ai-humanoid-robotics", True),
     QuestionSet("out-of-book-rust-tuning.jsonl", "rust-book", out_of_book=True),
     QuestionSet("out-of-book-rust-tuning-2.jsonl", "rust-book", out_of_book=True),
+    QuestionSet("out-of-book-rust-tuning-3.jsonl", "rust-book", out_of_book=True),
 )
 
 

@@ -18,7 +18,9 @@ from chat.services.retrieval import (
     hits_blend,
     hits_distinct_sections,
     hits_fuse,
+    query_in_lower_case,
     query_names,
+    query_rare_terms,
     query_scopes,
 )
 from chat.services.rewriting import key_terms, looks_like_follow_up
@@ -416,6 +418,134 @@ def test_a_capitalised_name_is_held_only_as_a_name_or_in_code(small_book_index):
     for text in ("Go interfaces are satisfied implicitly.", "Run `go build` to compile it."):
         named = [_passage(chunks[0], text), *verbs[:2]]
         assert evidence_gather(query=query, fused=named, dense=verbs, sparse=[]).stray_names == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "terms", "rare"),
+    [
+        # The model's vocabulary cuts these into pieces: technical terms.
+        ("How do I allocate memory with calloc in C?", ["calloc"], ("calloc",)),
+        ("How do Node.js streams handle backpressure?", ["backpressure"], ("backpressure",)),
+        ("How does the event loop run microtasks?", ["microtask"], ("microtask",)),
+        # Ordinary words: whole, with an ending, or with a prefix before a word.
+        ("Is it fine to crash while sketching a program?", ["sketching"], ()),
+        ("What does the cheapest tier cost?", ["cheapest"], ()),
+        ("What clipping values does the agent use?", ["clipping"], ()),
+        ("What happens if I mistype a number?", ["mistype"], ()),
+        ("Why is redeclaring a variable allowed?", ["redeclaring"], ()),
+        # An example the reader compares with is not what the question asks for.
+        ("Is there an ignore file, like .gitignore, for pages?", ["gitignore"], ()),
+        ("How do I parse arguments with argparse?", [], ()),  # only missing terms count
+    ],
+)
+def test_query_rare_terms_are_the_missing_terms_that_are_no_ordinary_words(question, terms, rare):
+    assert query_rare_terms(question, terms) == rare
+
+
+def test_a_missing_technical_term_outweighs_a_confident_cosine(small_book_index):
+    chunks, _ = small_book_index
+    # The allocation passage is close (0.5) and holds four of the five terms; the one it
+    # lacks is the very thing asked about.
+    alloc = _passage(chunks[0], "To allocate memory for an array, ask the allocator.", 0.5)
+    query = "How do I allocate array memory with calloc?"
+    evidence = evidence_gather(query=query, fused=[alloc], dense=[alloc], sparse=[alloc])
+    assert evidence.missing_terms == ("calloc",)
+    assert evidence.rare_terms == ("calloc",)
+    assert not book_supports(evidence)
+    # A common word the book lacks is the reader's own wording: the cosine decides.
+    worded = evidence_gather(
+        query="How do I allocate array memory when sketching?",
+        fused=[alloc],
+        dense=[alloc],
+        sparse=[],
+    )
+    assert worded.missing_terms == ("sketching",)
+    assert worded.rare_terms == ()
+    assert book_supports(worded)
+    # Near a restatement (0.6 and above) the question's words decide, as for a stray name.
+    close = dataclasses.replace(evidence, cosine=0.65, missing=0.2)
+    assert book_supports(close)
+    assert not book_supports(dataclasses.replace(close, missing=0.25))
+
+
+@pytest.mark.parametrize(
+    ("question", "lower"),
+    [
+        ("what does self mean in python classes", True),
+        ("What does self mean in python classes? Tell me.", True),  # sentences open
+        ("What does self mean in Python classes?", False),
+        ("How do virtual functions work in C++?", True),  # "C++" is a name by its "++"
+    ],
+)
+def test_query_in_lower_case(question, lower):
+    assert query_in_lower_case(question) is lower
+
+
+def test_a_name_of_the_book_written_in_lower_case_strays(small_book_index):
+    chunks, _ = small_book_index
+    methods = [
+        _passage(chunks[1], f"Method {i} takes self as its first parameter.") for i in range(3)
+    ]
+    mention = _passage(chunks[2], "Unlike Python, the language has no classes.", 0.3)
+    query = "what does the self parameter mean in python classes"
+    evidence = evidence_gather(query=query, fused=methods, dense=[mention], sparse=methods)
+    assert evidence.stray_names == ("python",)
+    assert not book_supports(evidence)
+    # A word the book writes in lower case too is no name; nor is one in a title-case
+    # heading only ("Classes And Methods").
+    for text in ("Unlike python scripts, it has no classes.", "Classes And Methods\nNone here."):
+        plain = _passage(chunks[2], text, 0.3)
+        query = "what are python classes" if "python" in text else "what are classes for"
+        found = evidence_gather(query=query, fused=methods, dense=[plain], sparse=methods)
+        assert found.stray_names == ()
+
+
+def test_a_missing_term_with_the_specific_words_outside_the_best_hits_means_doubt(
+    small_book_index,
+):
+    chunks, _ = small_book_index
+    # "controller" is everywhere in the book; "floors" and "schedule" are in two passages
+    # below the best hits; "elevator" in none: the best passages match the common word.
+    common = [
+        _passage(chunks[0], f"Controller {i} tracks the joint angles.", 0.37)
+        for i in range(STRAY_NAME_HITS + 1)
+    ]
+    aside = [
+        _passage(chunks[1], "Run the schedule every second.", 0.2),
+        _passage(chunks[2], "The robot walks on flat floors.", 0.2),
+    ]
+    query = "How does an elevator controller schedule calls between floors?"
+    evidence = evidence_gather(query=query, fused=common[:3], dense=common, sparse=aside)
+    assert evidence.missing_terms == ("elevator",)  # "call" is a GENERIC_TERMS word
+    assert evidence.unplaced_terms == ("floor", "schedule")
+    assert not book_supports(evidence)
+    # When a best hit holds one of the specific words, the passages are about the question.
+    placed = evidence_gather(query=query, fused=[aside[1], *common[:2]], dense=common, sparse=aside)
+    assert placed.unplaced_terms == ()
+    # A missing verb form is the reader's wording, not the thing asked about.
+    assert book_supports(dataclasses.replace(evidence, missing=1 / 6, missing_terms=("jumping",)))
+
+
+def test_a_prefixed_form_of_a_held_word_is_not_missing(small_book_index):
+    chunks, _ = small_book_index
+    typed = _passage(chunks[0], "Each setting has a type: a number must parse as one.", 0.4)
+    evidence = evidence_gather(
+        query="What if I mistype a number in a setting?", fused=[typed], dense=[typed], sparse=[]
+    )
+    assert evidence.missing_terms == ()  # "mis" + "type", which the passage holds
+    # Another spelling of a word the book holds is no missing term either.
+    levels = _passage(chunks[0], "Change the optimization level of each profile.", 0.4)
+    for query in ("How do I change the optimisation level?", "What colour is the level?"):
+        found = evidence_gather(query=query, fused=[levels], dense=[levels], sparse=[])
+        assert found.missing_terms == (() if "optimisation" in query else ("colour",))
+
+
+def test_just_above_the_floor_one_missing_term_in_five_means_doubt():
+    # "What traits make a good team leader?" of the Rust book: 0.25, "leader" missing.
+    evidence = Evidence(cosine=0.25, missing=0.2, missing_terms=("leader",))
+    assert not book_supports(evidence)
+    assert book_supports(dataclasses.replace(evidence, missing=1 / 6))
+    assert book_supports(dataclasses.replace(evidence, cosine=0.35))  # higher up, it is enough
 
 
 async def test_a_question_about_what_the_book_never_names_is_not_supported(small_book):
