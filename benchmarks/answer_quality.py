@@ -116,11 +116,15 @@ async def _answer(question: str, *, anyway: bool = False) -> tuple[bool, str, li
 
 
 async def _stored_vectors(sources: list[Any]) -> Any:
+    """Each source chunk's stored sentence vectors, as chat reads them."""
     from ragsite.rag import providers
+    from ragsite.rag.sentences import vectors_per_chunk
 
-    hashes = [source.chunk.content_hash for source in sources]
     return await asyncio.to_thread(
-        providers.get_sentence_vectors().lookup, embedder=providers.get_embedder(), hashes=hashes
+        vectors_per_chunk,
+        providers.get_sentence_vectors(),
+        embedder=providers.get_embedder(),
+        hashes=[source.chunk.content_hash for source in sources],
     )
 
 
@@ -139,17 +143,22 @@ async def _all_similarities(question: str, sources: list[Any]) -> dict[str, floa
     import numpy as np
 
     from ragsite.rag import providers
-    from ragsite.rag.extractive import _prepare
-    from ragsite.rag.sentences import sentence_key
+    from ragsite.rag.extractive import _prepare, sentence_similarities
 
+    embedder = providers.get_embedder()
     stored = await _stored_vectors(sources)
-    texts = [sentence.text for sentence in _prepare(question, sources)[0]]
-    missing = [text for text in texts if sentence_key(text) not in stored]
-    query, *computed = await providers.get_embedder().embed([question, *missing])
-    vectors = {text: stored[sentence_key(text)] for text in texts if text not in missing}
-    vectors.update(zip(missing, computed, strict=True))
-    query = np.asarray(query, dtype=np.float32)
-    return {t: float(np.dot(query, np.asarray(v, dtype=np.float32))) for t, v in vectors.items()}
+    found = await sentence_similarities(
+        question=question, sources=sources, embedder=embedder, stored=stored
+    )
+    missing = [s.text for s in _prepare(question, sources)[0] if s.text not in found]
+    if missing:
+        query, *computed = await embedder.embed([question, *missing])
+        query = np.asarray(query, dtype=np.float32)
+        found.update(
+            (t, float(np.dot(query, np.asarray(v, dtype=np.float32))))
+            for t, v in zip(missing, computed, strict=True)
+        )
+    return found
 
 
 def _share(items: list[dict[str, Any]], key: str) -> float:

@@ -178,16 +178,22 @@ def _prepare(
 def _prepared(
     question: str, sources: tuple[Source, ...]
 ) -> tuple[list[_Sentence], list[_Code], dict[str, float]]:
-    selection = [s for s in sources if s.chunk.id == SELECTION_ID]
-    others = [s for s in sources if s.chunk.id != SELECTION_ID]
     question_words = content_words(question)
-    if selection and others:
+    quoted = _quoted(sources)
+    if len(quoted) < len(sources):
         # Explain the highlighted passage from its surroundings, not by echoing it.
-        question_words |= content_words(selection[0].chunk.body)
-        sources = others
-    sentences, codes = _gather(sources)
+        selection = next(s for s in sources if s.chunk.id == SELECTION_ID)
+        question_words |= content_words(selection.chunk.body)
+    sentences, codes = _gather(quoted)
     weights = _weights(question_words, [s.words for s in sentences] + [c.words for c in codes])
     return sentences, codes, weights
+
+
+def _quoted(sources: Sequence[Source]) -> Sequence[Source]:
+    """The sources the answer quotes (their order is the sentences' `source_index`):
+    with a highlighted passage and others, the others."""
+    others = [s for s in sources if s.chunk.id != SELECTION_ID]
+    return others if others and len(others) < len(sources) else sources
 
 
 def candidate_sentences(*, question: str, sources: Sequence[Source]) -> list[str]:
@@ -287,14 +293,16 @@ async def sentence_similarities(
     question: str,
     sources: Sequence[Source],
     embedder: Embedder | None = None,
-    stored: Mapping[bytes, np.ndarray] | None = None,
+    stored: Mapping[str, Mapping[bytes, np.ndarray]] | None = None,
 ) -> dict[str, float]:
     """Return sentence -> cosine with the question, for the sources' quotable sentences.
 
-    `stored`: sentence vectors computed at ingestion with their chunk (sentence_key ->
-    vector, ragsite/rag/sentences.py); every sentence found there is scored. Of the
-    others, the best lexical candidates (at most MAX_EMBEDDED_SENTENCES) are embedded
-    now; sentences (and questions) embedded before are looked up, not embedded again.
+    `stored`: per chunk (its content hash), the sentence vectors computed at ingestion
+    with it (sentence_key -> vector, ragsite/rag/sentences.py); every sentence found
+    there is scored, with the vector of the chunk it is quoted from (a sentence two
+    overlapping chunks share was read in each one's context). Of the others, the best
+    lexical candidates (at most MAX_EMBEDDED_SENTENCES) are embedded now; sentences
+    (and questions) embedded before are looked up, not embedded again.
 
     Raises:
         EmbeddingError: the embedder failed.
@@ -311,8 +319,15 @@ async def sentence_similarities(
     memo = _memo_for(embedder)
     vectors: dict[str, np.ndarray] = {}
     if stored:
+        chunks = [stored.get(s.chunk.content_hash) or {} for s in _quoted(sources)]
         for sentence in sentences:
-            vector = stored.get(sentence_key(sentence.text))
+            # A sentence is quoted from the first source that holds it (`_gather`): its
+            # own chunk's vector, else any other source's that has one.
+            key = sentence_key(sentence.text)
+            own = chunks[sentence.source_index]
+            vector = own.get(key)
+            if vector is None:
+                vector = next((c[key] for c in chunks if key in c), None)
             if vector is not None:
                 vectors[sentence.text] = vector
     candidates = [
