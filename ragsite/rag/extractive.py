@@ -223,6 +223,18 @@ def extractive_answer(
     code = _code_block(question, codes, weights, [s for _, s in chosen])
     if not chosen and code is None:
         return NO_SOURCES_MESSAGE
+    return "\n\n".join(_paragraphs(chosen, sentences, code, weights))
+
+
+def _paragraphs(
+    chosen: list[tuple[float, _Sentence]],
+    sentences: list[_Sentence],
+    code: _Code | None,
+    weights: dict[str, float],
+) -> list[str]:
+    """The chosen sentences (and the block) rendered: the best sentence opens the
+    answer, the block and the sentence that introduces it follow; each source's
+    sentences then follow in the book's order, one paragraph per source, best first."""
     lead = chosen[0][1] if chosen else None
     intro = None
     if code is not None:
@@ -240,9 +252,6 @@ def extractive_answer(
             # The block comes with a cited line of its own (its introduction, or "[n]:"):
             # with it the answer still quotes at most MAX_SENTENCES.
             chosen = chosen[: MAX_SENTENCES - 1]
-    # The best sentence opens the answer, the block and the sentence that introduces it
-    # follow; each source's sentences then follow in the book's order, one paragraph
-    # per source, best source first.
     paragraphs: dict[int, list[_Sentence]] = {}
     for _, sentence in chosen:
         paragraphs.setdefault(sentence.source_index, []).append(sentence)
@@ -251,7 +260,7 @@ def extractive_answer(
         ordered = sorted(group, key=lambda s: s.position)
         if lead is not None and source_index == lead.source_index:
             ordered = [lead] + [s for s in ordered if s is not lead]
-        if intro is not None and intro in ordered:
+        if intro is not None and intro is not lead and intro in ordered:
             ordered.remove(intro)
             ordered.insert(1, intro)
         here = code is not None and code.source_index == source_index
@@ -270,7 +279,7 @@ def extractive_answer(
         rendered.extend(filter(None, [" ".join(sentences_text)]))
     if code is not None and code.source_index not in paragraphs:
         rendered.insert(1 if rendered else 0, _render_code(code, weights))
-    return "\n\n".join(rendered)
+    return rendered
 
 
 # The vectors of sentences already embedded, per embedder, most recent kept: readers ask

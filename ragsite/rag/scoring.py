@@ -67,8 +67,12 @@ FIXED_FORM = (0, 1, 2, 3, 12)
 # Sentences that lead somewhere else rather than say something.
 _TRANSITION = re.compile(
     r"^(?:now that\b|now,? let'?s\b|now we\b|next,|let'?s\b|let’s\b|we'?ll\b|we’ll\b|"
-    r"in this (?:chapter|section|part|lesson|module)\b|in the (?:next|previous|last|following) "
-    r"(?:chapter|section)\b|this (?:chapter|section) (?:covers|explains|introduces|shows)\b|"
+    r"in this (?:chapter|section|part|lesson|module|guide|tutorial|page|document|appendix)\b|"
+    r"in the (?:next|previous|last|following) (?:chapter|section)\b|"
+    r"this (?:chapter|section|guide|tutorial|lesson|module|page|document|appendix) "
+    r"(?:(?:has|will) )?(?:covers?|covered|explains?|explained|introduces?|introduced|shows?|"
+    r"showed|provides?|provided|explores?|explored|describes?|described|presents?|presented|"
+    r"discusse[sd]|discuss|walks?|walked|gives?|gave|looks?|looked)\b|"
     r"as (?:you|we) (?:saw|learned|mentioned|discussed)\b|recall (?:that|from)\b|so far\b|"
     r"before we\b|up to now\b|first,? let'?s\b|here,? we\b|we (?:will|are going to)\b|"
     r"you(?:'ll| will) (?:learn|see)\b|you’ll (?:learn|see)\b|to recap\b|in summary\b|"

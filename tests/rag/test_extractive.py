@@ -449,3 +449,37 @@ async def test_a_block_with_its_own_introduction_still_leaves_at_most_five_cited
     assert "```console\n$ cargo new hello_cargo\n```" in text
     outside_code = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
     assert 2 <= len(re.findall(r"\[\d+\]", outside_code)) <= 5
+
+
+async def test_the_best_sentence_opens_the_answer_when_it_introduces_a_block():
+    uninstall = source(
+        4,
+        "Once Rust is installed via `rustup`, updating to a newly released version is easy. "
+        "From your shell, run the following update script:\n\n"
+        "```console\n$ rustup update\n```\n\n"
+        "To uninstall Rust and `rustup`, run the following uninstall script from your shell:\n\n"
+        "```console\n$ rustup self uninstall\n```\n\n"
+        "Rust also ships with a local copy of the documentation.",
+        title="Installation > Updating and Uninstalling",
+    )
+    text = await answer("How do I uninstall Rust and rustup from my shell?", [uninstall])
+    assert text.startswith(
+        "To uninstall Rust and `rustup`, run the following uninstall script from your shell"
+        " [4]:\n\n```console\n$ rustup self uninstall\n```"
+    )
+
+
+async def test_a_sentence_about_the_page_itself_does_not_open_the_answer():
+    # "This guide provides ...", "This chapter explored ...": about the document, not
+    # about what the reader asked, however many of its words they share.
+    workstation = source(
+        2,
+        "This guide provides comprehensive instructions for setting up a high-performance "
+        "workstation optimized for robotics development.\n\n"
+        "| Component | Minimum |\n|---|---|\n| GPU | NVIDIA RTX 4070 Ti (12GB VRAM) |\n"
+        "| Memory | 32GB DDR5 |\n",
+        title="Workstation Setup > Hardware Requirements",
+    )
+    text = await answer("Which GPU does the robotics workstation need at minimum?", [workstation])
+    assert not text.startswith("This guide")
+    assert "RTX 4070 Ti" in cited_sentences(text)[0]
