@@ -45,6 +45,7 @@ CACHE_ROOT = Path(tempfile.gettempdir()) / "ragsite-answer-quality"
 _CITATION = re.compile(r"\[(\d+)\]")
 _CODE = re.compile(r"^(```|~~~).*?^\1$|`[^`\n]*`", re.MULTILINE | re.DOTALL)
 _FIRST_SENTENCE = re.compile(r"^.*?\[\d+\][.!?:…]*", re.DOTALL)
+_OPENING_BLOCK = re.compile(r"\s*\n(```|~~~)[^\n]*\n.*?\n\1$", re.MULTILINE | re.DOTALL)
 
 
 def _setup(data_dir: Path) -> None:
@@ -91,6 +92,18 @@ def first_sentence(answer: str) -> str:
     """The answer up to and including its first citation (its first quoted sentence)."""
     match = _FIRST_SENTENCE.match(answer)
     return match.group(0) if match else answer
+
+
+def first_statement(answer: str) -> str:
+    """The first sentence, with the fenced code block it introduces ("... run: [1]:" or
+    "[1]:" right before a block): an answer that opens with a command or a listing
+    states it there, as a lead-in states its list."""
+    lead = first_sentence(answer)
+    if lead.endswith(":"):
+        block = _OPENING_BLOCK.match(answer, len(lead))
+        if block:
+            return lead + block.group(0)
+    return lead
 
 
 def _model():
@@ -196,6 +209,9 @@ async def answers_measure(
                 "uncertain": not supported,
                 "contains": any(contains_answer(answer, a) for a in q["answers"]),
                 "first": any(contains_answer(first_sentence(answer), a) for a in q["answers"]),
+                "first_code": any(
+                    contains_answer(first_statement(answer), a) for a in q["answers"]
+                ),
                 "phantoms": sorted(cited - {source.n for source in sources}),
                 "answer": answer,
             }
@@ -229,15 +245,18 @@ async def answers_measure(
         "questions": len(rows),
         "contains": _share(rows, "contains"),
         "first_sentence": _share(rows, "first"),
+        "first_with_code": _share(rows, "first_code"),
         "even_rows": {
             "questions": len(even),
             "contains": _share(even, "contains"),
             "first_sentence": _share(even, "first"),
+            "first_with_code": _share(even, "first_code"),
         },
         "odd_rows": {
             "questions": len(odd),
             "contains": _share(odd, "contains"),
             "first_sentence": _share(odd, "first"),
+            "first_with_code": _share(odd, "first_code"),
         },
         "phantom_citations": sum(len(row["phantoms"]) for row in rows),
         "in_book_uncertain": _share(rows, "uncertain"),
@@ -262,6 +281,9 @@ def report_table(figures: dict[str, Any], *, book: str) -> str:
         f"first sentence contains one      {figures['first_sentence']:.3f}"
         f"   (even rows {figures['even_rows']['first_sentence']:.3f},"
         f" odd rows, held out {figures['odd_rows']['first_sentence']:.3f})",
+        f"... or the code block it opens   {figures['first_with_code']:.3f}"
+        f"   (even rows {figures['even_rows']['first_with_code']:.3f},"
+        f" odd rows, held out {figures['odd_rows']['first_with_code']:.3f})",
         f"phantom citations                {figures['phantom_citations']}",
         f"in-book flagged uncertain        {figures['in_book_uncertain']:.3f}",
         f"out-of-book flagged uncertain    {figures['out_of_book_uncertain']:.3f}"
