@@ -78,6 +78,8 @@ MAX_EMBEDDED_SENTENCES = 32
 # How many sentence vectors each embedder's memo keeps (~1.5 KB each).
 MEMO_SENTENCES = 20_000
 
+# A question for a way of doing something: the block that matches it comes with the prose.
+_HOW_TO = re.compile(r"\bhow (?:do|can|should|would) (?:i|you|we)\b|\bhow to\b", re.IGNORECASE)
 _CAPTION_LABEL = re.compile(
     r"^(?:figure|fig\.|listing|table)\s*[\w.-]*\d[\w.-]*:\s*", re.IGNORECASE
 )
@@ -97,8 +99,9 @@ def _with_citation(sentence: str, n: int) -> str:
 def _code_block(
     question: str, codes: list[_Code], weights: dict[str, float], chosen: list[_Sentence]
 ) -> _Code | None:
-    """The code block to show: when the question asks for code (or names an identifier)
-    and a block matches it, or when a block holds more of the question than the prose."""
+    """The code block to show: when the question asks for code (or names an identifier,
+    or asks how to do something) and a block matches it, or when a block holds more of
+    the question than the prose."""
     if not codes:
         return None
     total = sum(weights.values()) or 1.0
@@ -119,8 +122,8 @@ def _code_block(
         return None
     if best[2].intro in introduced:
         return best[2]  # the answer's first sentences announce it
-    if not chosen or _CODE_INTENT.search(question) or _IDENTIFIER.search(question):
-        return best[2]
+    if not chosen or any(p.search(question) for p in (_CODE_INTENT, _IDENTIFIER, _HOW_TO)):
+        return best[2]  # a question for code, or for a way of doing something
     prose = max((_score(s.words, weights) / total for s in chosen), default=0.0)
     return best[2] if best[1] >= CODE_ALONE_COVERAGE and best[1] > prose else None
 

@@ -483,3 +483,19 @@ async def test_a_sentence_about_the_page_itself_does_not_open_the_answer():
     text = await answer("Which GPU does the robotics workstation need at minimum?", [workstation])
     assert not text.startswith("This guide")
     assert "RTX 4070 Ti" in cited_sentences(text)[0]
+
+
+async def test_a_how_to_question_gets_the_block_that_matches_it():
+    # No code word in the question ("command", "run" ...): asking how to do something
+    # in a technical book is often answered by the block.
+    persistence = source(
+        3,
+        "Persistence mode keeps the NVIDIA driver loaded even when no application uses "
+        "the GPU, which shortens the start of every job. Enable persistence mode:\n\n"
+        "```bash\nsudo nvidia-smi -pm 1\n```\n\n"
+        "Always use persistence mode for production workloads.",
+        title="GPU Setup > Persistence",
+    )
+    text = await answer("How do I turn on persistence mode?", [persistence])
+    assert "```bash\nsudo nvidia-smi -pm 1\n```" in text
+    assert citations(text) == {3}
