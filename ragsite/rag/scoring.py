@@ -19,6 +19,7 @@ KEEP_RATIO of it, from any source.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from collections import Counter
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from .passages import (
     _CAPTION,
     _WORD,
+    MAX_LIST_ITEMS,
     TEXT_MEMO_SIZE,
     _content_words,
     _prose_candidates,
@@ -225,6 +227,10 @@ def _cut(body: str, heading: str) -> _Cut:
         codes.append((position, info, text, intro, words, " ".join(text.split())))
     prose = []
     for position, kind, text, items in _prose_candidates(units):
+        if text.endswith(":") and not items:
+            # A lead-in to a table: quoted with its rows, as a lead-in with its list.
+            rows = itertools.takewhile(lambda unit: unit[0] == "row", units[position + 1 :])
+            items = tuple(row for _, row, _ in itertools.islice(rows, MAX_LIST_ITEMS))
         words = _content_words(text).union(*map(_content_words, items))
         key = " ".join(_WORD.findall(text.lower()))
         prose.append((position, kind, text, items, words, key, _shorten(text)))

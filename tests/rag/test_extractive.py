@@ -499,3 +499,21 @@ async def test_a_how_to_question_gets_the_block_that_matches_it():
     text = await answer("How do I turn on persistence mode?", [persistence])
     assert "```bash\nsudo nvidia-smi -pm 1\n```" in text
     assert citations(text) == {3}
+
+
+async def test_a_table_is_quoted_with_the_sentence_that_introduces_it():
+    # "... capabilities:" quoted alone says nothing; with its table it is a statement.
+    camera = source(
+        1,
+        "The D435i is a depth camera with on-board processing and these capabilities:\n\n"
+        "| Feature | Specification |\n|---|---|\n"
+        "| Depth Range | 0.2m - 10m optimal |\n| Weight | 72g |\n\n"
+        "Its stereo pair sees texture the projector adds to plain walls.",
+        title="Intel RealSense D435i",
+    )
+    text = await answer("What are the D435i camera's capabilities?", [camera])
+    assert text.startswith(
+        "The D435i is a depth camera with on-board processing and these capabilities:\n\n"
+        "- Depth Range: 0.2m - 10m optimal.\n- Weight: 72g [1]."
+    )
+    assert text.count("Depth Range") == 1  # each row quoted once
