@@ -122,7 +122,7 @@ def _code_block(
         return None
     if best[2].intro in introduced:
         return best[2]  # the answer's first sentences announce it
-    if not chosen or any(p.search(question) for p in (_CODE_INTENT, _IDENTIFIER, _HOW_TO)):
+    if not chosen or _asks_for_code(question):
         return best[2]  # a question for code, or for a way of doing something
     prose = max((_score(s.words, weights) / total for s in chosen), default=0.0)
     return best[2] if best[1] >= CODE_ALONE_COVERAGE and best[1] > prose else None
@@ -226,7 +226,28 @@ def extractive_answer(
     code = _code_block(question, codes, weights, [s for _, s in chosen])
     if not chosen and code is None:
         return NO_SOURCES_MESSAGE
+    if code is not None and code.intro and _asks_for_code(question):
+        intro = [
+            pair
+            for pair in chosen
+            if pair[1].text == code.intro and pair[1].source_index == code.source_index
+        ]
+        if intro:
+            # "What command ...?" and a chosen sentence announces the block: the command
+            # opens the answer, the other sentences follow. (Not when the announcing line
+            # says nothing alone, "enter the following:": then a sentence naming the
+            # command in inline code more often states the answer, and opens it.)
+            rest = [pair for pair in chosen if pair not in intro][: MAX_SENTENCES - 1]
+            return "\n\n".join(
+                [_render_code(code, weights), *_paragraphs(rest, sentences, None, weights)]
+            )
     return "\n\n".join(_paragraphs(chosen, sentences, code, weights))
+
+
+def _asks_for_code(question: str) -> bool:
+    """A question for code: a command, a listing, a config, an identifier it names, or a
+    way of doing something."""
+    return any(p.search(question) for p in (_CODE_INTENT, _IDENTIFIER, _HOW_TO))
 
 
 def _paragraphs(

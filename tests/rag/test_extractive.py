@@ -517,3 +517,22 @@ async def test_a_table_is_quoted_with_the_sentence_that_introduces_it():
         "- Depth Range: 0.2m - 10m optimal.\n- Weight: 72g [1]."
     )
     assert text.count("Depth Range") == 1  # each row quoted once
+
+
+async def test_a_command_question_opens_with_the_command_its_sentences_announce():
+    rustfmt = source(
+        2,
+        "Many collaborative projects use `rustfmt` to prevent arguments about which style "
+        "to use when writing Rust: everyone formats their code using the tool. "
+        "To format any Cargo project, run the `rustfmt` tool through Cargo on the project:\n\n"
+        "```console\n$ cargo fmt\n```\n\n"
+        "The `rustfmt` tool reformats your code according to the community code style.",
+        title="Automatic Formatting with rustfmt",
+    )
+    text = await answer("What command formats my code in the community code style?", [rustfmt])
+    assert text.startswith(
+        "To format any Cargo project, run the `rustfmt` tool through Cargo on the project"
+        " [2]:\n\n```console\n$ cargo fmt\n```"
+    )
+    assert "reformats your code according to the community code style [2]." in text
+    assert text.count("To format any Cargo project") == 1
