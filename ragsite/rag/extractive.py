@@ -267,7 +267,10 @@ def _paragraphs(
             (s for s in sentences if s.source_index == code.source_index and s.text == code.intro),
             None,
         )
-        if intro is not None and all(s is not intro for _, s in chosen):
+        holder = next((s for _, s in chosen if intro is not None and intro.text in s.items), None)
+        if holder is not None:
+            intro = holder  # the last item of a chosen list: the block follows the list
+        elif intro is not None and all(s is not intro for _, s in chosen):
             if lead is None or lead.source_index != code.source_index:
                 intro = None  # the block keeps its introduction in its own paragraph
             else:

@@ -414,8 +414,13 @@ def _select(sentences: list[_Sentence], context: _Context) -> list[tuple[float, 
         if pair[0] >= KEEP_RATIO * best or len(chosen) < MIN_SENTENCES:
             if pair[0] <= 0:
                 break
+            quoted.update(pair[1].items)
+            if lead.text in pair[1].items:
+                # The best sentence is an item of this list: the list, with its lead-in,
+                # opens the answer in its place (quoting the item once).
+                chosen = [(best, pair[1]), *(c for c in chosen[1:] if c[1].text not in quoted)]
+                continue
             if pair[1].items:  # a list's lead-in: its items are quoted with it
                 chosen = [c for c in chosen if c is chosen[0] or c[1].text not in pair[1].items]
             chosen.append(pair)
-            quoted.update(pair[1].items)
     return chosen

@@ -536,3 +536,36 @@ async def test_a_command_question_opens_with_the_command_its_sentences_announce(
     )
     assert "reformats your code according to the community code style [2]." in text
     assert text.count("To format any Cargo project") == 1
+
+
+async def test_a_best_item_opens_the_answer_with_its_list_and_is_quoted_once():
+    estimation = source(
+        4,
+        "State estimation and localization are fundamental to Physical AI systems:\n\n"
+        "- Kalman filters provide optimal linear estimation\n"
+        "- Particle filters excel at multi-modal distributions\n"
+        "- SLAM simultaneously maps and localizes\n\n"
+        "These techniques let robots understand where they are.",
+        title="State Estimation > Summary",
+    )
+    text = await answer("What do Kalman filters provide?", [estimation])
+    assert text.startswith(
+        "State estimation and localization are fundamental to Physical AI systems:\n\n"
+        "- Kalman filters provide optimal linear estimation\n"
+    )
+    assert text.count("Kalman filters provide optimal linear estimation") == 1
+
+
+async def test_a_block_after_a_list_follows_the_list_without_repeating_its_last_item():
+    spaces = source(
+        1,
+        "Motion planning operates in multiple spaces:\n\n"
+        "- Configuration Space: all possible robot configurations\n"
+        "- Workspace: reachable positions of end-effectors\n\n"
+        "```python\nclass ConfigurationSpace:  # the configuration space of a planner\n"
+        "    pass\n```\n",
+        title="Motion Planning > Configuration Space",
+    )
+    text = await answer("What code defines the configuration space for motion planning?", [spaces])
+    assert "end-effectors [1].\n\n```python\nclass ConfigurationSpace:" in text
+    assert text.count("reachable positions of end-effectors") == 1
