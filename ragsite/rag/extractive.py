@@ -11,8 +11,10 @@ No language model runs here. The answer is composed from the retrieved passages:
    has one), then up to four more that score at least KEEP_RATIO of it, from any
    source, each source's sentences one paragraph in the book's order. A
    code block of the sources is included as a fenced block, never run together as
-   prose, when the question asks for code (a command, a listing, a config), when a
-   chosen sentence announces it, or when it holds more of the question than the prose.
+   prose, when the question asks for code (a command, a listing, a config, "How do I
+   ...?"), when a chosen sentence announces it, or when it holds more of the question
+   than the prose; for a code question, a chosen sentence that announces the block opens
+   the answer with it.
 4. Every sentence carries the `[n]` of its source; nothing else is cited.
 
 This module owns the composition (`extractive_answer`, from step 3 on), the sentence
