@@ -10,7 +10,8 @@ reader's does without a language model: `book_search` (fusion, repeats collapsed
 - answer holds an answer: one of the question's `answers` occurs in the answer text
   (the harness's `contains_answer`: normalised, on word boundaries);
 - first sentence holds one: the same for the answer's first sentence (up to its first
-  citation);
+  citation); and, apart (`first_with_code`), the same counting the fenced code block that
+  this first cited line introduces ("enter the following [1]:"), as a lead-in's list is;
 - phantom citations: `[n]` in an answer with no source n (must be 0);
 - uncertain: the share of questions `book_supports` turns down, for in-book questions
   (should be low) and out-of-book ones (should be high), near-domain ones apart.
