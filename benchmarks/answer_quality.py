@@ -10,7 +10,8 @@ reader's does without a language model: `book_search` (fusion, repeats collapsed
 - answer holds an answer: one of the question's `answers` occurs in the answer text
   (the harness's `contains_answer`: normalised, on word boundaries);
 - first sentence holds one: the same for the answer's first sentence (up to its first
-  citation);
+  citation); and, apart (`first_with_code`), the same counting the fenced code block that
+  this first cited line introduces ("enter the following [1]:"), as a lead-in's list is;
 - phantom citations: `[n]` in an answer with no source n (must be 0);
 - uncertain: the share of questions `book_supports` turns down, for in-book questions
   (should be low) and out-of-book ones (should be high), near-domain ones apart.
@@ -45,6 +46,7 @@ CACHE_ROOT = Path(tempfile.gettempdir()) / "ragsite-answer-quality"
 _CITATION = re.compile(r"\[(\d+)\]")
 _CODE = re.compile(r"^(```|~~~).*?^\1$|`[^`\n]*`", re.MULTILINE | re.DOTALL)
 _FIRST_SENTENCE = re.compile(r"^.*?\[\d+\][.!?:…]*", re.DOTALL)
+_OPENING_BLOCK = re.compile(r"\s*\n(```|~~~)[^\n]*\n.*?\n\1$", re.MULTILINE | re.DOTALL)
 
 
 def _setup(data_dir: Path) -> None:
@@ -93,6 +95,18 @@ def first_sentence(answer: str) -> str:
     return match.group(0) if match else answer
 
 
+def first_statement(answer: str) -> str:
+    """The first sentence, with the fenced code block it introduces ("... run: [1]:" or
+    "[1]:" right before a block): an answer that opens with a command or a listing
+    states it there, as a lead-in states its list."""
+    lead = first_sentence(answer)
+    if lead.endswith(":"):
+        block = _OPENING_BLOCK.match(answer, len(lead))
+        if block:
+            return lead + block.group(0)
+    return lead
+
+
 def _model():
     from ragsite.rag.extractive import ExtractiveChatModel
 
@@ -116,11 +130,15 @@ async def _answer(question: str, *, anyway: bool = False) -> tuple[bool, str, li
 
 
 async def _stored_vectors(sources: list[Any]) -> Any:
+    """Each source chunk's stored sentence vectors, as chat reads them."""
     from ragsite.rag import providers
+    from ragsite.rag.sentences import vectors_per_chunk
 
-    hashes = [source.chunk.content_hash for source in sources]
     return await asyncio.to_thread(
-        providers.get_sentence_vectors().lookup, embedder=providers.get_embedder(), hashes=hashes
+        vectors_per_chunk,
+        providers.get_sentence_vectors(),
+        embedder=providers.get_embedder(),
+        hashes=[source.chunk.content_hash for source in sources],
     )
 
 
@@ -139,17 +157,22 @@ async def _all_similarities(question: str, sources: list[Any]) -> dict[str, floa
     import numpy as np
 
     from ragsite.rag import providers
-    from ragsite.rag.extractive import _prepare
-    from ragsite.rag.sentences import sentence_key
+    from ragsite.rag.extractive import _prepare, sentence_similarities
 
+    embedder = providers.get_embedder()
     stored = await _stored_vectors(sources)
-    texts = [sentence.text for sentence in _prepare(question, sources)[0]]
-    missing = [text for text in texts if sentence_key(text) not in stored]
-    query, *computed = await providers.get_embedder().embed([question, *missing])
-    vectors = {text: stored[sentence_key(text)] for text in texts if text not in missing}
-    vectors.update(zip(missing, computed, strict=True))
-    query = np.asarray(query, dtype=np.float32)
-    return {t: float(np.dot(query, np.asarray(v, dtype=np.float32))) for t, v in vectors.items()}
+    found = await sentence_similarities(
+        question=question, sources=sources, embedder=embedder, stored=stored
+    )
+    missing = [s.text for s in _prepare(question, sources)[0] if s.text not in found]
+    if missing:
+        query, *computed = await embedder.embed([question, *missing])
+        query = np.asarray(query, dtype=np.float32)
+        found.update(
+            (t, float(np.dot(query, np.asarray(v, dtype=np.float32))))
+            for t, v in zip(missing, computed, strict=True)
+        )
+    return found
 
 
 def _share(items: list[dict[str, Any]], key: str) -> float:
@@ -187,6 +210,9 @@ async def answers_measure(
                 "uncertain": not supported,
                 "contains": any(contains_answer(answer, a) for a in q["answers"]),
                 "first": any(contains_answer(first_sentence(answer), a) for a in q["answers"]),
+                "first_code": any(
+                    contains_answer(first_statement(answer), a) for a in q["answers"]
+                ),
                 "phantoms": sorted(cited - {source.n for source in sources}),
                 "answer": answer,
             }
@@ -220,15 +246,18 @@ async def answers_measure(
         "questions": len(rows),
         "contains": _share(rows, "contains"),
         "first_sentence": _share(rows, "first"),
+        "first_with_code": _share(rows, "first_code"),
         "even_rows": {
             "questions": len(even),
             "contains": _share(even, "contains"),
             "first_sentence": _share(even, "first"),
+            "first_with_code": _share(even, "first_code"),
         },
         "odd_rows": {
             "questions": len(odd),
             "contains": _share(odd, "contains"),
             "first_sentence": _share(odd, "first"),
+            "first_with_code": _share(odd, "first_code"),
         },
         "phantom_citations": sum(len(row["phantoms"]) for row in rows),
         "in_book_uncertain": _share(rows, "uncertain"),
@@ -253,6 +282,9 @@ def report_table(figures: dict[str, Any], *, book: str) -> str:
         f"first sentence contains one      {figures['first_sentence']:.3f}"
         f"   (even rows {figures['even_rows']['first_sentence']:.3f},"
         f" odd rows, held out {figures['odd_rows']['first_sentence']:.3f})",
+        f"... or the code block it opens   {figures['first_with_code']:.3f}"
+        f"   (even rows {figures['even_rows']['first_with_code']:.3f},"
+        f" odd rows, held out {figures['odd_rows']['first_with_code']:.3f})",
         f"phantom citations                {figures['phantom_citations']}",
         f"in-book flagged uncertain        {figures['in_book_uncertain']:.3f}",
         f"out-of-book flagged uncertain    {figures['out_of_book_uncertain']:.3f}"

@@ -35,6 +35,7 @@ from ragsite.rag import providers
 from ragsite.rag.config import RagConfig, get_config
 from ragsite.rag.exceptions import LLM_UNAVAILABLE_MESSAGE, LLMError, LLMTimeout, RagError
 from ragsite.rag.llm import EXTRACTIVE_NOTICE, stream_pieces
+from ragsite.rag.sentences import vectors_per_chunk
 from ragsite.rag.types import AnswerRequest, ChatModel, Embedder, Source, VectorStore
 
 from .citations import CitationFilter
@@ -490,7 +491,7 @@ async def _answer_tokens(
     *,
     message: str,
     sources: list[Source],
-    sentence_vectors: dict[bytes, Any],
+    sentence_vectors: dict[str, Any],
     uncertain: bool,
     history: Sequence[Turn],
     parts: Collaborators,
@@ -571,19 +572,21 @@ class _Packed:
     sources: list[Source]
     context_tokens: int
     uncertain: bool
-    sentence_vectors: dict[bytes, Any]
+    sentence_vectors: dict[str, Any]
 
 
 def _sources_pack(
     *, hits: Sequence[Any], budget: int, selection: str | None, embedder: Embedder | None
-) -> tuple[list[Source], int, dict[bytes, Any]]:
+) -> tuple[list[Source], int, dict[str, Any]]:
     """Pack the sources (worker thread); with `embedder`, read their sentence vectors too."""
     sources, context_tokens = sources_pack_counted(hits=hits, budget=budget, selection=selection)
-    vectors: dict[bytes, Any] = {}
+    vectors: dict[str, Any] = {}
     if embedder is not None:
-        hashes = [s.chunk.content_hash for s in sources if s.chunk.content_hash]
+        hashes = [s.chunk.content_hash for s in sources]
         try:
-            vectors = providers.get_sentence_vectors().lookup(embedder=embedder, hashes=hashes)
+            vectors = vectors_per_chunk(
+                providers.get_sentence_vectors(), embedder=embedder, hashes=hashes
+            )
         except Exception:  # an optimisation only: the sentences are embedded instead
             logger.exception("could not read the sources' sentence vectors")
     return sources, context_tokens, vectors

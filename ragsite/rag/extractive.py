@@ -11,8 +11,10 @@ No language model runs here. The answer is composed from the retrieved passages:
    has one), then up to four more that score at least KEEP_RATIO of it, from any
    source, each source's sentences one paragraph in the book's order. A
    code block of the sources is included as a fenced block, never run together as
-   prose, when the question asks for code (a command, a listing, a config), when a
-   chosen sentence announces it, or when it holds more of the question than the prose.
+   prose, when the question asks for code (a command, a listing, a config, "How do I
+   ...?"), when a chosen sentence announces it, or when it holds more of the question
+   than the prose; for a code question, a chosen sentence that announces the block opens
+   the answer with it.
 4. Every sentence carries the `[n]` of its source; nothing else is cited.
 
 This module owns the composition (`extractive_answer`, from step 3 on), the sentence
@@ -78,6 +80,8 @@ MAX_EMBEDDED_SENTENCES = 32
 # How many sentence vectors each embedder's memo keeps (~1.5 KB each).
 MEMO_SENTENCES = 20_000
 
+# A question for a way of doing something: the block that matches it comes with the prose.
+_HOW_TO = re.compile(r"\bhow (?:do|can|should|would) (?:i|you|we)\b|\bhow to\b", re.IGNORECASE)
 _CAPTION_LABEL = re.compile(
     r"^(?:figure|fig\.|listing|table)\s*[\w.-]*\d[\w.-]*:\s*", re.IGNORECASE
 )
@@ -97,8 +101,9 @@ def _with_citation(sentence: str, n: int) -> str:
 def _code_block(
     question: str, codes: list[_Code], weights: dict[str, float], chosen: list[_Sentence]
 ) -> _Code | None:
-    """The code block to show: when the question asks for code (or names an identifier)
-    and a block matches it, or when a block holds more of the question than the prose."""
+    """The code block to show: when the question asks for code (or names an identifier,
+    or asks how to do something) and a block matches it, or when a block holds more of
+    the question than the prose."""
     if not codes:
         return None
     total = sum(weights.values()) or 1.0
@@ -119,8 +124,8 @@ def _code_block(
         return None
     if best[2].intro in introduced:
         return best[2]  # the answer's first sentences announce it
-    if not chosen or _CODE_INTENT.search(question) or _IDENTIFIER.search(question):
-        return best[2]
+    if not chosen or _asks_for_code(question):
+        return best[2]  # a question for code, or for a way of doing something
     prose = max((_score(s.words, weights) / total for s in chosen), default=0.0)
     return best[2] if best[1] >= CODE_ALONE_COVERAGE and best[1] > prose else None
 
@@ -178,16 +183,22 @@ def _prepare(
 def _prepared(
     question: str, sources: tuple[Source, ...]
 ) -> tuple[list[_Sentence], list[_Code], dict[str, float]]:
-    selection = [s for s in sources if s.chunk.id == SELECTION_ID]
-    others = [s for s in sources if s.chunk.id != SELECTION_ID]
     question_words = content_words(question)
-    if selection and others:
+    quoted = _quoted(sources)
+    if len(quoted) < len(sources):
         # Explain the highlighted passage from its surroundings, not by echoing it.
-        question_words |= content_words(selection[0].chunk.body)
-        sources = others
-    sentences, codes = _gather(sources)
+        selection = next(s for s in sources if s.chunk.id == SELECTION_ID)
+        question_words |= content_words(selection.chunk.body)
+    sentences, codes = _gather(quoted)
     weights = _weights(question_words, [s.words for s in sentences] + [c.words for c in codes])
     return sentences, codes, weights
+
+
+def _quoted(sources: Sequence[Source]) -> Sequence[Source]:
+    """The sources the answer quotes (their order is the sentences' `source_index`):
+    with a highlighted passage and others, the others."""
+    others = [s for s in sources if s.chunk.id != SELECTION_ID]
+    return others if others and len(others) < len(sources) else sources
 
 
 def candidate_sentences(*, question: str, sources: Sequence[Source]) -> list[str]:
@@ -217,6 +228,39 @@ def extractive_answer(
     code = _code_block(question, codes, weights, [s for _, s in chosen])
     if not chosen and code is None:
         return NO_SOURCES_MESSAGE
+    if code is not None and code.intro and _asks_for_code(question):
+        intro = [
+            pair
+            for pair in chosen
+            if pair[1].text == code.intro and pair[1].source_index == code.source_index
+        ]
+        if intro:
+            # "What command ...?" and a chosen sentence announces the block: the command
+            # opens the answer, the other sentences follow. (Not when the announcing line
+            # says nothing alone, "enter the following:": then a sentence naming the
+            # command in inline code more often states the answer, and opens it.)
+            rest = [pair for pair in chosen if pair not in intro][: MAX_SENTENCES - 1]
+            return "\n\n".join(
+                [_render_code(code, weights), *_paragraphs(rest, sentences, None, weights)]
+            )
+    return "\n\n".join(_paragraphs(chosen, sentences, code, weights))
+
+
+def _asks_for_code(question: str) -> bool:
+    """A question for code: a command, a listing, a config, an identifier it names, or a
+    way of doing something."""
+    return any(p.search(question) for p in (_CODE_INTENT, _IDENTIFIER, _HOW_TO))
+
+
+def _paragraphs(
+    chosen: list[tuple[float, _Sentence]],
+    sentences: list[_Sentence],
+    code: _Code | None,
+    weights: dict[str, float],
+) -> list[str]:
+    """The chosen sentences (and the block) rendered: the best sentence opens the
+    answer, the block and the sentence that introduces it follow; each source's
+    sentences then follow in the book's order, one paragraph per source, best first."""
     lead = chosen[0][1] if chosen else None
     intro = None
     if code is not None:
@@ -225,7 +269,10 @@ def extractive_answer(
             (s for s in sentences if s.source_index == code.source_index and s.text == code.intro),
             None,
         )
-        if intro is not None and all(s is not intro for _, s in chosen):
+        holder = next((s for _, s in chosen if intro is not None and intro.text in s.items), None)
+        if holder is not None:
+            intro = holder  # the last item of a chosen list: the block follows the list
+        elif intro is not None and all(s is not intro for _, s in chosen):
             if lead is None or lead.source_index != code.source_index:
                 intro = None  # the block keeps its introduction in its own paragraph
             else:
@@ -234,9 +281,6 @@ def extractive_answer(
             # The block comes with a cited line of its own (its introduction, or "[n]:"):
             # with it the answer still quotes at most MAX_SENTENCES.
             chosen = chosen[: MAX_SENTENCES - 1]
-    # The best sentence opens the answer, the block and the sentence that introduces it
-    # follow; each source's sentences then follow in the book's order, one paragraph
-    # per source, best source first.
     paragraphs: dict[int, list[_Sentence]] = {}
     for _, sentence in chosen:
         paragraphs.setdefault(sentence.source_index, []).append(sentence)
@@ -245,7 +289,7 @@ def extractive_answer(
         ordered = sorted(group, key=lambda s: s.position)
         if lead is not None and source_index == lead.source_index:
             ordered = [lead] + [s for s in ordered if s is not lead]
-        if intro is not None and intro in ordered:
+        if intro is not None and intro is not lead and intro in ordered:
             ordered.remove(intro)
             ordered.insert(1, intro)
         here = code is not None and code.source_index == source_index
@@ -264,7 +308,7 @@ def extractive_answer(
         rendered.extend(filter(None, [" ".join(sentences_text)]))
     if code is not None and code.source_index not in paragraphs:
         rendered.insert(1 if rendered else 0, _render_code(code, weights))
-    return "\n\n".join(rendered)
+    return rendered
 
 
 # The vectors of sentences already embedded, per embedder, most recent kept: readers ask
@@ -287,14 +331,16 @@ async def sentence_similarities(
     question: str,
     sources: Sequence[Source],
     embedder: Embedder | None = None,
-    stored: Mapping[bytes, np.ndarray] | None = None,
+    stored: Mapping[str, Mapping[bytes, np.ndarray]] | None = None,
 ) -> dict[str, float]:
     """Return sentence -> cosine with the question, for the sources' quotable sentences.
 
-    `stored`: sentence vectors computed at ingestion with their chunk (sentence_key ->
-    vector, ragsite/rag/sentences.py); every sentence found there is scored. Of the
-    others, the best lexical candidates (at most MAX_EMBEDDED_SENTENCES) are embedded
-    now; sentences (and questions) embedded before are looked up, not embedded again.
+    `stored`: per chunk (its content hash), the sentence vectors computed at ingestion
+    with it (sentence_key -> vector, ragsite/rag/sentences.py); every sentence found
+    there is scored, with the vector of the chunk it is quoted from (a sentence two
+    overlapping chunks share was read in each one's context). Of the others, the best
+    lexical candidates (at most MAX_EMBEDDED_SENTENCES) are embedded now; sentences
+    (and questions) embedded before are looked up, not embedded again.
 
     Raises:
         EmbeddingError: the embedder failed.
@@ -311,8 +357,15 @@ async def sentence_similarities(
     memo = _memo_for(embedder)
     vectors: dict[str, np.ndarray] = {}
     if stored:
+        chunks = [stored.get(s.chunk.content_hash) or {} for s in _quoted(sources)]
         for sentence in sentences:
-            vector = stored.get(sentence_key(sentence.text))
+            # A sentence is quoted from the first source that holds it (`_gather`): its
+            # own chunk's vector, else any other source's that has one.
+            key = sentence_key(sentence.text)
+            own = chunks[sentence.source_index]
+            vector = own.get(key)
+            if vector is None:
+                vector = next((c[key] for c in chunks if key in c), None)
             if vector is not None:
                 vectors[sentence.text] = vector
     candidates = [

@@ -19,6 +19,7 @@ KEEP_RATIO of it, from any source.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from collections import Counter
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from .passages import (
     _CAPTION,
     _WORD,
+    MAX_LIST_ITEMS,
     TEXT_MEMO_SIZE,
     _content_words,
     _prose_candidates,
@@ -67,8 +69,12 @@ FIXED_FORM = (0, 1, 2, 3, 12)
 # Sentences that lead somewhere else rather than say something.
 _TRANSITION = re.compile(
     r"^(?:now that\b|now,? let'?s\b|now we\b|next,|let'?s\b|let’s\b|we'?ll\b|we’ll\b|"
-    r"in this (?:chapter|section|part|lesson|module)\b|in the (?:next|previous|last|following) "
-    r"(?:chapter|section)\b|this (?:chapter|section) (?:covers|explains|introduces|shows)\b|"
+    r"in this (?:chapter|section|part|lesson|module|guide|tutorial|page|document|appendix)\b|"
+    r"in the (?:next|previous|last|following) (?:chapter|section)\b|"
+    r"this (?:chapter|section|guide|tutorial|lesson|module|page|document|appendix) "
+    r"(?:(?:has|will) )?(?:covers?|covered|explains?|explained|introduces?|introduced|shows?|"
+    r"showed|provides?|provided|explores?|explored|describes?|described|presents?|presented|"
+    r"discusse[sd]|discuss|walks?|walked|gives?|gave|looks?|looked)\b|"
     r"as (?:you|we) (?:saw|learned|mentioned|discussed)\b|recall (?:that|from)\b|so far\b|"
     r"before we\b|up to now\b|first,? let'?s\b|here,? we\b|we (?:will|are going to)\b|"
     r"you(?:'ll| will) (?:learn|see)\b|you’ll (?:learn|see)\b|to recap\b|in summary\b|"
@@ -221,6 +227,10 @@ def _cut(body: str, heading: str) -> _Cut:
         codes.append((position, info, text, intro, words, " ".join(text.split())))
     prose = []
     for position, kind, text, items in _prose_candidates(units):
+        if text.endswith(":") and not items:
+            # A lead-in to a table: quoted with its rows, as a lead-in with its list.
+            rows = itertools.takewhile(lambda unit: unit[0] == "row", units[position + 1 :])
+            items = tuple(row for _, row, _ in itertools.islice(rows, MAX_LIST_ITEMS))
         words = _content_words(text).union(*map(_content_words, items))
         key = " ".join(_WORD.findall(text.lower()))
         prose.append((position, kind, text, items, words, key, _shorten(text)))
@@ -404,8 +414,13 @@ def _select(sentences: list[_Sentence], context: _Context) -> list[tuple[float, 
         if pair[0] >= KEEP_RATIO * best or len(chosen) < MIN_SENTENCES:
             if pair[0] <= 0:
                 break
+            quoted.update(pair[1].items)
+            if lead.text in pair[1].items:
+                # The best sentence is an item of this list: the list, with its lead-in,
+                # opens the answer in its place (quoting the item once).
+                chosen = [(best, pair[1]), *(c for c in chosen[1:] if c[1].text not in quoted)]
+                continue
             if pair[1].items:  # a list's lead-in: its items are quoted with it
                 chosen = [c for c in chosen if c is chosen[0] or c[1].text not in pair[1].items]
             chosen.append(pair)
-            quoted.update(pair[1].items)
     return chosen

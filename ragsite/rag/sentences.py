@@ -16,7 +16,8 @@ This module is the shared part, free of Django and of any engine:
   the answerer quotes) and where each lies in the embedded text;
 - `sentence_key`: an 8-byte key of a sentence's words, how vectors are found again;
 - `pack` / `unpack`: the stored form (key + float16 vector per sentence);
-- `SentenceVectors`: where answering looks vectors up, by chunk content hash. The
+- `SentenceVectors`: where answering looks vectors up, by chunk content hash
+  (`vectors_per_chunk` keeps each chunk's apart). The
   ingestion app registers the database-backed one (its embedding cache holds the
   vectors beside each chunk's); evaluation harnesses use `MemorySentenceVectors`.
 
@@ -135,6 +136,22 @@ class SentenceVectors(Protocol):
         """Key -> vector for the sentences of the chunks with these content hashes, as
         `embedder` computed them. A chunk with none stored simply contributes nothing."""
         ...
+
+
+def vectors_per_chunk(
+    source: SentenceVectors, *, embedder: Embedder, hashes: Sequence[str]
+) -> dict[str, dict[bytes, np.ndarray]]:
+    """Content hash -> that chunk's own sentence vectors, for the chunks that have some.
+
+    A sentence two overlapping chunks share has a vector in each, from each chunk's own
+    model run: one merged lookup would keep either. One read for all the chunks (which
+    the source memoises), then each chunk's own.
+    """
+    hashes = list(dict.fromkeys(h for h in hashes if h))
+    if not hashes or not source.lookup(embedder=embedder, hashes=hashes):
+        return {}
+    found = {h: source.lookup(embedder=embedder, hashes=[h]) for h in hashes}
+    return {h: vectors for h, vectors in found.items() if vectors}
 
 
 class MemorySentenceVectors:

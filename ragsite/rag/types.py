@@ -143,9 +143,10 @@ class AnswerRequest:
     sources: Sequence[Source]
     messages: Sequence[ChatMessage] = ()
     usage: dict[str, int] = field(default_factory=dict)
-    # The sources' sentence vectors stored at ingestion (sentence_key -> vector,
-    # ragsite/rag/sentences.py); the extractive model scores sentences with them.
-    sentence_vectors: Mapping[bytes, Any] = field(default_factory=dict)
+    # The sources' sentence vectors stored at ingestion, per chunk (content hash ->
+    # sentence_key -> vector, ragsite/rag/sentences.py): a sentence overlapping chunks
+    # share has a vector in each. The extractive model scores sentences with them.
+    sentence_vectors: Mapping[str, Mapping[bytes, Any]] = field(default_factory=dict)
 
 
 @runtime_checkable

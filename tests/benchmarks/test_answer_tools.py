@@ -90,3 +90,20 @@ def test_a_dumped_row_reads_back_and_labels_the_sentence_that_holds_the_answer(
     assert index == 0
     assert labels.tolist() == [0.0, 1.0]
     assert features[:, 0].tolist() == [0.66, 0.43]  # the cosine is the first feature
+
+
+def test_the_first_sentence_with_code_counts_the_block_it_introduces():
+    quality = import_script(BENCH_DIR, "answer_quality")
+    command = (
+        "To format any Cargo project, enter the following [1]:\n\n```console\n$ cargo fmt\n```"
+        "\n\nThe tool reformats your code [1]."
+    )
+    assert (
+        quality.first_sentence(command) == "To format any Cargo project, enter the following [1]:"
+    )
+    assert quality.first_statement(command).endswith("```console\n$ cargo fmt\n```")
+    alone = "[2]:\n\n~~~\nros2 topic hz /scan\n~~~\n\nMore [3]."
+    assert quality.first_statement(alone) == "[2]:\n\n~~~\nros2 topic hz /scan\n~~~"
+    # A sentence that ends in a full stop introduces nothing: the block after it is not counted.
+    prose = "Cargo formats code [1].\n\n[2]:\n\n```console\n$ cargo fmt\n```"
+    assert quality.first_statement(prose) == "Cargo formats code [1]."

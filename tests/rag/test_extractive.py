@@ -449,3 +449,123 @@ async def test_a_block_with_its_own_introduction_still_leaves_at_most_five_cited
     assert "```console\n$ cargo new hello_cargo\n```" in text
     outside_code = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
     assert 2 <= len(re.findall(r"\[\d+\]", outside_code)) <= 5
+
+
+async def test_the_best_sentence_opens_the_answer_when_it_introduces_a_block():
+    uninstall = source(
+        4,
+        "Once Rust is installed via `rustup`, updating to a newly released version is easy. "
+        "From your shell, run the following update script:\n\n"
+        "```console\n$ rustup update\n```\n\n"
+        "To uninstall Rust and `rustup`, run the following uninstall script from your shell:\n\n"
+        "```console\n$ rustup self uninstall\n```\n\n"
+        "Rust also ships with a local copy of the documentation.",
+        title="Installation > Updating and Uninstalling",
+    )
+    text = await answer("How do I uninstall Rust and rustup from my shell?", [uninstall])
+    assert text.startswith(
+        "To uninstall Rust and `rustup`, run the following uninstall script from your shell"
+        " [4]:\n\n```console\n$ rustup self uninstall\n```"
+    )
+
+
+async def test_a_sentence_about_the_page_itself_does_not_open_the_answer():
+    # "This guide provides ...", "This chapter explored ...": about the document, not
+    # about what the reader asked, however many of its words they share.
+    workstation = source(
+        2,
+        "This guide provides comprehensive instructions for setting up a high-performance "
+        "workstation optimized for robotics development.\n\n"
+        "| Component | Minimum |\n|---|---|\n| GPU | NVIDIA RTX 4070 Ti (12GB VRAM) |\n"
+        "| Memory | 32GB DDR5 |\n",
+        title="Workstation Setup > Hardware Requirements",
+    )
+    text = await answer("Which GPU does the robotics workstation need at minimum?", [workstation])
+    assert not text.startswith("This guide")
+    assert "RTX 4070 Ti" in cited_sentences(text)[0]
+
+
+async def test_a_how_to_question_gets_the_block_that_matches_it():
+    # No code word in the question ("command", "run" ...): asking how to do something
+    # in a technical book is often answered by the block.
+    persistence = source(
+        3,
+        "Persistence mode keeps the NVIDIA driver loaded even when no application uses "
+        "the GPU, which shortens the start of every job. Enable persistence mode:\n\n"
+        "```bash\nsudo nvidia-smi -pm 1\n```\n\n"
+        "Always use persistence mode for production workloads.",
+        title="GPU Setup > Persistence",
+    )
+    text = await answer("How do I turn on persistence mode?", [persistence])
+    assert "```bash\nsudo nvidia-smi -pm 1\n```" in text
+    assert citations(text) == {3}
+
+
+async def test_a_table_is_quoted_with_the_sentence_that_introduces_it():
+    # "... capabilities:" quoted alone says nothing; with its table it is a statement.
+    camera = source(
+        1,
+        "The D435i is a depth camera with on-board processing and these capabilities:\n\n"
+        "| Feature | Specification |\n|---|---|\n"
+        "| Depth Range | 0.2m - 10m optimal |\n| Weight | 72g |\n\n"
+        "Its stereo pair sees texture the projector adds to plain walls.",
+        title="Intel RealSense D435i",
+    )
+    text = await answer("What are the D435i camera's capabilities?", [camera])
+    assert text.startswith(
+        "The D435i is a depth camera with on-board processing and these capabilities:\n\n"
+        "- Depth Range: 0.2m - 10m optimal.\n- Weight: 72g [1]."
+    )
+    assert text.count("Depth Range") == 1  # each row quoted once
+
+
+async def test_a_command_question_opens_with_the_command_its_sentences_announce():
+    rustfmt = source(
+        2,
+        "Many collaborative projects use `rustfmt` to prevent arguments about which style "
+        "to use when writing Rust: everyone formats their code using the tool. "
+        "To format any Cargo project, run the `rustfmt` tool through Cargo on the project:\n\n"
+        "```console\n$ cargo fmt\n```\n\n"
+        "The `rustfmt` tool reformats your code according to the community code style.",
+        title="Automatic Formatting with rustfmt",
+    )
+    text = await answer("What command formats my code in the community code style?", [rustfmt])
+    assert text.startswith(
+        "To format any Cargo project, run the `rustfmt` tool through Cargo on the project"
+        " [2]:\n\n```console\n$ cargo fmt\n```"
+    )
+    assert "reformats your code according to the community code style [2]." in text
+    assert text.count("To format any Cargo project") == 1
+
+
+async def test_a_best_item_opens_the_answer_with_its_list_and_is_quoted_once():
+    estimation = source(
+        4,
+        "State estimation and localization are fundamental to Physical AI systems:\n\n"
+        "- Kalman filters provide optimal linear estimation\n"
+        "- Particle filters excel at multi-modal distributions\n"
+        "- SLAM simultaneously maps and localizes\n\n"
+        "These techniques let robots understand where they are.",
+        title="State Estimation > Summary",
+    )
+    text = await answer("What do Kalman filters provide?", [estimation])
+    assert text.startswith(
+        "State estimation and localization are fundamental to Physical AI systems:\n\n"
+        "- Kalman filters provide optimal linear estimation\n"
+    )
+    assert text.count("Kalman filters provide optimal linear estimation") == 1
+
+
+async def test_a_block_after_a_list_follows_the_list_without_repeating_its_last_item():
+    spaces = source(
+        1,
+        "Motion planning operates in multiple spaces:\n\n"
+        "- Configuration Space: all possible robot configurations\n"
+        "- Workspace: reachable positions of end-effectors\n\n"
+        "```python\nclass ConfigurationSpace:  # the configuration space of a planner\n"
+        "    pass\n```\n",
+        title="Motion Planning > Configuration Space",
+    )
+    text = await answer("What code defines the configuration space for motion planning?", [spaces])
+    assert "end-effectors [1].\n\n```python\nclass ConfigurationSpace:" in text
+    assert text.count("reachable positions of end-effectors") == 1

@@ -3,6 +3,8 @@ the stored form, and the answerer scoring with them instead of embedding sentenc
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -136,7 +138,7 @@ async def test_the_answerer_scores_stored_sentences_without_embedding_them(embed
     source = Source(n=1, chunk=_chunk(), score=0.8, snippet="")
     question = "Who owns a value in Rust?"
     scores = await sentence_similarities(
-        question=question, sources=[source], embedder=counting, stored=stored
+        question=question, sources=[source], embedder=counting, stored={"hash-c1": stored}
     )
     assert embedded == [question]  # the question only: every sentence was stored
     assert set(scores) == set(quotable_sentences(BODY))
@@ -156,3 +158,39 @@ def test_memory_sentence_vectors_are_per_embedder_and_chunk(embedder):
     assert set(store.lookup(embedder=embedder, hashes=["h1", "h2"])) == {b"k" * 8}
     assert store.lookup(embedder=embedder, hashes=["h2"]) == {}
     assert sentences.NoSentenceVectors().lookup(embedder=embedder, hashes=["h1"]) == {}
+
+
+async def test_a_sentence_two_chunks_share_is_scored_with_its_own_chunks_vector(embedder):
+    # Overlapping chunks each read the shared sentence in their own context: the answer
+    # quotes it from the first source, so that chunk's vector is the one that counts.
+    shared = "Each value in Rust has an owner, and only one owner at a time."
+    question = "How many owners can a value have?"
+    (query,) = await embedder.embed([question])
+    query = np.asarray(query, dtype=np.float32)
+    away = np.roll(query, 7)  # a unit vector far from the question
+    key = sentences.sentence_key(shared)
+    first = dataclasses.replace(_chunk(), id="a", body=shared, content_hash="a")
+    second = dataclasses.replace(_chunk(), id="b", body=shared, content_hash="b")
+    stored = {"a": {key: query}, "b": {key: away}}
+    sources = [Source(1, first, 0.8, ""), Source(2, second, 0.7, "")]
+    scores = await sentence_similarities(
+        question=question, sources=sources, embedder=embedder, stored=stored
+    )
+    assert scores[shared] == pytest.approx(1.0, abs=1e-3)
+    swapped = await sentence_similarities(
+        question=question, sources=sources[::-1], embedder=embedder, stored=stored
+    )
+    assert swapped[shared] == pytest.approx(_cosine(query, away), abs=1e-3)
+
+
+def test_vectors_per_chunk_keeps_each_chunks_own(embedder):
+    store = sentences.MemorySentenceVectors()
+    one, two = np.eye(384, dtype=np.float32)[:2]
+    store.put(embedder=embedder, content_hash="h1", vectors={b"k" * 8: one})
+    store.put(embedder=embedder, content_hash="h2", vectors={b"k" * 8: two})
+    found = sentences.vectors_per_chunk(store, embedder=embedder, hashes=["h1", "h2", "h3", ""])
+    assert set(found) == {"h1", "h2"}  # a chunk with none stored is left out
+    assert (found["h1"][b"k" * 8] == one).all()
+    assert (found["h2"][b"k" * 8] == two).all()
+    nothing = sentences.NoSentenceVectors()
+    assert sentences.vectors_per_chunk(nothing, embedder=embedder, hashes=["h1"]) == {}
