@@ -57,58 +57,31 @@ async def with_keepalive(
     """Pass `events` through, inserting a `: ping` comment whenever `interval` seconds pass
     without one (e.g. while a slow LLM thinks about its first token).
 
-    One task runs `events` ahead of the consumer; each step yields everything it has
-    produced by then as one chunk, so the events that are ready together (an extractive
-    answer's tokens and `done`) go out in one write instead of one write each: on
-    loopback a write runs the reader's TCP stack too. An event is never held back while
-    it waits for a later one. Cancellation (the reader closed the tab) is forwarded to
-    `events`, so its own cleanup runs before this generator ends; its errors are raised
-    here.
+    Cancellation (the reader closed the tab) is forwarded to the pending step of
+    `events`, so its own cleanup runs before this generator ends.
     """
-    loop = asyncio.get_running_loop()
-    ready: list[bytes] = []
-    wake: asyncio.Future[None] | None = None
-
-    def woken(*_: object) -> None:
-        if wake is not None and not wake.done():
-            wake.set_result(None)
-
-    async def produce() -> None:
-        try:
-            async for chunk in events:
-                ready.append(chunk)
-                woken()
-        finally:
-            woken()
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    producer = asyncio.ensure_future(produce())
-    producer.add_done_callback(woken)
+    iterator = aiter(events)
+    pending: asyncio.Future[bytes] | None = None
     try:
         while True:
-            if not ready and not producer.done():
-                wake = loop.create_future()
-                timer = loop.call_later(interval, woken)
-                try:
-                    await wake
-                finally:
-                    timer.cancel()
-                    wake = None
-                if not ready and not producer.done():
-                    yield sse_comment()
-                    continue
-            if ready:
-                chunk = b"".join(ready)
-                ready.clear()
-                yield chunk
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield sse_comment()
                 continue
-            producer.result()  # its error, if it failed
-            return
+            step, pending = pending, None
+            try:
+                chunk = step.result()
+            except StopAsyncIteration:
+                return
+            yield chunk
     finally:
-        if not producer.done():
-            producer.cancel()
+        if pending is not None and not pending.done():
+            pending.cancel()
             # Wait for the inner generator's cleanup; its CancelledError is expected.
             with contextlib.suppress(asyncio.CancelledError):
-                await producer
+                await pending
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -75,34 +75,6 @@ async def test_keepalive_pings_while_the_source_is_silent():
     assert received[-1] == b'event: token\ndata: {"text":"hi"}\n\n'
 
 
-async def test_events_ready_together_go_out_as_one_chunk_and_none_waits_for_a_later_one():
-    release = asyncio.Event()
-
-    async def answer():
-        yield b"meta\n\n"
-        await release.wait()  # e.g. the search
-        for word in ("one", "two", "three"):  # an extractive answer: whole at once
-            yield f"token {word}\n\n".encode()
-        yield b"done\n\n"
-
-    stream = with_keepalive(answer(), interval=3600)
-    assert await anext(stream) == b"meta\n\n"  # not held back for what follows
-    release.set()
-    assert await anext(stream) == b"token one\n\ntoken two\n\ntoken three\n\ndone\n\n"
-    assert [chunk async for chunk in stream] == []
-
-
-async def test_an_error_of_the_source_reaches_the_consumer_after_what_came_before():
-    async def failing():
-        yield b"meta\n\n"
-        raise RuntimeError("broken")
-
-    stream = with_keepalive(failing(), interval=3600)
-    assert await anext(stream) == b"meta\n\n"
-    with pytest.raises(RuntimeError, match="broken"):
-        await anext(stream)
-
-
 async def test_keepalive_forwards_cancellation_to_the_source():
     cleaned_up = asyncio.Event()
 
