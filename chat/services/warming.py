@@ -1,13 +1,15 @@
 """Start-up warming: what the first questions after a start would otherwise load one by one.
 
-A server at rest has read nothing: the first burst of questions after a start (a deploy,
-a Space waking up) each loads the embedding model's first run, the store's points
-(payload and dense vector, `EdgeStore`'s search memory) and the chunks' stored sentence
-vectors (`DatabaseSentenceVectors`' memo) from disk, at the same moment, while the
-questions behind them wait. Measured under a burst of 50 questions on a cold server, that
-was ~2x the CPU per answer of the same server warm. `caches_warm` reads them once, in
-one thread, before the first question needs them: `manage.py serve` runs it in the
-background, so the server answers while it runs.
+A server at rest has read nothing: the first questions after a start (a deploy, a Space
+waking up) each load the embedding model's first run, the store's points (payload and
+dense vector, `EdgeStore`'s search memory) and the chunks' stored sentence vectors
+(`DatabaseSentenceVectors`' memo) from disk, and derive what search and answers derive
+from each chunk's text (shingles, vocabularies, quotable units; memoised per text), at
+the same moment, while the questions behind them wait. A search of a fresh question took
+3.7 ms on a cold server and 1.7 ms on a warmed one (textbook, in-process).
+`caches_warm` does it once, in one thread, before the first question needs it:
+`manage.py serve` runs it in the background (~0.8 s for the textbook's 1,070 chunks), so
+the server answers while it runs.
 
 Bounded by what the memories keep: `WARM_CHUNKS` chunks (the sentence memo's size), so
 a large book warms its first chunks only and costs the memory it would cost anyway.
@@ -21,8 +23,10 @@ from typing import Any
 
 from django.db import connections
 
+from chat.services.retrieval import chunks_prepare
 from ingestion.services.cache import SENTENCE_MEMO_CHUNKS
 from ragsite.rag import providers
+from ragsite.rag.scoring import passages_prepare
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ def caches_warm(*, chunks: int = WARM_CHUNKS) -> dict[str, Any]:
             embedder.embed_sync([WARM_QUESTION])
         warmed = providers.get_store().warm(chunks)
         read["points"] = len(warmed)
+        chunks_prepare(warmed)
+        passages_prepare(warmed)
         hashes = [chunk.content_hash for chunk in warmed if chunk.content_hash]
         sentence_vectors = providers.get_sentence_vectors()
         for start in range(0, len(hashes), LOOKUP_BATCH):
