@@ -117,6 +117,7 @@ async def _answer(question: str, *, anyway: bool = False) -> tuple[bool, str, li
     """(supported, answer, sources) as the chat gives them; with `anyway`, an answer even
     when the book is judged not to support one (to measure the answerer)."""
     from chat.services import book_search, sources_pack
+    from ragsite.rag import providers
     from ragsite.rag.config import get_config
 
     config = get_config()
@@ -124,21 +125,26 @@ async def _answer(question: str, *, anyway: bool = False) -> tuple[bool, str, li
     hits = retrieval.sections if anyway else (retrieval.sections or retrieval.hits)
     if not retrieval.supported and not anyway:
         return False, "", []
-    sources = sources_pack(hits=hits, budget=config.context_token_budget)
+    sources = await asyncio.to_thread(
+        sources_pack,
+        hits=hits,
+        budget=config.context_token_budget,
+        store=providers.get_store(),
+    )
     answer = await _extractive(question, sources)
     return retrieval.supported, answer, sources
 
 
 async def _stored_vectors(sources: list[Any]) -> Any:
     """Each source chunk's stored sentence vectors, as chat reads them."""
+    from chat.services.sources import sources_sentence_vectors
     from ragsite.rag import providers
-    from ragsite.rag.sentences import vectors_per_chunk
 
     return await asyncio.to_thread(
-        vectors_per_chunk,
-        providers.get_sentence_vectors(),
+        sources_sentence_vectors,
+        sources=sources,
+        vectors=providers.get_sentence_vectors(),
         embedder=providers.get_embedder(),
-        hashes=[source.chunk.content_hash for source in sources],
     )
 
 
@@ -209,6 +215,9 @@ async def answers_measure(
                 "kind": q.get("kind", ""),
                 "uncertain": not supported,
                 "contains": any(contains_answer(answer, a) for a in q["answers"]),
+                "sources_contain": any(
+                    contains_answer("\n\n".join(s.body for s in sources), a) for a in q["answers"]
+                ),
                 "first": any(contains_answer(first_sentence(answer), a) for a in q["answers"]),
                 "first_code": any(
                     contains_answer(first_statement(answer), a) for a in q["answers"]
@@ -245,17 +254,20 @@ async def answers_measure(
     return {
         "questions": len(rows),
         "contains": _share(rows, "contains"),
+        "sources_contain": _share(rows, "sources_contain"),
         "first_sentence": _share(rows, "first"),
         "first_with_code": _share(rows, "first_code"),
         "even_rows": {
             "questions": len(even),
             "contains": _share(even, "contains"),
+            "sources_contain": _share(even, "sources_contain"),
             "first_sentence": _share(even, "first"),
             "first_with_code": _share(even, "first_code"),
         },
         "odd_rows": {
             "questions": len(odd),
             "contains": _share(odd, "contains"),
+            "sources_contain": _share(odd, "sources_contain"),
             "first_sentence": _share(odd, "first"),
             "first_with_code": _share(odd, "first_code"),
         },
@@ -279,6 +291,9 @@ def report_table(figures: dict[str, Any], *, book: str) -> str:
         f"answer contains an answer        {figures['contains']:.3f}"
         f"   (even rows {figures['even_rows']['contains']:.3f},"
         f" odd rows, held out {figures['odd_rows']['contains']:.3f})",
+        f"sources hold an answer           {figures['sources_contain']:.3f}"
+        f"   (even rows {figures['even_rows']['sources_contain']:.3f},"
+        f" odd rows, held out {figures['odd_rows']['sources_contain']:.3f})",
         f"first sentence contains one      {figures['first_sentence']:.3f}"
         f"   (even rows {figures['even_rows']['first_sentence']:.3f},"
         f" odd rows, held out {figures['odd_rows']['first_sentence']:.3f})",

@@ -90,7 +90,7 @@ def source_label(source: Source) -> str:
 def format_source(source: Source) -> str:
     """Render one numbered source for the prompt: `[n] label (path)` then its text."""
     where = f" ({source.chunk.path})" if source.chunk.path else ""
-    body = source.chunk.body or source.chunk.text
+    body = source.body
     return f"[{source.n}] {source_label(source)}{where}\n{body.strip()}"
 
 

@@ -35,7 +35,6 @@ from ragsite.rag import providers
 from ragsite.rag.config import RagConfig, get_config
 from ragsite.rag.exceptions import LLM_UNAVAILABLE_MESSAGE, LLMError, LLMTimeout, RagError
 from ragsite.rag.llm import EXTRACTIVE_NOTICE, stream_pieces
-from ragsite.rag.sentences import vectors_per_chunk
 from ragsite.rag.types import AnswerRequest, ChatModel, Embedder, Source, VectorStore
 
 from .citations import CitationFilter
@@ -53,7 +52,7 @@ from .events import (
 from .follow_ups import follow_ups_suggest
 from .retrieval import book_search
 from .rewriting import query_rewrite
-from .sources import sources_pack_counted
+from .sources import sources_pack_counted, sources_sentence_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -560,6 +559,7 @@ async def _sources(
             embedder=parts.embedder
             if parts.llm.provider == "extractive" and not uncertain
             else None,
+            store=None if uncertain else parts.store,
         )
     )
     return _Packed(sources, context_tokens, uncertain, vectors)
@@ -576,16 +576,23 @@ class _Packed:
 
 
 def _sources_pack(
-    *, hits: Sequence[Any], budget: int, selection: str | None, embedder: Embedder | None
+    *,
+    hits: Sequence[Any],
+    budget: int,
+    selection: str | None,
+    embedder: Embedder | None,
+    store: VectorStore | None = None,
 ) -> tuple[list[Source], int, dict[str, Any]]:
-    """Pack the sources (worker thread); with `embedder`, read their sentence vectors too."""
-    sources, context_tokens = sources_pack_counted(hits=hits, budget=budget, selection=selection)
+    """Pack the sources (worker thread), with `store` reading on into the chunks around
+    them; with `embedder`, read their sentence vectors too."""
+    sources, context_tokens = sources_pack_counted(
+        hits=hits, budget=budget, selection=selection, store=store
+    )
     vectors: dict[str, Any] = {}
     if embedder is not None:
-        hashes = [s.chunk.content_hash for s in sources]
         try:
-            vectors = vectors_per_chunk(
-                providers.get_sentence_vectors(), embedder=embedder, hashes=hashes
+            vectors = sources_sentence_vectors(
+                sources=sources, vectors=providers.get_sentence_vectors(), embedder=embedder
             )
         except Exception:  # an optimisation only: the sentences are embedded instead
             logger.exception("could not read the sources' sentence vectors")

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from chat import prompts
+from ragsite.rag.exceptions import VectorStoreError
+from ragsite.rag.sentences import SentenceVectors, vectors_per_chunk
 from ragsite.rag.tokens import count_tokens
-from ragsite.rag.types import Chunk, Hit, Source, sha256_text
+from ragsite.rag.types import Chunk, Embedder, Hit, Source, VectorStore, sha256_text
+
+logger = logging.getLogger(__name__)
 
 SELECTION_ID = "selection"  # the chunk id of a highlighted passage (it is not in the store)
 SNIPPET_CHARS = 240
+# The chunks a source reads on into, in this order: +1 the next chunk on its page after
+# what it holds so far, -1 the one before; every source's first step before any source's
+# second.
+NEIGHBOUR_STEPS: tuple[int, ...] = (1, -1)
 
 
 def _snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -44,17 +55,29 @@ def selection_source(*, selection: str, hits: Sequence[Hit]) -> Source:
     return Source(n=1, chunk=chunk, score=1.0, snippet=_snippet(selection))
 
 
-def sources_pack(*, hits: Sequence[Hit], budget: int, selection: str | None = None) -> list[Source]:
+def sources_pack(
+    *,
+    hits: Sequence[Hit],
+    budget: int,
+    selection: str | None = None,
+    store: VectorStore | None = None,
+) -> list[Source]:
     """Number the sources, most relevant first, while they fit the context token budget.
 
     The first source is always kept (a highlighted passage, or the best hit) so the
     model has something to work with even when one long chunk exceeds the budget.
+    With `store`, the budget left then lets each source read on into the chunks around
+    its own in the same section (`sources_widen`).
     """
-    return sources_pack_counted(hits=hits, budget=budget, selection=selection)[0]
+    return sources_pack_counted(hits=hits, budget=budget, selection=selection, store=store)[0]
 
 
 def sources_pack_counted(
-    *, hits: Sequence[Hit], budget: int, selection: str | None = None
+    *,
+    hits: Sequence[Hit],
+    budget: int,
+    selection: str | None = None,
+    store: VectorStore | None = None,
 ) -> tuple[list[Source], int]:
     """`sources_pack`, plus the prompt tokens of the packed sources (each counted once)."""
     candidates: list[Source] = []
@@ -83,7 +106,134 @@ def sources_pack_counted(
             continue  # a shorter, less relevant one may still fit
         packed.append(numbered)
         used += cost
+    if store is not None:
+        return sources_widen(sources=packed, used=used, budget=budget, store=store)
     return packed, used
+
+
+def sources_widen(
+    *, sources: Sequence[Source], used: int, budget: int, store: VectorStore
+) -> tuple[list[Source], int]:
+    """Let each source read on into the chunks around its own, while the budget allows.
+
+    Retrieval often finds the right section but the chunk beside the one that states
+    the answer. A source's body takes in its page's next and previous chunks (one store
+    call for all), only those of its own section (same path and heading), so whatever
+    is quoted from it is still cited to the section it is in; the chunker's overlap is
+    not repeated. Best sources first; `used` and the result count prompt tokens.
+    """
+    places = [
+        (source.chunk.path, source.chunk.position + offset)
+        for source in sources
+        if source.chunk.id != SELECTION_ID
+        for offset in _offsets()
+    ]
+    if not places:
+        return list(sources), used
+    try:
+        found = {(c.path, c.position): c for c in store.chunks_at(places)}
+    except VectorStoreError:  # the sources alone still answer
+        logger.warning("could not read the chunks around the sources", exc_info=True)
+        return list(sources), used
+    taken = {source.chunk.id for source in sources}
+    # Per source: the parts of its text in page order (its own chunk's body among them)
+    # and which of them is its own.
+    parts = {source.n: [(source.chunk.body or source.chunk.text).strip()] for source in sources}
+    own_at = dict.fromkeys(parts, 0)
+    reach = {source.n: [source.chunk.position, source.chunk.position] for source in sources}
+    added: dict[int, list[Chunk]] = {source.n: [] for source in sources}
+    for step in NEIGHBOUR_STEPS:
+        for source in sources:
+            own, span = source.chunk, reach[source.n]
+            if own.id == SELECTION_ID:
+                continue
+            neighbour = found.get((own.path, span[step > 0] + step))
+            if (
+                neighbour is None
+                or neighbour.heading != own.heading
+                or neighbour.id in taken
+                or not neighbour.body.strip()
+            ):
+                continue
+            body = parts[source.n]
+            if step > 0:
+                widened = [*body, _after(body[-1], neighbour.body)]
+            else:
+                widened = [_before(neighbour.body, body[0]), *body]
+            cost = _body_tokens(widened) - _body_tokens(body)
+            if used + cost > budget:
+                continue
+            parts[source.n] = widened
+            own_at[source.n] += step < 0
+            span[step > 0] += step
+            added[source.n].append(neighbour)
+            taken.add(neighbour.id)
+            used += cost
+    return [
+        _widened(source, parts[source.n], own_at[source.n], added[source.n])
+        if added[source.n]
+        else source
+        for source in sources
+    ], used
+
+
+def _offsets() -> list[int]:
+    """The positions around a source's chunk that NEIGHBOUR_STEPS can reach."""
+    after = NEIGHBOUR_STEPS.count(1)
+    before = NEIGHBOUR_STEPS.count(-1)
+    return [*range(1, after + 1), *range(-1, -before - 1, -1)]
+
+
+def _before(first: str, second: str) -> str:
+    """`first` without its last sentences when `second` starts with them (the overlap)."""
+    lead, sep, _ = second.strip().partition("\n\n")
+    first = first.strip()
+    if sep and lead and first.endswith(lead):
+        return first[: -len(lead)].rstrip()
+    return first
+
+
+def _after(first: str, second: str) -> str:
+    """`second` without its first paragraph when that repeats the end of `first` (the
+    chunker's overlap: a chunk starts with the last sentences of the one before)."""
+    lead, sep, rest = second.strip().partition("\n\n")
+    if sep and lead and first.rstrip().endswith(lead):
+        return rest
+    return second.strip()
+
+
+def _body_tokens(parts: Sequence[str]) -> int:
+    """`count_tokens` of the parts joined by blank lines (the tokenizer splits there)."""
+    return sum(count_tokens(part) - 2 for part in parts) + 2
+
+
+def _widened(source: Source, parts: Sequence[str], own_at: int, added: Sequence[Chunk]) -> Source:
+    """The source with the text around its chunk (its own part, `own_at`, is the chunk's)."""
+    return dataclasses.replace(
+        source,
+        before="\n\n".join(parts[:own_at]),
+        after="\n\n".join(parts[own_at + 1 :]),
+        neighbours=tuple(c.content_hash for c in sorted(added, key=lambda c: c.position)),
+    )
+
+
+def sources_sentence_vectors(
+    *, sources: Sequence[Source], vectors: SentenceVectors, embedder: Embedder
+) -> dict[str, Mapping[bytes, Any]]:
+    """Per source (its chunk's content hash), the stored sentence vectors of its text:
+    its own chunk's, and those of the chunks around it that it reads on into."""
+    hashes = [h for s in sources for h in (s.chunk.content_hash, *s.neighbours)]
+    found: dict[str, Mapping[bytes, Any]] = dict(
+        vectors_per_chunk(vectors, embedder=embedder, hashes=hashes)
+    )
+    for source in sources:
+        if source.neighbours:
+            merged: dict[bytes, Any] = {}
+            for content_hash in (*source.neighbours, source.chunk.content_hash):
+                merged.update(found.get(content_hash, {}))  # its own chunk's vectors last: kept
+            if merged:
+                found[source.chunk.content_hash] = merged
+    return found
 
 
 def _source_tokens(source: Source) -> int:

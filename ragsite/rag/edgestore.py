@@ -554,6 +554,19 @@ class EdgeStore(StoreCore):
         )
         return [stored_point(record) for record in records], offset
 
+    def _placed(self, paths: Sequence[str], positions: Sequence[int], limit: int) -> list[Any]:
+        flt = Filter(
+            must=[
+                FieldCondition(key="path", match=MatchAny(list(paths))),
+                FieldCondition(key="position", match=MatchAny(list(positions))),
+            ]
+        )
+        request = ScrollRequest(limit=limit, filter=flt, with_payload=True, with_vector=False)
+        records, _ = self._call(
+            "read chunks", lambda shard: shard.scroll(request), missing=([], None)
+        )
+        return [stored_point(record) for record in records]
+
     # -- VectorStore (engine calls) -----------------------------------------------------
 
     def warm(self, limit: int) -> list[Chunk]:

@@ -38,6 +38,16 @@ from .passages import (
 )
 from .types import Chunk, Source
 
+# A source's parts (the text before its chunk, the chunk, the text after) number their
+# units apart, in page order: part i's units from i * PART_POSITIONS.
+PART_POSITIONS = 100_000
+# A sentence of the text read around a source's chunk (`Source.before`/`after`: the
+# chunks next to the one retrieval found) is scored without its source's rank prior
+# (AROUND_INDEX: neither "source 1" nor "source 2") and loses AROUND_WEIGHT log-odds:
+# it is quoted when it states the answer clearly better. Set on the even rows of the
+# three question sets: 0 to -1 gave the same answers within a question or two.
+AROUND_INDEX = -1
+AROUND_WEIGHT = -0.5
 MIN_SENTENCES = 2
 MAX_SENTENCES = 5
 # A sentence joins the answer when it scores at least this share of the best one,
@@ -154,6 +164,7 @@ class _Sentence:
     heading_words: frozenset[str]  # the content words of its section's title
     form: tuple[float, ...]  # the features of its form (see FORM_WEIGHTS)
     source_score: float = 0.0  # its source's cosine with the question (retrieval's)
+    around: bool = False  # read around the chunk retrieval found (Source.before/after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,31 +192,53 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
     sentences: list[_Sentence] = []
     codes: list[_Code] = []
     for source_index, source in enumerate(sources):
-        cut = _cut(source.chunk.body or source.chunk.text, source.chunk.heading)
-        for position, info, text, intro, words, key in cut.codes:
-            if key not in seen:
-                seen.add(key)
-                codes.append(_Code(source_index, position, source.n, info, text, intro, words))
-        first = True
-        for position, kind, text, items, words, key, shortened in cut.prose:
-            if key in seen:  # neighbouring chunks overlap: quote a sentence once
+        # The chunk retrieval found first, so a sentence it shares with the text around
+        # it is quoted as its own; each part's units numbered in page order.
+        own = source.chunk.body or source.chunk.text
+        for order, part, around in (
+            (1, own, False),
+            (0, source.before, True),
+            (2, source.after, True),
+        ):
+            if not part:
                 continue
-            seen.add(key)
-            sentences.append(
-                _Sentence(
-                    source_index,
-                    position,
-                    source.n,
-                    shortened,
-                    words,
-                    kind,
-                    items,
-                    cut.heading_words,
-                    _form(text, kind, first, source_index, cut.exercises),
-                    source.score,
+            cut = _cut(part, source.chunk.heading)
+            at = order * PART_POSITIONS
+            for position, info, text, intro, words, key in cut.codes:
+                # A block of the text around the chunk is left out: in the books it is
+                # most often the rest of a listing the chunk shows.
+                if key not in seen and not around:
+                    seen.add(key)
+                    codes.append(
+                        _Code(source_index, at + position, source.n, info, text, intro, words)
+                    )
+            first = not around
+            for position, kind, text, items, words, key, shortened in cut.prose:
+                if key in seen:  # neighbouring chunks overlap: quote a sentence once
+                    continue
+                seen.add(key)
+                sentences.append(
+                    _Sentence(
+                        source_index,
+                        at + position,
+                        source.n,
+                        shortened,
+                        words,
+                        kind,
+                        items,
+                        cut.heading_words,
+                        _form(
+                            text,
+                            kind,
+                            first,
+                            AROUND_INDEX if around else source_index,
+                            cut.exercises,
+                        ),
+                        source.score,
+                        around,
+                    )
                 )
-            )
-            first = False
+                first = False
     return sentences, codes
 
 
@@ -395,6 +428,8 @@ def _sentence_score(sentence: _Sentence, context: _Context) -> float:
         w * f for w, f in zip(weights[1:], _features(sentence, context), strict=True)
     )
     value += sum(w * f for w, f in zip(FORM_WEIGHTS, sentence.form, strict=True))
+    if sentence.around:
+        value += AROUND_WEIGHT
     return 1 / (1 + math.exp(-value))
 
 

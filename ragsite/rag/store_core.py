@@ -174,7 +174,7 @@ class StoreCore:
 
     Subclasses set `collection` and `mode` and implement the hooks: `_exclusive`,
     `_layout`, `_create`, `_upsert_points`, `_delete_ids`, `_query`, `_retrieve`,
-    `_scroll`, plus `count` and `drop`. Reads of a collection that does not exist
+    `_scroll`, `_placed`, plus `count` and `drop`. Reads of a collection that does not exist
     return nothing (no error); writes to it raise `VectorStoreError`.
     """
 
@@ -225,6 +225,12 @@ class StoreCore:
 
     def _scroll(self, path: str | None, offset: Any, limit: int) -> tuple[list[StoredPoint], Any]:
         """Return one page of points (payload "path" only) and the next offset (None: done)."""
+        raise NotImplementedError
+
+    def _placed(
+        self, paths: Sequence[str], positions: Sequence[int], limit: int
+    ) -> list[StoredPoint]:
+        """Return up to `limit` points (with payload) of these paths at these positions."""
         raise NotImplementedError
 
     def count(self) -> int:
@@ -429,6 +435,20 @@ class StoreCore:
                 if record.dense is not None:
                     result[record.id] = list(record.dense)
         return result
+
+    def chunks_at(self, places: Sequence[tuple[str, int]]) -> list[Chunk]:
+        """Return the chunks at these (path, position) places that exist, in one engine
+        call (the pages' chunks before and after a hit, for the sources around it)."""
+        wanted = set(places)
+        if not wanted:
+            return []
+        paths = sorted({path for path, _ in wanted})
+        positions = sorted({position for _, position in wanted})
+        points = self._placed(paths, positions, len(paths) * len(positions))
+        chunks = (
+            point.chunk or Chunk.from_payload(point.id, point.payload or {}) for point in points
+        )
+        return [chunk for chunk in chunks if (chunk.path, chunk.position) in wanted]
 
     def health(self) -> dict[str, Any]:
         """Return {"status", "mode", "points"}; raise VectorStoreError when broken."""

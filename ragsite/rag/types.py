@@ -117,6 +117,20 @@ class Source:
     chunk: Chunk
     score: float
     snippet: str
+    # The text of the chunks around `chunk` on its page, in its section, that the source
+    # reads on into (before it, after it; the chunker's overlap not repeated), and those
+    # chunks' content hashes in page order: their stored sentence vectors are its too.
+    before: str = ""
+    after: str = ""
+    neighbours: tuple[str, ...] = ()
+
+    @property
+    def body(self) -> str:
+        """The source's text: its chunk's body, with what it reads on into around it."""
+        own = self.chunk.body or self.chunk.text
+        if not self.before and not self.after:
+            return own
+        return "\n\n".join(part for part in (self.before, own.strip(), self.after) if part)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the source as the `sources` event describes it in API.md."""
@@ -244,6 +258,10 @@ class VectorStore(Protocol):
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vector]:
         """Return the dense vectors of the given ids that exist."""
+        ...
+
+    def chunks_at(self, places: Sequence[tuple[str, int]]) -> list[Chunk]:
+        """Return the chunks at these (path, position) places that exist, in one call."""
         ...
 
     def count(self) -> int:

@@ -410,6 +410,26 @@ class QdrantStore(StoreCore):
         )
         return [stored_point(record) for record in records], offset
 
+    def _placed(self, paths: Sequence[str], positions: Sequence[int], limit: int) -> list[Any]:
+        flt = models.Filter(
+            must=[
+                models.FieldCondition(key="path", match=models.MatchAny(any=list(paths))),
+                models.FieldCondition(key="position", match=models.MatchAny(any=list(positions))),
+            ]
+        )
+        records, _ = self._call(
+            "read chunks",
+            lambda: self._client.scroll(
+                self.collection,
+                scroll_filter=flt,
+                limit=limit,
+                with_payload=True,
+                with_vectors=False,
+            ),
+            missing=([], None),
+        )
+        return [stored_point(record) for record in records]
+
     # -- VectorStore (engine calls) -----------------------------------------------------
 
     def count(self) -> int:

@@ -438,3 +438,20 @@ def test_a_second_process_is_refused_whatever_its_engine(engine_settings, engine
     # release).
     providers.reset()
     assert providers.get_store().count() == 1
+
+
+def test_chunks_at_reads_the_chunks_at_those_places(store, new_store):
+    pages = {path: [f"{path} part {i} about joints" for i in range(4)] for path in ("a.md", "b.md")}
+    chunks = [
+        make_chunk(path, text, position)
+        for path, texts in pages.items()
+        for position, text in enumerate(texts)
+    ]
+    store.upsert(chunks, [unit(1, i, 0, 0) for i in range(len(chunks))])
+    found = store.chunks_at([("a.md", 1), ("b.md", 3), ("a.md", 9), ("c.md", 0)])
+    assert sorted((c.path, c.position, c.text) for c in found) == [
+        ("a.md", 1, "a.md part 1 about joints"),
+        ("b.md", 3, "b.md part 3 about joints"),
+    ]
+    assert store.chunks_at([]) == []
+    assert new_store("missing").chunks_at([("a.md", 0)]) == []

@@ -1,0 +1,153 @@
+"""Sources that read on into the chunks around the one retrieval found (same page and
+section), so an answer can quote the sentence beside it, still cited to its section."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from chat import prompts
+from chat.services import sources_pack
+from chat.services.sources import sources_pack_counted, sources_sentence_vectors
+from ingestion.chunking import build_chunks
+from ragsite.rag import providers
+from ragsite.rag.extractive import ExtractiveChatModel
+from ragsite.rag.sentences import MemorySentenceVectors, sentence_key
+from ragsite.rag.tokens import count_tokens
+from ragsite.rag.types import AnswerRequest, Hit
+
+PAGE = """# Ownership
+
+## Borrowing
+
+A reference lets a function use a value without taking ownership of it. The ampersand in \
+`&s1` creates a reference that refers to the value of `s1`. Because the reference does not \
+own the value, the value is not dropped when the reference stops being used.
+
+The action of creating a reference is called borrowing. As in real life, when a person owns \
+something you can borrow it from them, and when you are done you give it back. You do not \
+own it while you borrow it.
+
+Mutable references have one big restriction: if you have a mutable reference to a value, \
+you can have no other references to that value. This restriction prevents data races at \
+compile time. A data race happens when two pointers access the same data at the same time.
+
+## Lifetimes
+
+Every reference in Rust has a lifetime, which is the scope for which that reference is \
+valid. Most of the time lifetimes are implicit and inferred, just as most of the time types \
+are inferred.
+"""
+RESTRICTION = "if you have a mutable reference to a value, you can have no other references"
+LIFETIME = "Every reference in Rust has a lifetime"
+
+
+@pytest.fixture
+def page(embedder):
+    """The page chunked by the real chunker (small chunks, with overlap), indexed in this
+    test's store: three chunks of "Borrowing", then one of "Lifetimes"."""
+    _, chunks = build_chunks(
+        path="ownership.md",
+        text=PAGE,
+        site_url="https://book.example",
+        docs_prefix="",
+        max_tokens=80,
+        overlap_tokens=24,
+    )
+    assert [c.heading for c in chunks] == ["Borrowing"] * 3 + ["Lifetimes"]
+    store = providers.get_store()
+    vectors = embedder.embed_sync([c.text for c in chunks])
+    store.ensure_collection(dimension=len(vectors[0]))
+    store.upsert(chunks, vectors)
+    return chunks
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split())) if s]
+
+
+def test_a_source_reads_on_into_its_sections_chunks_but_not_the_next_section(page):
+    middle = page[1]
+    [source] = sources_pack(
+        hits=[Hit(chunk=middle, score=0.6)], budget=3000, store=providers.get_store()
+    )
+    # What retrieval found is what is cited: its chunk, section URL, heading and snippet.
+    assert source.chunk == middle
+    assert source.as_dict()["url"] == "https://book.example/ownership#borrowing"
+    assert source.snippet.startswith("Because the reference does not own the value")
+    # Its text reads on into the chunks before and after it, of its own section only.
+    assert "A reference lets a function use a value" in source.before
+    assert RESTRICTION in source.after
+    assert LIFETIME not in source.body
+    assert source.neighbours == (page[0].content_hash, page[2].content_hash)
+    # The chunker's overlap is not repeated: every sentence of the section appears once.
+    sentences = _sentences(source.body)
+    assert (
+        len(sentences)
+        == len(set(sentences))
+        == len(_sentences(PAGE.split("## Borrowing")[1].split("## Lifetimes")[0]))
+    )
+    # The prompt shows the whole text under the source's one number.
+    assert RESTRICTION in prompts.format_source(source)
+
+
+def test_the_text_around_fits_the_budget_and_is_counted(page):
+    hit = Hit(chunk=page[1], score=0.6)
+    bare, bare_tokens = sources_pack_counted(hits=[hit], budget=3000)
+    assert (bare[0].before, bare[0].after) == ("", "")  # without a store: the chunk alone
+    widened, tokens = sources_pack_counted(hits=[hit], budget=3000, store=providers.get_store())
+    assert tokens == count_tokens(prompts.format_source(widened[0])) > bare_tokens
+    # A budget with room for the chunk alone adds nothing.
+    tight, tight_tokens = sources_pack_counted(
+        hits=[hit], budget=bare_tokens + 5, store=providers.get_store()
+    )
+    assert (tight[0].before, tight[0].after, tight_tokens) == ("", "", bare_tokens)
+
+
+def test_each_source_stays_in_its_own_section(page):
+    hits = [Hit(chunk=page[3], score=0.7), Hit(chunk=page[2], score=0.6)]
+    lifetimes, borrowing = sources_pack(hits=hits, budget=3000, store=providers.get_store())
+    # "Lifetimes" is one chunk: the "Borrowing" chunk before it is another section.
+    assert (lifetimes.before, lifetimes.after) == ("", "")
+    assert "The action of creating a reference is called borrowing" in borrowing.before
+    assert LIFETIME not in borrowing.body
+
+
+async def test_the_answer_quotes_the_sentence_beside_the_chunk_and_cites_its_source(page):
+    # Retrieval found the chunk before the one that states the restriction.
+    question = "What restriction do mutable references have?"
+    sources = sources_pack(
+        hits=[Hit(chunk=page[1], score=0.6), Hit(chunk=page[3], score=0.4)],
+        budget=3000,
+        store=providers.get_store(),
+    )
+    assert RESTRICTION not in sources[0].chunk.body
+    answer = await ExtractiveChatModel().answer(AnswerRequest(question=question, sources=sources))
+    assert RESTRICTION in answer
+    lead = next(p for p in answer.split("\n\n") if RESTRICTION in p)
+    assert "[1]" in lead
+    assert set(re.findall(r"\[(\d+)\]", answer)) <= {"1", "2"}  # no phantom citation
+
+
+def test_sentence_vectors_of_the_text_around_are_the_sources_too(page, embedder):
+    sources = sources_pack(
+        hits=[Hit(chunk=page[1], score=0.6)], budget=3000, store=providers.get_store()
+    )
+    memory = MemorySentenceVectors()
+    own_key, next_key = sentence_key("own sentence"), sentence_key(RESTRICTION)
+    memory.put(
+        embedder=embedder,
+        content_hash=page[1].content_hash,
+        vectors={own_key: np.ones(3, dtype=np.float32)},
+    )
+    memory.put(
+        embedder=embedder,
+        content_hash=page[2].content_hash,
+        vectors={next_key: np.zeros(3, dtype=np.float32), own_key: np.zeros(3, dtype=np.float32)},
+    )
+    found = sources_sentence_vectors(sources=sources, vectors=memory, embedder=embedder)
+    merged = found[page[1].content_hash]
+    assert set(merged) == {own_key, next_key}
+    assert merged[own_key].tolist() == [1.0, 1.0, 1.0]  # its own chunk's vector wins
