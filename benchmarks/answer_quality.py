@@ -234,7 +234,13 @@ async def answers_measure(
                     "question": q["question"],
                     "answers": q["answers"],
                     "sources": [
-                        {"n": s.n, "score": s.score, "chunk": dataclasses.asdict(s.chunk)}
+                        {
+                            "n": s.n,
+                            "score": s.score,
+                            "chunk": dataclasses.asdict(s.chunk),
+                            "before": s.before,
+                            "after": s.after,
+                        }
                         for s in sources
                     ],
                     "similarities": await _all_similarities(q["question"], sources),

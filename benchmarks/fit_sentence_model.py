@@ -36,7 +36,14 @@ def _read(path: Path) -> list[dict]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     for row in rows:
         row["sources"] = [
-            Source(n=s["n"], chunk=Chunk(**s["chunk"]), score=s["score"], snippet="")
+            Source(
+                n=s["n"],
+                chunk=Chunk(**s["chunk"]),
+                score=s["score"],
+                snippet="",
+                before=s.get("before", ""),
+                after=s.get("after", ""),
+            )
             for s in row["sources"]
         ]
     return rows
