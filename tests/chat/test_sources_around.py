@@ -12,7 +12,7 @@ from chat import prompts
 from chat.services import sources_pack
 from chat.services.sources import sources_pack_counted, sources_sentence_vectors
 from ingestion.chunking import build_chunks
-from ragsite.rag import providers
+from ragsite.rag import edgestore, providers
 from ragsite.rag.extractive import ExtractiveChatModel
 from ragsite.rag.sentences import MemorySentenceVectors, sentence_key
 from ragsite.rag.tokens import count_tokens
@@ -151,3 +151,13 @@ def test_sentence_vectors_of_the_text_around_are_the_sources_too(page, embedder)
     merged = found[page[1].content_hash]
     assert set(merged) == {own_key, next_key}
     assert merged[own_key].tolist() == [1.0, 1.0, 1.0]  # its own chunk's vector wins
+
+
+def test_without_the_store_the_sources_are_what_retrieval_found(page, caplog):
+    store = providers.get_store()
+    assert isinstance(store, edgestore.EdgeStore)  # the default engine
+    edgestore.close_engine()  # the store fails from now on (it does not reopen)
+    [source] = sources_pack(hits=[Hit(chunk=page[1], score=0.6)], budget=3000, store=store)
+    assert source.chunk == page[1]
+    assert (source.before, source.after, source.body) == ("", "", page[1].body)
+    assert "could not read the chunks around the sources" in caplog.text

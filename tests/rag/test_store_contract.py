@@ -415,6 +415,8 @@ def test_a_closed_store_fails_instead_of_reopening(engine_settings, engine):
         store.health()
     with pytest.raises(VectorStoreError, match="closed"):
         store.search(query_text="balance", query_vector=None, k=3, mode="sparse")
+    with pytest.raises(VectorStoreError, match="closed"):
+        store.chunks_at([("legs.md", 0)])
     providers.reset()
     assert providers.get_store().count() == 1
 
