@@ -260,17 +260,17 @@ class _SourcesFirst:
     """Under a burst, every question's sources before any extractive answer is composed.
 
     Composing an extractive answer is CPU work on the event loop (a few ms); a question
-    still on its way to its `sources` event waits behind it. So while any question of
-    this event loop is before its sources, an answer about to be composed extractively
-    waits, at most SOURCES_FIRST_MAX_WAIT_S: in a burst of 50 questions every reader
-    sees the passages first, and the answers follow in the same total time. One quiet
-    question never waits (nothing is before its sources but itself).
+    still on its way to its `sources` event waits behind it. So an answer about to be
+    composed extractively first waits for the questions that were before their sources
+    when it reached its own, at most SOURCES_FIRST_MAX_WAIT_S: in a burst of 50 questions
+    every reader sees the passages first, and the answers follow in the same total time.
+    Questions that arrive later do not lengthen the wait (under a steady load there is
+    always a newer one), and one quiet question never waits.
     """
 
     def __init__(self) -> None:
         # Weak: a stream dropped without being closed cannot keep answers waiting.
         self.before_sources: weakref.WeakSet[_BeforeSources] = weakref.WeakSet()
-        self._waiters: list[asyncio.Future[None]] = []
 
     def enter(self) -> _BeforeSources:
         ticket = _BeforeSources(self)
@@ -279,28 +279,44 @@ class _SourcesFirst:
 
     def _left(self, ticket: _BeforeSources) -> None:
         self.before_sources.discard(ticket)
-        if not self.before_sources:
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+        waiters, ticket.waiters = ticket.waiters, []
+        for waiter in waiters:
+            waiter.one_left()
 
     async def turn(self) -> None:
-        if not self.before_sources:
+        ahead = list(self.before_sources)
+        if not ahead:
             return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        waiter = _Waiter(len(ahead), asyncio.get_running_loop().create_future())
+        for ticket in ahead:
+            ticket.waiters.append(waiter)
+        del ahead  # a dropped stream's ticket must not be kept alive by this wait
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter, SOURCES_FIRST_MAX_WAIT_S)
+            await asyncio.wait_for(waiter.future, SOURCES_FIRST_MAX_WAIT_S)
+
+
+class _Waiter:
+    """An answer waiting for `remaining` questions ahead of it to reach their sources."""
+
+    __slots__ = ("future", "remaining")
+
+    def __init__(self, remaining: int, future: asyncio.Future[None]) -> None:
+        self.remaining, self.future = remaining, future
+
+    def one_left(self) -> None:
+        self.remaining -= 1
+        if self.remaining <= 0 and not self.future.done():
+            self.future.set_result(None)
 
 
 class _BeforeSources:
     """One question before its sources; `leave()` once they are out (idempotent)."""
 
-    __slots__ = ("__weakref__", "_gate")
+    __slots__ = ("__weakref__", "_gate", "waiters")
 
     def __init__(self, gate: _SourcesFirst) -> None:
         self._gate: _SourcesFirst | None = gate
+        self.waiters: list[_Waiter] = []
 
     def leave(self) -> None:
         gate, self._gate = self._gate, None

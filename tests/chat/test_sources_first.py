@@ -77,6 +77,19 @@ async def test_the_wait_is_bounded_and_a_dropped_question_does_not_hold_it(monke
     await asyncio.wait_for(waiting, 1)
 
 
+async def test_a_question_that_comes_later_does_not_lengthen_the_wait(monkeypatch):
+    monkeypatch.setattr(answering, "SOURCES_FIRST_MAX_WAIT_S", 30.0)  # a wait would show
+    gate = _SourcesFirst()
+    ahead = gate.enter()
+    waiting = asyncio.ensure_future(gate.turn())  # an answer: one question is ahead of it
+    await asyncio.sleep(0)
+    later = gate.enter()  # a newer question, still before its sources
+    assert not waiting.done()
+    ahead.leave()
+    await asyncio.wait_for(waiting, 1)  # done, though `later` has no sources yet
+    later.leave()
+
+
 def test_an_extractive_answer_is_handed_on_a_sentence_at_a_time():
     text = "LiDAR times laser pulses [1]. It measures `Rc<T>` too!\n\n- a list item\nLast words"
     pieces = answering._sentences_of(text)
