@@ -166,3 +166,39 @@ async def test_an_llm_rewrite_past_its_budget_gives_way_to_the_rule(
         assert answer["sources"][0]["path"] == page
     # The follow-up at the end still found its topic (the last topic-setting question).
     assert "kinematics" in answers[-1][1].rewritten_query
+
+
+def test_concurrent_answers_are_all_stored_and_a_failed_write_frees_the_next():
+    """SQLite writes of this process queue on one lock (conversations._write): many
+    answers stored at once all land, and a write that fails lets the next one through."""
+    import threading
+
+    from django.db import IntegrityError, connection
+
+    from chat.services.conversations import AnswerStart, message_store
+    from chat.services.events import AnswerOutcome
+
+    starts = [AnswerStart.new() for _ in range(40)]
+    failures: list[BaseException] = []
+
+    def store(batch):
+        try:
+            for start in batch:
+                message_store(start=start, question="q", selection="", outcome=AnswerOutcome())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=store, args=(starts[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert Message.objects.count() == 40
+
+    with pytest.raises(IntegrityError):  # the same message id again: the write fails
+        message_store(start=starts[0], question="q", selection="", outcome=AnswerOutcome())
+    message_store(start=AnswerStart.new(), question="q", selection="", outcome=AnswerOutcome())
+    assert Message.objects.count() == 41
