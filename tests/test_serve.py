@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,26 @@ def tiny_book(tmp_path: Path) -> Path:
         "across the combs to reach the stored honey. Never open the hive on a cold day.\n"
     )
     return book
+
+
+def _read_response(conn: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response with a Content-Length, read off a kept-alive socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        assert chunk, "the server closed the connection"
+        body += chunk
+    return head
 
 
 def test_serve_migrates_ingests_and_answers(tmp_path, tiny_book):
@@ -84,6 +105,13 @@ def test_serve_migrates_ingests_and_answers(tmp_path, tiny_book):
         assert status["status"] == "succeeded"
         assert status["source"] == "manage.py"
         assert httpx.get(f"{base}/", timeout=5).status_code == 200
+        # An idle keep-alive connection outlives uvicorn's default 5 s (serve.KEEP_ALIVE_S):
+        # a proxy's or a busy client's next request on it is not lost.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            for pause in (6, 0):
+                conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert _read_response(conn).startswith(b"HTTP/1.1 200")
+                time.sleep(pause)
     finally:
         process.send_signal(signal.SIGINT)
         try:

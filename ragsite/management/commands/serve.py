@@ -23,6 +23,8 @@ from ragsite.rag.exceptions import VectorStoreLocked
 
 logger = logging.getLogger(__name__)
 
+KEEP_ALIVE_S = 65
+
 WORKERS_NEED_SERVER_MESSAGE = (
     "Several workers need a Qdrant server: the embedded store allows one process, so set "
     "QDRANT_URL (and QDRANT_API_KEY) or serve with --workers 1."
@@ -102,4 +104,9 @@ class Command(BaseCommand):
             # The client address is ragsite's business (TRUSTED_PROXY_HOPS, ratelimit.py):
             # uvicorn's proxy headers would take the client-written left-most entry.
             proxy_headers=False,
+            # An idle keep-alive connection is closed after this long. uvicorn's 5 s is
+            # shorter than a proxy's or a busy client's reuse of it (load balancers keep
+            # theirs 60 s): a request sent on a connection the server has just closed
+            # is lost ("ReadError" in chat_load at 200 streams). Longer than those.
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
