@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import math
 import random
 import sys
 import tempfile
@@ -71,6 +73,7 @@ TARGET_SOURCES_P95_MS = 100.0
 REQUEST_TIMEOUT_S = 120.0
 MEMORY_SAMPLE_S = 0.1
 WARMUP_REQUESTS = 3
+STREAMS_PER_CLIENT = 25  # streams per httpx connection pool (see run_level)
 # The open loop's targets (issue 13) and bounds: it always stops by itself.
 OPEN_LOOP_SOURCES_P95_MS = 100.0
 OPEN_LOOP_FIRST_TOKEN_P95_MS = 150.0
@@ -184,7 +187,12 @@ async def run_level(
     results: list[Stream] = []
     cycle = itertools.cycle(questions)
     deadline = time.monotonic() + budget_s
-    limits = httpx.Limits(max_connections=streams, max_keepalive_connections=streams)
+    # httpcore's pool scans all its connections for every request: one pool of 200 made
+    # this client the bottleneck (its CPU 3-4x, the server idle waiting for it). Pools of
+    # at most STREAMS_PER_CLIENT streams keep that cost flat.
+    pools = math.ceil(streams / STREAMS_PER_CLIENT)
+    size = math.ceil(streams / pools)
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=30.0)
 
     async def worker(client: httpx.AsyncClient) -> None:
@@ -200,9 +208,15 @@ async def run_level(
     cpu_before = time.process_time()
     server_cpu_before = process_cpu_s(pid)
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout)
+            )
+            for _ in range(pools)
+        ]
         sampler = asyncio.create_task(_sample_memory(pid, peak, stop))
-        await asyncio.gather(*(worker(client) for _ in range(streams)))
+        await asyncio.gather(*(worker(clients[n % pools]) for n in range(streams)))
         stop.set()
         await sampler
     wall = time.perf_counter() - started
