@@ -7,9 +7,10 @@ dense vector, `EdgeStore`'s search memory) and the chunks' stored sentence vecto
 from each chunk's text (shingles, vocabularies, quotable units; memoised per text), at
 the same moment, while the questions behind them wait. A search of a fresh question took
 3.7 ms on a cold server and 1.7 ms on a warmed one (textbook, in-process).
-`caches_warm` does it once, in one thread, before the first question needs it:
-`manage.py serve` runs it in the background (~0.8 s for the textbook's 1,070 chunks), so
-the server answers while it runs.
+`caches_warm` does it once, before the first question needs it: `manage.py serve` runs
+it before the server listens (~0.8 s for the textbook's 1,070 chunks, ~2 s for 2,048 of
+a large book's). Run in the background instead, it held the GIL against the first
+searches: their p95 went from ~30 to ~120 ms at 10k chunks.
 
 Bounded by what the memories keep: `WARM_CHUNKS` chunks (the sentence memo's size), so
 a large book warms its first chunks only and costs the memory it would cost anyway.
@@ -40,7 +41,7 @@ def caches_warm(*, chunks: int = WARM_CHUNKS) -> dict[str, Any]:
     store's search memory and their sentence vectors into the memo; say what was read.
 
     Warming only: a failure is logged and the server goes on cold. The calling thread's
-    database connection is closed at the end (a thread of its own, that then ends).
+    database connections are closed at the end.
     """
     started = time.perf_counter()
     read: dict[str, Any] = {"points": 0, "sentences": 0}
