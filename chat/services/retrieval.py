@@ -24,7 +24,7 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +36,7 @@ from ragsite.rag.sentences import chunk_sentence_keys
 from ragsite.rag.sparse import tokenize
 from ragsite.rag.store_core import RRF_K as STORE_FUSION_RRF_K
 from ragsite.rag.tokens import load_tokenizer
-from ragsite.rag.types import Chunk, Embedder, Hit, VectorStore
+from ragsite.rag.types import Embedder, Hit, VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -327,21 +327,6 @@ def hits_distinct_sections(hits: Sequence[Hit], *, limit: int | None = None) -> 
 
 
 # --- the second stage: the best sentence ------------------------------------------------------
-
-
-def chunks_prepare(chunks: Iterable[Chunk]) -> None:
-    """Derive (and memoise) what a search derives from each chunk's text the first time
-    the chunk is a candidate: its shingles for the repeat collapse, its sentence keys for
-    the second stage, its vocabularies for doubt (start-up warming, chat/services/warming.py).
-    """
-    for chunk in chunks:
-        body = chunk.body or chunk.text
-        _shingles(body, SAME_TEXT_SHINGLE)
-        _shingles(body, SAME_CLAIM_SHINGLE)
-        chunk_sentence_keys(chunk.body)
-        _vocabulary(chunk.text)
-        _name_vocabulary(chunk.text)
-        _cased_vocabularies(chunk.text)
 
 
 def hits_by_best_sentence(

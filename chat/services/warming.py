@@ -3,14 +3,16 @@
 A server at rest has read nothing: the first questions after a start (a deploy, a Space
 waking up) each load the embedding model's first run, the store's points (payload and
 dense vector, `EdgeStore`'s search memory) and the chunks' stored sentence vectors
-(`DatabaseSentenceVectors`' memo) from disk, and derive what search and answers derive
-from each chunk's text (shingles, vocabularies, quotable units; memoised per text), at
-the same moment, while the questions behind them wait. A search of a fresh question took
-3.7 ms on a cold server and 1.7 ms on a warmed one (textbook, in-process).
-`caches_warm` does it once, before the first question needs it: `manage.py serve` runs
-it before the server listens (~0.8 s for the textbook's 1,070 chunks, ~2 s for 2,048 of
-a large book's). Run in the background instead, it held the GIL against the first
-searches: their p95 went from ~30 to ~120 ms at 10k chunks.
+(`DatabaseSentenceVectors`' memo) from disk, at the same moment, while the questions
+behind them wait. `caches_warm` does it once, before the first question needs it:
+`manage.py serve` runs it before the server listens (~0.4 s for the textbook's 1,070
+chunks). Run in the background instead, it held the GIL against the first searches.
+
+What search and answers derive from each chunk's text (shingles, vocabularies, quotable
+units; memoised per text) is not warmed: a fresh question's search took 3.7 ms cold and
+1.7 ms with it warmed, but warming it cost ~70 MB at rest for the Rust book's 1,865
+chunks (298 -> 369 MB, over the 350 MB the server should need at rest) and 1.5 s of
+start-up; those memos fill with the questions readers ask.
 
 Bounded by what the memories keep: `WARM_CHUNKS` chunks (the sentence memo's size), so
 a large book warms its first chunks only and costs the memory it would cost anyway.
@@ -24,10 +26,8 @@ from typing import Any
 
 from django.db import connections
 
-from chat.services.retrieval import chunks_prepare
 from ingestion.services.cache import SENTENCE_MEMO_CHUNKS
 from ragsite.rag import providers
-from ragsite.rag.scoring import passages_prepare
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ def caches_warm(*, chunks: int = WARM_CHUNKS) -> dict[str, Any]:
             embedder.embed_sync([WARM_QUESTION])
         warmed = providers.get_store().warm(chunks)
         read["points"] = len(warmed)
-        chunks_prepare(warmed)
-        passages_prepare(warmed)
         hashes = [chunk.content_hash for chunk in warmed if chunk.content_hash]
         sentence_vectors = providers.get_sentence_vectors()
         for start in range(0, len(hashes), LOOKUP_BATCH):

@@ -23,7 +23,7 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .passages import (
@@ -36,7 +36,7 @@ from .passages import (
     _shorten,
     _units,
 )
-from .types import Chunk, Source
+from .types import Source
 
 # A source's parts (the text before its chunk, the chunk, the text after) number their
 # units apart, in page order: part i's units from i * PART_POSITIONS.
@@ -178,13 +178,6 @@ class _Code:
     code: str
     intro: str  # the sentence before the block ("" when none)
     words: frozenset[str]
-
-
-def passages_prepare(chunks: Iterable[Chunk]) -> None:
-    """Cut (and memoise) each chunk's quotable units as an answer would the first time the
-    chunk is a source (start-up warming, chat/services/warming.py)."""
-    for chunk in chunks:
-        _cut(chunk.body or chunk.text, chunk.heading)
 
 
 def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:

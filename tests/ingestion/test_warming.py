@@ -1,6 +1,5 @@
 """Start-up warming (chat/services/warming.py): after `caches_warm`, a question's search
-reads no point from the engine, its sources' sentence vectors need no query, and what
-the search and the answer derive from each chunk's text is derived already."""
+reads no point from the engine and its sources' sentence vectors need no query."""
 
 from __future__ import annotations
 
@@ -8,11 +7,10 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from chat.services import book_search
-from chat.services import retrieval as search
 from chat.services.warming import caches_warm
 from ingestion.services import book_ingest
 from ingestion.services.cache import DatabaseSentenceVectors
-from ragsite.rag import providers, scoring
+from ragsite.rag import providers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,8 +35,6 @@ def test_after_warming_the_first_question_reads_nothing_from_disk(
     assert warmed["sentences"] > 0
     assert "error" not in warmed
 
-    memos = [search._shingles, search._vocabulary, search._name_vocabulary, scoring._cut]
-    misses = [memo.cache_info().misses for memo in memos]
     reads: list[list[str]] = []
     real_retrieve = store._retrieve
     monkeypatch.setattr(
@@ -52,9 +48,6 @@ def test_after_warming_the_first_question_reads_nothing_from_disk(
     hashes = [hit.chunk.content_hash for hit in retrieval.sections]
     with django_assert_num_queries(0):
         assert memo.lookup(embedder=embedder, hashes=hashes)
-    # What the search and an answer derive from each chunk's text was derived already.
-    scoring.passages_prepare([hit.chunk for hit in retrieval.sections])
-    assert [memo.cache_info().misses for memo in memos] == misses
 
 
 def test_warming_an_empty_index_reads_nothing_and_fails_nothing(store, memo):
