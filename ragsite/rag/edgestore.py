@@ -197,6 +197,18 @@ class _Points:
         self._by_id = {}
 
 
+def _kept(point: StoredPoint) -> StoredPoint:
+    """A point read with payload and vector, as `_Points` keeps it: its dense vector as
+    float32 and its `Chunk` built once."""
+    payload = point.payload or {}
+    return StoredPoint(
+        id=point.id,
+        payload=payload,
+        dense=np.asarray(point.dense, dtype=np.float32) if point.dense else None,
+        chunk=Chunk.from_payload(point.id, payload),
+    )
+
+
 def _scroll_page(shard: EdgeShard, *, request: ScrollRequest) -> tuple[list[Any], Any]:
     return shard.scroll(request)
 
@@ -503,15 +515,9 @@ class EdgeStore(StoreCore):
         }
         found = memory.known(wanted)
         if missing := [key for key in wanted if key not in found]:
-            read = {}
-            for p in self._retrieve(missing, with_payload=True, with_dense=True):
-                payload = p.payload or {}
-                read[p.id] = StoredPoint(
-                    id=p.id,
-                    payload=payload,
-                    dense=np.asarray(p.dense, dtype=np.float32) if p.dense else None,
-                    chunk=Chunk.from_payload(p.id, payload),
-                )
+            read = {
+                p.id: _kept(p) for p in self._retrieve(missing, with_payload=True, with_dense=True)
+            }
             memory.remember(read, generation=generation)
             found.update(read)
         channels: list[list[StoredPoint]] = []
@@ -577,16 +583,11 @@ class EdgeStore(StoreCore):
                 break
         found = memory.known(ids)
         if missing := [key for key in ids if key not in found]:
-            read = {}
-            for batch in batches(missing, PAGE_SIZE):
-                for p in self._retrieve(batch, with_payload=True, with_dense=True):
-                    payload = p.payload or {}
-                    read[p.id] = StoredPoint(
-                        id=p.id,
-                        payload=payload,
-                        dense=np.asarray(p.dense, dtype=np.float32) if p.dense else None,
-                        chunk=Chunk.from_payload(p.id, payload),
-                    )
+            read = {
+                p.id: _kept(p)
+                for batch in batches(missing, PAGE_SIZE)
+                for p in self._retrieve(batch, with_payload=True, with_dense=True)
+            }
             memory.remember(read, generation=generation)
             found.update(read)
         wanted = set(positions)
@@ -612,14 +613,7 @@ class EdgeStore(StoreCore):
             records, offset = self._call(
                 "read chunks", functools.partial(_scroll_page, request=request), missing=([], None)
             )
-            for point in map(stored_point, records):
-                payload = point.payload or {}
-                read[point.id] = StoredPoint(
-                    id=point.id,
-                    payload=payload,
-                    dense=np.asarray(point.dense, dtype=np.float32) if point.dense else None,
-                    chunk=Chunk.from_payload(point.id, payload),
-                )
+            read.update((point.id, _kept(point)) for point in map(stored_point, records))
             if offset is None or not records:
                 break
         memory.remember(read, generation=generation)
