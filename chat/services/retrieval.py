@@ -32,7 +32,7 @@ import numpy as np
 from ragsite import observability as metrics
 from ragsite.rag import providers
 from ragsite.rag.config import get_config
-from ragsite.rag.sentences import chunk_sentence_keys
+from ragsite.rag.sentences import chunk_sentence_keys, vectors_per_chunk
 from ragsite.rag.sparse import tokenize
 from ragsite.rag.store_core import RRF_K as STORE_FUSION_RRF_K
 from ragsite.rag.tokens import load_tokenizer
@@ -343,21 +343,24 @@ def hits_by_best_sentence(
     """
     if weight <= 0 or not hits:
         return list(hits)
-    source = providers.get_sentence_vectors()
     try:
-        # One read for all candidates; then each chunk's own vectors (memoised by the
-        # source): a sentence two chunks share (their overlap) has a vector in each, from
-        # each chunk's own model run, and one merged lookup would keep either.
-        if not source.lookup(embedder=embedder, hashes=[hit.chunk.content_hash for hit in hits]):
-            return list(hits)
-        stored = [source.lookup(embedder=embedder, hashes=[hit.chunk.content_hash]) for hit in hits]
+        # Each chunk's own vectors: a sentence two chunks share (their overlap) has a
+        # vector in each, from each chunk's own model run.
+        stored = vectors_per_chunk(
+            providers.get_sentence_vectors(),
+            embedder=embedder,
+            hashes=[hit.chunk.content_hash for hit in hits],
+        )
     except Exception:  # a second stage only: the first stage's order stands
         logger.exception("could not read the candidates' sentence vectors")
+        return list(hits)
+    if not stored:
         return list(hits)
     query = np.asarray(query_vector, dtype=np.float32)
     best = max(hit.rank_score for hit in hits) or 1.0
     scored: list[tuple[float, int]] = []
-    for index, (hit, own) in enumerate(zip(hits, stored, strict=True)):
+    for index, hit in enumerate(hits):
+        own = stored.get(hit.chunk.content_hash, {})
         vectors = [own[key] for key in chunk_sentence_keys(hit.chunk.body) if key in own]
         similarity = float(np.max(np.stack(vectors) @ query)) if vectors else hit.score
         scored.append((hit.rank_score / best + weight * similarity, index))
