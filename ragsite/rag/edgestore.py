@@ -496,8 +496,7 @@ class EdgeStore(StoreCore):
             )
             for q in queries
         ]
-        memory = self._handle.points
-        generation = memory.generation
+        generation = self._handle.points.generation
         # Several channels (a hybrid search's two halves) in one engine call.
         results = self._call(
             "search",
@@ -513,13 +512,7 @@ class EdgeStore(StoreCore):
             if q.with_payload or q.with_dense
             for key, _ in points
         }
-        found = memory.known(wanted)
-        if missing := [key for key in wanted if key not in found]:
-            read = {
-                p.id: _kept(p) for p in self._retrieve(missing, with_payload=True, with_dense=True)
-            }
-            memory.remember(read, generation=generation)
-            found.update(read)
+        found = self._remembered(wanted, generation=generation)
         channels: list[list[StoredPoint]] = []
         for q, points in zip(queries, ranked, strict=True):
             if not (q.with_payload or q.with_dense):
@@ -539,6 +532,22 @@ class EdgeStore(StoreCore):
                 ]
             )
         return channels
+
+    def _remembered(self, ids: Iterable[str], *, generation: int) -> dict[str, StoredPoint]:
+        """The points of `ids` from `_Points`; those not there yet are read (payload and
+        vector) and kept, unless the collection changed since `generation` (taken before
+        the engine call that found the ids). Deleted points are left out."""
+        memory = self._handle.points
+        found = memory.known(ids)
+        if missing := [key for key in dict.fromkeys(ids) if key not in found]:
+            read = {
+                p.id: _kept(p)
+                for batch in batches(missing, PAGE_SIZE)
+                for p in self._retrieve(batch, with_payload=True, with_dense=True)
+            }
+            memory.remember(read, generation=generation)
+            found.update(read)
+        return found
 
     def _retrieve(self, ids: Sequence[str], *, with_payload: bool, with_dense: bool) -> list[Any]:
         records = self._call(
@@ -567,8 +576,7 @@ class EdgeStore(StoreCore):
         # ~4x as much), their chunks from `_Points` (read and kept when not there yet),
         # the positions picked here.
         flt = Filter(must=[FieldCondition(key="path", match=MatchAny(list(paths)))])
-        memory = self._handle.points
-        generation = memory.generation
+        generation = self._handle.points.generation
         ids: list[str] = []
         offset: Any = None
         while True:
@@ -581,15 +589,7 @@ class EdgeStore(StoreCore):
             ids.extend(str(record.id) for record in records)
             if offset is None or not records:
                 break
-        found = memory.known(ids)
-        if missing := [key for key in ids if key not in found]:
-            read = {
-                p.id: _kept(p)
-                for batch in batches(missing, PAGE_SIZE)
-                for p in self._retrieve(batch, with_payload=True, with_dense=True)
-            }
-            memory.remember(read, generation=generation)
-            found.update(read)
+        found = self._remembered(ids, generation=generation)
         wanted = set(positions)
         points = (found[key] for key in ids if key in found)
         return [p for p in points if p.chunk is not None and p.chunk.position in wanted][:limit]

@@ -146,9 +146,13 @@ def fuse_hits(rankings: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
     ]
 
 
+def _chunk_of(point: StoredPoint) -> Chunk:
+    """The point's chunk: the one a memory built already, else built from its payload."""
+    return point.chunk or Chunk.from_payload(point.id, point.payload or {})
+
+
 def _hit(point: StoredPoint, *, score: float, rank_score: float) -> Hit:
-    chunk = point.chunk or Chunk.from_payload(point.id, point.payload or {})
-    return Hit(chunk=chunk, score=score, rank_score=rank_score)
+    return Hit(chunk=_chunk_of(point), score=score, rank_score=rank_score)
 
 
 def cosines(
@@ -445,9 +449,7 @@ class StoreCore:
         paths = sorted({path for path, _ in wanted})
         positions = sorted({position for _, position in wanted})
         points = self._placed(paths, positions, len(paths) * len(positions))
-        chunks = (
-            point.chunk or Chunk.from_payload(point.id, point.payload or {}) for point in points
-        )
+        chunks = (_chunk_of(point) for point in points)
         return [chunk for chunk in chunks if (chunk.path, chunk.position) in wanted]
 
     def health(self) -> dict[str, Any]:
