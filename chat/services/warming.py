@@ -28,6 +28,7 @@ from django.db import connections
 
 from ingestion.services.cache import SENTENCE_MEMO_CHUNKS
 from ragsite.rag import providers
+from ragsite.rag.store_core import batches
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,7 @@ def caches_warm(*, chunks: int = WARM_CHUNKS) -> dict[str, Any]:
         read["points"] = len(warmed)
         hashes = [chunk.content_hash for chunk in warmed if chunk.content_hash]
         sentence_vectors = providers.get_sentence_vectors()
-        for start in range(0, len(hashes), LOOKUP_BATCH):
-            batch = hashes[start : start + LOOKUP_BATCH]
+        for batch in batches(hashes, LOOKUP_BATCH):
             read["sentences"] += len(sentence_vectors.lookup(embedder=embedder, hashes=batch))
     except Exception:
         logger.exception("could not warm the caches; the first questions will load them")

@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from ragsite.rag import sentences
 from ragsite.rag.exceptions import EmbeddingError
+from ragsite.rag.store_core import batches
 from ragsite.rag.types import Chunk, Embedder, Vector, embedder_key
 
 from ..models import CachedEmbedding, DocumentChunk
@@ -147,11 +148,6 @@ class DatabaseSentenceVectors:
         return found
 
 
-def _batched(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class EmbeddingCache:
     """Gives each chunk a vector: from the cache when its text was embedded before, else computed."""
 
@@ -176,7 +172,7 @@ class EmbeddingCache:
         """
         wanted = [h for h in hashes if not self.force or h in self.fresh]
         found: dict[str, Vector] = {}
-        for batch in _batched(wanted, 500):
+        for batch in batches(wanted, 500):
             rows = CachedEmbedding.objects.filter(embedder=self.key, content_hash__in=batch)
             if self.with_sentences:
                 rows = rows.filter(sentences_version=sentences.SENTENCES_VERSION)
@@ -209,7 +205,7 @@ class EmbeddingCache:
         # pads to a length near its own texts' (the vectors are keyed by hash: order is kept).
         todo = sorted((h for h in texts if h not in vectors), key=lambda h: tokens[h])
         done = 0
-        for batch in _batched(todo, self.batch_size):
+        for batch in batches(todo, self.batch_size):
             computed, packed = embed_with_sentences(
                 self.embedder, [texts[h] for h in batch], [bodies[h] for h in batch]
             )
