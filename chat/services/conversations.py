@@ -95,11 +95,8 @@ _sqlite_writes = threading.Lock()
 @contextlib.contextmanager
 def _write() -> Iterator[None]:
     """One write transaction; on SQLite, one of this process's at a time."""
-    if connection.vendor != "sqlite":
-        with transaction.atomic():
-            yield
-        return
-    with _sqlite_writes, transaction.atomic():
+    queue = _sqlite_writes if connection.vendor == "sqlite" else contextlib.nullcontext()
+    with queue, transaction.atomic():
         yield
 
 

@@ -86,9 +86,9 @@ class Command(BaseCommand):
             metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True, exist_ok=True)
-        # The first questions after a start find the model, the points, their sentence
-        # vectors and their derived text in memory (chat/services/warming.py): done
-        # before the server listens, so it holds no GIL against the first searches.
+        # The first questions after a start find the model, the points and their
+        # sentence vectors in memory (chat/services/warming.py): done before the server
+        # listens, so it holds no GIL against the first searches.
         caches_warm()
         self.stdout.write(f"ragsite is serving on http://{host}:{port}/ (Ctrl+C to stop)")
         # One worker on the embedded store, which allows one process (docs/vector-store.md).
