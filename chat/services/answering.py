@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import re
 import time
@@ -50,7 +49,7 @@ from .events import (
     Token,
 )
 from .follow_ups import follow_ups_suggest
-from .retrieval import book_search
+from .retrieval import book_search_embedded
 from .rewriting import query_rewrite
 from .sources import sources_pack_counted, sources_sentence_vectors
 
@@ -560,25 +559,27 @@ async def _sources(
 ) -> _Packed:
     """Search, then pack the sources (and read their stored sentence vectors)."""
     search_query = f"{query}\n{selection[:SELECTION_QUERY_CHARS]}" if selection else query
-    retrieval = await book_search(
+    search = await book_search_embedded(
         query=search_query, k=config.retrieval_k, embedder=parts.embedder, store=parts.store
     )
-    uncertain = not retrieval.supported and not selection
-    # Token counting is CPU work: keep it off the event loop, and count each source once.
-    # The same thread reads the sources' stored sentence vectors (extractive answers).
-    sources, context_tokens, vectors = await asyncio.to_thread(
-        functools.partial(
-            _sources_pack,
+    extractive = parts.llm.provider == "extractive"
+
+    def search_and_pack() -> _Packed:
+        # One worker thread for the search and the packing after it (token counting is
+        # CPU work, kept off the event loop; each source is counted once). The same
+        # thread reads the sources' stored sentence vectors (extractive answers).
+        retrieval = search()
+        uncertain = not retrieval.supported and not selection
+        sources, context_tokens, vectors = _sources_pack(
             hits=retrieval.closest if uncertain else retrieval.sections,
             budget=config.context_token_budget,
             selection=selection,
-            embedder=parts.embedder
-            if parts.llm.provider == "extractive" and not uncertain
-            else None,
+            embedder=parts.embedder if extractive and not uncertain else None,
             store=None if uncertain else parts.store,
         )
-    )
-    return _Packed(sources, context_tokens, uncertain, vectors)
+        return _Packed(sources, context_tokens, uncertain, vectors)
+
+    return await asyncio.to_thread(search_and_pack)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +36,7 @@ from ragsite.rag.sentences import chunk_sentence_keys, vectors_per_chunk
 from ragsite.rag.sparse import tokenize
 from ragsite.rag.store_core import RRF_K as STORE_FUSION_RRF_K
 from ragsite.rag.tokens import load_tokenizer
-from ragsite.rag.types import Embedder, Hit, VectorStore
+from ragsite.rag.types import Chunk, Embedder, Hit, VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -277,8 +277,8 @@ def _overlap(a: frozenset[int], b: frozenset[int]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
-def _body(hit: Hit) -> str:
-    return hit.chunk.body or hit.chunk.text
+def _body(chunk: Chunk) -> str:
+    return chunk.body or chunk.text
 
 
 def hits_collapse(hits: Sequence[Hit], *, limit: int | None = None) -> list[Hit]:
@@ -296,7 +296,7 @@ def hits_collapse(hits: Sequence[Hit], *, limit: int | None = None) -> list[Hit]
             break
         if hit.chunk.id in seen:
             continue
-        shingles = _shingles(_body(hit), SAME_TEXT_SHINGLE)
+        shingles = _shingles(_body(hit.chunk), SAME_TEXT_SHINGLE)
         if any(_overlap(shingles, other) >= SAME_TEXT_OVERLAP for other in kept_shingles):
             continue
         kept.append(hit)
@@ -317,13 +317,27 @@ def hits_distinct_sections(hits: Sequence[Hit], *, limit: int | None = None) -> 
         section = (hit.chunk.path, hit.chunk.heading)
         if section in sections:
             continue
-        shingles = _shingles(_body(hit), SAME_CLAIM_SHINGLE)
+        shingles = _shingles(_body(hit.chunk), SAME_CLAIM_SHINGLE)
         if any(_overlap(shingles, other) >= SAME_CLAIM_OVERLAP for other in kept_shingles):
             continue
         kept.append(hit)
         kept_shingles.append(shingles)
         sections.add(section)
     return kept
+
+
+def hits_memos_warm(chunks: Iterable[Chunk]) -> None:
+    """Derive what every search reads of its candidates, for these chunks, ahead of time.
+
+    Each candidate's word 5-grams (`hits_collapse`) and the keys of its quotable
+    sentences (`hits_by_best_sentence`) cost a fresh question ~2 ms of Python for the
+    chunks it meets for the first time; both are memoised per text, and small to keep
+    (~10 MB for the Rust book's 1,865 chunks). The vocabularies of the evidence are not
+    warmed: they are larger and read for the best few hits only.
+    """
+    for chunk in chunks:
+        _shingles(_body(chunk), SAME_TEXT_SHINGLE)
+        chunk_sentence_keys(chunk.body)
 
 
 # --- the second stage: the best sentence ------------------------------------------------------
@@ -743,18 +757,36 @@ async def book_search(
     Raises:
         EmbeddingError, VectorStoreError: when a component fails.
     """
+    search = await book_search_embedded(
+        query=query, k=k, score_floor=score_floor, paths=paths, embedder=embedder, store=store
+    )
+    return await asyncio.to_thread(search)
+
+
+async def book_search_embedded(
+    *,
+    query: str,
+    k: int,
+    score_floor: float | None = None,
+    paths: Sequence[str] | None = None,
+    embedder: Embedder | None = None,
+    store: VectorStore | None = None,
+) -> Callable[[], Retrieval]:
+    """`book_search` as far as the query's embedding; returns the rest, to call in a
+    worker thread.
+
+    The store calls and the Python after them (fusion, repeats, doubt) are one sync
+    call: whoever needs more CPU work after the search (packing an answer's sources)
+    does it in the same thread, one hop for both, and the event loop stays free for
+    other streams. Arguments and errors as `book_search`'s.
+    """
     started = time.perf_counter()
     config = get_config()
     floor = config.retrieval_score_floor if score_floor is None else score_floor
-    if embedder is None:
-        # Loading the ONNX model the first time takes a moment: keep it off the loop.
-        embedder = await asyncio.to_thread(providers.get_embedder)
-    if store is None:
-        store = await asyncio.to_thread(providers.get_store)
+    if embedder is None or store is None:
+        embedder, store = await _providers(embedder, store)
     [vector] = await embedder.embed([query])
-    # The store calls and the Python after them (fusion, repeats, doubt) run in one
-    # worker thread: one hop, and the event loop stays free for other streams.
-    return await asyncio.to_thread(
+    return functools.partial(
         _search_sync,
         store,
         query,
@@ -765,6 +797,19 @@ async def book_search(
         started=started,
         embedder=embedder,
     )
+
+
+async def _providers(
+    embedder: Embedder | None, store: VectorStore | None
+) -> tuple[Embedder, VectorStore]:
+    """The configured embedder and store for those not given: looked up on the event loop
+    once both are built (a cache hit), else built in a worker thread (loading the ONNX
+    model and opening the store take a moment)."""
+
+    def parts() -> tuple[Embedder, VectorStore]:
+        return embedder or providers.get_embedder(), store or providers.get_store()
+
+    return parts() if providers.serving_ready() else await asyncio.to_thread(parts)
 
 
 def _search_sync(

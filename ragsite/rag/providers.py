@@ -118,6 +118,12 @@ def get_store(collection: str | None = None) -> VectorStore:
         return store
 
 
+def serving_ready() -> bool:
+    """True once the embedder and the book's store are built: getting them is then a
+    cache hit, fine on the event loop."""
+    return get_embedder.cache_info().currsize > 0 and get_config().qdrant_collection in _stores
+
+
 def reset() -> None:
     """Forget every cached component and the config (tests, settings changes)."""
     from . import config as config_module

@@ -111,3 +111,27 @@ def test_a_sources_prompt_tokens_are_counted_exactly_in_two_parts(small_book_ind
     for n, chunk in enumerate(chunks, start=1):
         source = Source(n=n, chunk=chunk, score=0.5, snippet="")
         assert _source_tokens(source) == count_tokens(prompts.format_source(source))
+
+
+async def test_a_first_question_leaves_the_event_loop_twice_before_its_sources(
+    small_book, embedder, monkeypatch
+):
+    """One worker thread embeds the question, one searches and packs the sources; the
+    providers are looked up on the loop once they are built."""
+    providers = answering.providers
+    assert not providers.serving_ready()
+    providers.get_embedder(), providers.get_store()  # as the server's start-up warming does
+    assert providers.serving_ready()
+    hops: list[str] = []
+    real = asyncio.to_thread
+
+    async def counted(func, /, *args, **kwargs):
+        hops.append(getattr(func, "__qualname__", repr(func)))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    async for event in answer_stream(message="Why does a gyroscope estimate drift?"):
+        if event.name == "sources":
+            break
+    assert len(hops) == 2, hops
+    assert "search_and_pack" in hops[1]

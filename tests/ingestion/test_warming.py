@@ -52,3 +52,25 @@ def test_after_warming_the_first_question_reads_nothing_from_disk(
 
 def test_warming_an_empty_index_reads_nothing_and_fails_nothing(store, memo):
     assert caches_warm() == {"points": 0, "sentences": 0, "seconds": pytest.approx(0, abs=5)}
+
+
+def test_warming_derives_what_searches_and_sources_read_of_every_chunk(
+    small_book, store, embedder, memo
+):
+    from chat.services import retrieval, sources
+    from ragsite.rag import sentences, tokens
+
+    task = book_ingest(book_dir=small_book, source="manage.py")
+    assert task.status == "succeeded", task.errors
+    memos = (tokens.count_tokens, sentences.chunk_sentence_keys, retrieval._shingles)
+    for memoised in memos:
+        memoised.cache_clear()
+
+    caches_warm()
+    misses = [memoised.cache_info().misses for memoised in memos]
+    assert all(misses)  # the warm-up derived them
+    for chunk in store.warm(1000):
+        tokens.count_tokens(sources._own_text(chunk))
+        sentences.chunk_sentence_keys(chunk.body)
+        retrieval._shingles(retrieval._body(chunk), retrieval.SAME_TEXT_SHINGLE)
+    assert [memoised.cache_info().misses for memoised in memos] == misses  # all memo hits
