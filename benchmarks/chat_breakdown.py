@@ -20,6 +20,12 @@ single-process); `chat_load.py --data DIR` leaves an indexed one behind.
 
     uv run python benchmarks/chat_breakdown.py                          # ingests the textbook
     uv run python benchmarks/chat_breakdown.py --data /tmp/bench-chat --streams 1 50 --profile
+    uv run python benchmarks/chat_breakdown.py --data /tmp/bench-chat --cpu
+
+`--cpu` measures something else: the process CPU (every thread) per answer, one answer
+at a time, right after the start-up warming `manage.py serve` does (`caches_warm`):
+each question of the set fresh, then the same questions again. A short burst of fresh
+questions is what a server just started (or just scaled up) meets first.
 """
 
 from __future__ import annotations
@@ -195,6 +201,22 @@ def print_run(row: dict[str, Any]) -> None:
     print(f"  token events per answer p50 {events['p50']:.0f}, max {events['max']:.0f}")
 
 
+async def cpu_per_answer(questions: list[str]) -> dict[str, Any]:
+    """Process CPU per answer (every thread), one answer at a time with the configured
+    providers: each question fresh, then the same questions again."""
+    from chat.services import answer_collect
+
+    figures: dict[str, Any] = {"questions": len(questions)}
+    for label in ("fresh", "again"):
+        started = time.process_time()
+        for question in questions:
+            await answer_collect(message=question)
+        figures[f"{label}_cpu_ms"] = round(
+            (time.process_time() - started) * 1000 / len(questions), 2
+        )
+    return figures
+
+
 def _ensure_index(book: Path) -> None:
     """Migrate, and ingest the book when the store is empty (a fresh folder)."""
     from django.core.management import call_command
@@ -230,6 +252,29 @@ def measure(args: argparse.Namespace, data_dir: Path) -> None:
     threads = min(32, (os.cpu_count() or 1) + 4)
     print(f"{points} points in {data_dir}, default thread pool {threads} threads")
     questions = textbook_questions()
+    if args.cpu:
+        from chat.services.warming import caches_warm
+
+        warmed = caches_warm()
+        figures = asyncio.run(cpu_per_answer(questions))
+        print(
+            f"after warming ({warmed.get('seconds')} s), one answer at a time: process CPU "
+            f"{figures['fresh_cpu_ms']} ms per answer for {len(questions)} fresh questions, "
+            f"{figures['again_cpu_ms']} ms asked again"
+        )
+        providers.reset()
+        if args.json_out:
+            write_json(
+                args.json_out,
+                {
+                    "benchmark": "chat_breakdown",
+                    "machine": info,
+                    "points": points,
+                    "warmed": warmed,
+                    "cpu_per_answer": figures,
+                },
+            )
+        return
 
     async def all_runs() -> list[dict[str, Any]]:
         await run(3, questions, parts)  # warm-up: model, tokenizer, connections
@@ -278,6 +323,11 @@ def main() -> None:
         "--profile",
         action="store_true",
         help="also profile the event-loop thread during the last run (cProfile, top functions)",
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="instead: process CPU per answer, fresh and again, after the start-up warming",
     )
     parser.add_argument(
         "--json", dest="json_out", metavar="OUT", help="write the figures to this file"
