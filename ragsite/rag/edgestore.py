@@ -180,21 +180,35 @@ class _Points:
     def __init__(self) -> None:
         self._by_id: dict[str, StoredPoint] = {}
         self.generation = 0
+        # Once a read of the whole collection is kept (`warm` to its end), the points by
+        # (path, position): `chunks_at` needs no engine call. One attribute, swapped
+        # whole, so a reader in another thread sees all of it or None.
+        self.places: dict[tuple[str, int], tuple[StoredPoint, ...]] | None = None
 
     def known(self, ids: Iterable[str]) -> dict[str, StoredPoint]:
         by_id = self._by_id
         return {key: by_id[key] for key in ids if key in by_id}
 
-    def remember(self, points: dict[str, StoredPoint], *, generation: int) -> None:
+    def remember(
+        self, points: dict[str, StoredPoint], *, generation: int, whole: bool = False
+    ) -> None:
+        """Keep `points`, read since `generation`; `whole`: they are every point there is."""
         if generation != self.generation:  # written meanwhile: what was read may be old
             return
         if len(self._by_id) + len(points) > self.LIMIT:
-            self._by_id = {}
+            self._by_id, self.places = {}, None
         self._by_id.update(points)
+        if whole and len(points) <= self.LIMIT:
+            places: dict[tuple[str, int], list[StoredPoint]] = {}
+            for point in points.values():
+                if point.chunk is not None:
+                    places.setdefault((point.chunk.path, point.chunk.position), []).append(point)
+            if generation == self.generation:  # not written while this was built
+                self.places = {place: tuple(found) for place, found in places.items()}
 
     def changed(self) -> None:
         self.generation += 1
-        self._by_id = {}
+        self._by_id, self.places = {}, None
 
 
 def _kept(point: StoredPoint) -> StoredPoint:
@@ -572,9 +586,14 @@ class EdgeStore(StoreCore):
         return [stored_point(record) for record in records], offset
 
     def _placed(self, paths: Sequence[str], positions: Sequence[int], limit: int) -> list[Any]:
-        # The pages' ids from the engine (the path index; a filter on the position costs
-        # ~4x as much), their chunks from `_Points` (read and kept when not there yet),
-        # the positions picked here.
+        # From `_Points` alone when it holds the whole collection. Else the pages' ids
+        # from the engine (the path index; a filter on the position costs ~4x as much),
+        # their chunks from `_Points` (read and kept when not there yet), the positions
+        # picked here.
+        places = self._handle.points.places
+        if places is not None:
+            found = (places.get((path, position), ()) for path in paths for position in positions)
+            return [point for points in found for point in points][:limit]
         flt = Filter(must=[FieldCondition(key="path", match=MatchAny(list(paths)))])
         generation = self._handle.points.generation
         ids: list[str] = []
@@ -616,7 +635,7 @@ class EdgeStore(StoreCore):
             read.update((point.id, _kept(point)) for point in map(stored_point, records))
             if offset is None or not records:
                 break
-        memory.remember(read, generation=generation)
+        memory.remember(read, generation=generation, whole=offset is None)
         return [point.chunk for point in read.values() if point.chunk is not None]
 
     def count(self) -> int:

@@ -5,6 +5,7 @@ Every behaviour shared with qdrant-client's local mode is in test_store_contract
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -170,6 +171,52 @@ def test_warm_reads_the_points_searches_would_read_one_by_one(edge_engine, monke
     assert {hit.chunk.id for hit in dense} == set(keys)
     assert {hit.chunk.text for hit in sparse} == set(warmed.values())
     assert reads == []
+
+
+def test_chunks_at_is_answered_from_memory_once_it_holds_the_whole_collection(
+    edge_engine, monkeypatch
+):
+    store = EdgeStore(edge_engine, "placed")
+    store.ensure_collection(dimension=4)
+    chunks = [
+        dataclasses.replace(
+            _chunk(chunk_id(path, n), f"{path} part {n}", path),
+            position=n,
+            content_hash=path + str(n),
+        )
+        for path in ("a.md", "b.md")
+        for n in range(3)
+    ]
+    store.upsert(chunks, [unit(1, n, 0, 0) for n in range(len(chunks))])
+    places = [("a.md", 1), ("b.md", 2), ("a.md", 7), ("c.md", 0)]
+    engine_calls: list[str] = []
+    real_call = store._call
+    monkeypatch.setattr(
+        store,
+        "_call",
+        lambda what, *a, **kw: engine_calls.append(what) or real_call(what, *a, **kw),
+    )
+
+    def placed() -> list[tuple[str, int, str]]:
+        return sorted((c.path, c.position, c.text) for c in store.chunks_at(places))
+
+    expected = [("a.md", 1, "a.md part 1"), ("b.md", 2, "b.md part 2")]
+    store.warm(2)  # a part of the collection: the engine is still asked
+    engine_calls.clear()
+    assert placed() == expected
+    assert engine_calls
+    store.warm(100)  # the whole of it
+    engine_calls.clear()
+    assert placed() == expected
+    assert engine_calls == []
+
+    # A write forgets it: the changed text is read from the engine.
+    store.upsert(
+        [dataclasses.replace(chunks[1], text="a.md part 1, rewritten")], [unit(0, 1, 0, 0)]
+    )
+    engine_calls.clear()
+    assert placed()[0] == ("a.md", 1, "a.md part 1, rewritten")
+    assert engine_calls
 
 
 def test_a_store_without_a_search_memory_warms_nothing():
