@@ -252,6 +252,14 @@ def measure(args: argparse.Namespace, data_dir: Path) -> None:
     threads = min(32, (os.cpu_count() or 1) + 4)
     print(f"{points} points in {data_dir}, default thread pool {threads} threads")
     questions = textbook_questions()
+
+    def record(**figures: Any) -> None:
+        if args.json_out:
+            write_json(
+                args.json_out,
+                {"benchmark": "chat_breakdown", "machine": info, "points": points, **figures},
+            )
+
     if args.cpu:
         from chat.services.warming import caches_warm
 
@@ -263,17 +271,7 @@ def measure(args: argparse.Namespace, data_dir: Path) -> None:
             f"{figures['again_cpu_ms']} ms asked again"
         )
         providers.reset()
-        if args.json_out:
-            write_json(
-                args.json_out,
-                {
-                    "benchmark": "chat_breakdown",
-                    "machine": info,
-                    "points": points,
-                    "warmed": warmed,
-                    "cpu_per_answer": figures,
-                },
-            )
+        record(warmed=warmed, cpu_per_answer=figures)
         return
 
     async def all_runs() -> list[dict[str, Any]]:
@@ -296,18 +294,7 @@ def measure(args: argparse.Namespace, data_dir: Path) -> None:
 
     rows = asyncio.run(all_runs())
     providers.reset()
-    if args.json_out:
-        write_json(
-            args.json_out,
-            {
-                "benchmark": "chat_breakdown",
-                "machine": info,
-                "points": points,
-                "engine": args.engine or "default",
-                "thread_pool": threads,
-                "runs": rows,
-            },
-        )
+    record(engine=args.engine or "default", thread_pool=threads, runs=rows)
 
 
 def main() -> None:
