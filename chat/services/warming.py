@@ -7,6 +7,8 @@ dense vector, `EdgeStore`'s search memory) and the chunks' stored sentence vecto
 behind them wait. `caches_warm` does it once, before the first question needs it:
 `manage.py serve` runs it before the server listens (~0.4 s for the textbook's 1,070
 chunks). Run in the background instead, it held the GIL against the first searches.
+An ingest in the serving process runs it again once it has written to the store (whose
+search memory every write forgets), after the ingest's own much longer run.
 
 What search and answers derive from each chunk's text is memoised per text. The part
 that is dear to compute and cheap to keep is warmed too (`hits_memos_warm`,

@@ -247,7 +247,7 @@ def task_dispatch(
         logger.info("ingestion task %s queued for a worker (source %s)", task.id, task.source)
         return
     thread = threading.Thread(
-        target=task_run,
+        target=_task_run_serving,
         kwargs={"task_id": task.id, "book_dir": book_dir, "on_progress": on_progress},
         name=f"ingest-{task.id}",
         daemon=True,
@@ -314,6 +314,28 @@ def task_run(*, task_id, book_dir: Path, on_progress: ProgressCallback | None = 
         with _ACTIVE_LOCK:
             _ACTIVE_HERE.discard(str(task_id))
         connection.close()
+
+
+def _task_run_serving(*, task_id, book_dir: Path, on_progress: ProgressCallback | None) -> None:
+    """`task_run` in a background thread of the serving process; then, when the run
+    wrote to the store, warm what serving reads (`chat/services/warming.py`).
+
+    The store's search memory forgets everything on a write, so without this the first
+    questions after an ingest (the quickstart's first one included) would read their
+    points one by one, as after a start without warming. The GIL is held for the
+    warming's ~0.5-1.5 s, a small part of the ingest before it.
+    """
+    task_run(task_id=task_id, book_dir=book_dir, on_progress=on_progress)
+    wrote = (
+        IngestionTask.objects.filter(pk=task_id)
+        .values_list("chunks_added", "chunks_deleted")
+        .first()
+    )
+    connection.close()
+    if wrote and any(wrote):
+        from chat.services.warming import caches_warm  # chat depends on ingestion, not back
+
+        caches_warm()
 
 
 _COUNTERS = (

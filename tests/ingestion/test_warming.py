@@ -74,3 +74,31 @@ def test_warming_derives_what_searches_and_sources_read_of_every_chunk(
         sentences.chunk_sentence_keys(chunk.body)
         retrieval._shingles(retrieval._body(chunk), retrieval.SAME_TEXT_SHINGLE)
     assert [memoised.cache_info().misses for memoised in memos] == misses  # all memo hits
+
+
+def test_an_ingest_in_the_serving_process_warms_again_once_it_has_written(
+    tiny_book, store, memo, monkeypatch
+):
+    import threading
+
+    from ingestion.services import task_start
+
+    warmed: list[dict] = []
+    real_warm = caches_warm
+    monkeypatch.setattr(
+        "chat.services.warming.caches_warm", lambda: warmed.append(real_warm()) or warmed[-1]
+    )
+
+    def ingest() -> None:
+        task = task_start(source="api")
+        for thread in threading.enumerate():  # gone already when it was quick
+            if thread.name == f"ingest-{task.pk}":
+                thread.join(timeout=240)
+                assert not thread.is_alive(), "the ingestion did not finish"
+
+    ingest()
+    assert len(warmed) == 1
+    assert warmed[0]["points"] == store.count() > 0
+    assert store._handle.points.places is not None  # chunks_at needs no engine call
+    ingest()  # unchanged: nothing written, nothing forgotten, nothing warmed again
+    assert len(warmed) == 1
