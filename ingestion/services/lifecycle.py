@@ -326,16 +326,21 @@ def _task_run_serving(*, task_id, book_dir: Path, on_progress: ProgressCallback 
     warming's ~0.5-1.5 s, a small part of the ingest before it.
     """
     task_run(task_id=task_id, book_dir=book_dir, on_progress=on_progress)
-    wrote = (
-        IngestionTask.objects.filter(pk=task_id)
-        .values_list("chunks_added", "chunks_deleted")
-        .first()
-    )
-    connection.close()
+    try:
+        wrote = (
+            IngestionTask.objects.filter(pk=task_id)
+            .values_list("chunks_added", "chunks_deleted")
+            .first()
+        )
+    except Exception:  # the run's outcome is recorded already; warming only saves time
+        logger.exception("could not read what ingestion task %s wrote; not warming", task_id)
+        return
+    finally:
+        connection.close()
     if wrote and any(wrote):
         from chat.services.warming import caches_warm  # chat depends on ingestion, not back
 
-        caches_warm()
+        caches_warm()  # logs its own failures
 
 
 _COUNTERS = (
