@@ -332,7 +332,7 @@ def hits_memos_warm(chunks: Iterable[Chunk]) -> None:
     Each candidate's word 5-grams (`hits_collapse`) and the keys of its quotable
     sentences (`hits_by_best_sentence`) cost a fresh question ~2 ms of Python for the
     chunks it meets for the first time; both are memoised per text, and small to keep
-    (~10 MB for the Rust book's 1,865 chunks). The vocabularies of the evidence are not
+    (~18 MB for the Rust book's 1,865 chunks). The vocabularies of the evidence are not
     warmed: they are larger and read for the best few hits only.
     """
     for chunk in chunks:
