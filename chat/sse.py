@@ -51,37 +51,107 @@ def sse_comment(text: str = KEEPALIVE_COMMENT) -> bytes:
     return ("".join(f": {line}\n" for line in _data_lines(text)) + "\n").encode("utf-8")
 
 
+# A reader slower than the answer: the stream stops reading it on when this much waits.
+MAX_BUFFERED_CHUNKS = 64
+
+
 async def with_keepalive(
     events: AsyncIterator[bytes], *, interval: float = KEEPALIVE_SECONDS
 ) -> AsyncIterator[bytes]:
     """Pass `events` through, inserting a `: ping` comment whenever `interval` seconds pass
     without one (e.g. while a slow LLM thinks about its first token).
 
+    `events` runs in a task of its own, and what it has produced by the time the reader
+    is sent the next part goes out together: the token events of an extractive answer,
+    which are ready at once, are one socket write instead of one each (each write is a
+    system call and a trip through the ASGI server). A model's tokens, which arrive one
+    by one, still go out one by one, as soon as each is ready. At most
+    MAX_BUFFERED_CHUNKS wait for a slow reader before `events` is paused.
+
     Cancellation (the reader closed the tab) is forwarded to the pending step of
-    `events`, so its own cleanup runs before this generator ends.
+    `events`, so its own cleanup runs before this generator ends; an exception it
+    raises reaches the reader's side after what it sent before.
     """
-    iterator = aiter(events)
-    pending: asyncio.Future[bytes] | None = None
+    pump = _Pump(events)
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=interval)
-            if not done:
-                yield sse_comment()
-                continue
-            step, pending = pending, None
-            try:
-                chunk = step.result()
-            except StopAsyncIteration:
+            chunk = await pump.next_chunk(interval)
+            if chunk is None:
                 return
-            yield chunk
+            yield chunk or sse_comment()
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
+        await pump.close()
+
+
+class _Pump:
+    """Runs an async iterator of bytes in its own task, buffering what it yields."""
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        self._events = events
+        self._buffer: list[bytes] = []
+        self._finished = False
+        self._error: BaseException | None = None
+        self._ready: asyncio.Future[None] | None = None  # the reader's side waits on it
+        self._room: asyncio.Future[None] | None = None  # the task waits on it when full
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async for chunk in self._events:
+                self._buffer.append(chunk)
+                self._wake()
+                if len(self._buffer) >= MAX_BUFFERED_CHUNKS:
+                    self._room = loop.create_future()
+                    await self._room
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the reader's side, raised there
+            self._error = exc
+        finally:
+            self._finished = True
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+
+    async def next_chunk(self, interval: float) -> bytes | None:
+        """What is buffered, joined; b"" when `interval` passes first; None at the end."""
+        if not self._buffer and not self._finished:
+            loop = asyncio.get_running_loop()
+            self._ready = ready = loop.create_future()
+            timer = loop.call_later(interval, _resolve, ready)
+            try:
+                await ready
+            finally:
+                timer.cancel()
+                self._ready = None
+        if self._buffer:
+            chunk = b"".join(self._buffer)
+            self._buffer.clear()
+            if self._room is not None and not self._room.done():
+                self._room.set_result(None)
+            return chunk
+        if self._finished:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            return None
+        return b""  # the interval passed: nothing to send
+
+    async def close(self) -> None:
+        """Stop the task (its cleanup runs first) and close the iterator."""
+        if not self._task.done():
+            self._task.cancel()
             # Wait for the inner generator's cleanup; its CancelledError is expected.
             with contextlib.suppress(asyncio.CancelledError):
-                await pending
-        aclose = getattr(iterator, "aclose", None)
+                await self._task
+        aclose = getattr(self._events, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -98,6 +98,71 @@ async def test_keepalive_forwards_cancellation_to_the_source():
     assert cleaned_up.is_set()
 
 
+async def test_keepalive_sends_the_events_ready_together_in_one_part():
+    """An extractive answer's tokens are ready at once: one write, not one each."""
+    frames = [sse_event("token", {"text": word}) for word in ("One", " two", " three.")]
+
+    async def ready_at_once():
+        for frame in frames:
+            yield frame
+
+    received = [chunk async for chunk in with_keepalive(ready_at_once(), interval=3600)]
+    assert received == [b"".join(frames)]
+    assert [event.data["text"] for event in SSEReader().feed(received[0].decode())] == [
+        "One",
+        " two",
+        " three.",
+    ]
+
+
+async def test_keepalive_sends_each_event_as_soon_as_it_is_ready():
+    """A model's tokens arrive one by one: each goes out before the next is there."""
+    more = asyncio.Event()
+
+    async def one_by_one():
+        yield sse_event("token", {"text": "first"})
+        await more.wait()
+        yield sse_event("token", {"text": "second"})
+
+    stream = with_keepalive(one_by_one(), interval=3600)
+    assert await anext(stream) == sse_event("token", {"text": "first"})
+    more.set()
+    assert [chunk async for chunk in stream] == [sse_event("token", {"text": "second"})]
+
+
+async def test_keepalive_raises_what_the_source_raises_after_what_it_sent():
+    async def failing():
+        yield sse_event("meta", {"session_id": "s"})
+        raise EmbeddingError("the model is gone")
+
+    stream = with_keepalive(failing(), interval=3600)
+    assert await anext(stream) == sse_event("meta", {"session_id": "s"})
+    with pytest.raises(EmbeddingError, match="the model is gone"):
+        await anext(stream)
+
+
+async def test_keepalive_stops_reading_on_for_a_reader_that_does_not_read():
+    from chat.sse import MAX_BUFFERED_CHUNKS
+
+    produced = 0
+
+    async def endless():
+        nonlocal produced
+        while True:
+            produced += 1
+            yield b"x"
+            await asyncio.sleep(0)
+
+    stream = with_keepalive(endless(), interval=3600)
+    first = await anext(stream)
+    for _ in range(10 * MAX_BUFFERED_CHUNKS):
+        await asyncio.sleep(0)
+    # What the reader took, and at most one buffer more: then the source waits.
+    assert produced <= len(first) + MAX_BUFFERED_CHUNKS
+    assert produced >= len(first) + MAX_BUFFERED_CHUNKS - 1
+    await stream.aclose()
+
+
 def test_typed_events_encode_to_the_names_and_fields_of_api_md():
     events = [
         Meta(session_id="s", message_id="m"),
