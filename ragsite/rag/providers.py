@@ -118,10 +118,16 @@ def get_store(collection: str | None = None) -> VectorStore:
         return store
 
 
+def embedder_ready() -> bool:
+    """True once the embedder is built: getting it is then a cache hit, fine on the
+    event loop (building it loads the model: a worker thread's job)."""
+    return get_embedder.cache_info().currsize > 0
+
+
 def serving_ready() -> bool:
     """True once the embedder and the book's store are built: getting them is then a
     cache hit, fine on the event loop."""
-    return get_embedder.cache_info().currsize > 0 and get_config().qdrant_collection in _stores
+    return embedder_ready() and get_config().qdrant_collection in _stores
 
 
 def reset() -> None:

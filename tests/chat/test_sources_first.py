@@ -135,3 +135,33 @@ async def test_a_first_question_leaves_the_event_loop_twice_before_its_sources(
             break
     assert len(hops) == 2, hops
     assert "search_and_pack" in hops[1]
+
+
+async def test_an_extractive_answer_takes_no_thread_hop_after_its_sources(
+    small_book, embedder, monkeypatch
+):
+    """Scoring the sentences reads the built embedder on the loop: after its sources,
+    the answer leaves it only to embed sentences (this book has no stored sentence
+    vectors), never to look the embedder up (and for the message write, through
+    Django's own thread)."""
+    providers = answering.providers
+    providers.get_embedder(), providers.get_store()  # as the server's start-up warming does
+    assert providers.embedder_ready()
+    hops: list[str] = []
+    real = asyncio.to_thread
+
+    async def counted(func, /, *args, **kwargs):
+        hops.append(getattr(func, "__qualname__", repr(func)))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    before_sources = None
+    async for event in answer_stream(message="Why does a gyroscope drift?"):
+        if event.name == "sources":
+            before_sources = len(hops)
+    assert event.name == "done"
+    assert event.data()["mode"] == "extractive"
+    assert before_sources == 2, hops
+    after = hops[before_sources:]
+    assert after, "the sentences were embedded in a worker thread"
+    assert all(hop.endswith("embed_sync") for hop in after), hops
