@@ -87,11 +87,15 @@ def source_label(source: Source) -> str:
     return heading or chunk.title or chunk.path
 
 
+def source_header(source: Source) -> str:
+    """The first line of a source in the prompt: `[n] label (path)`."""
+    where = f" ({source.chunk.path})" if source.chunk.path else ""
+    return f"[{source.n}] {source_label(source)}{where}"
+
+
 def format_source(source: Source) -> str:
     """Render one numbered source for the prompt: `[n] label (path)` then its text."""
-    where = f" ({source.chunk.path})" if source.chunk.path else ""
-    body = source.body
-    return f"[{source.n}] {source_label(source)}{where}\n{body.strip()}"
+    return f"{source_header(source)}\n{source.body.strip()}"
 
 
 def quoted(text: str) -> str:

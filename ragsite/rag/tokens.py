@@ -85,7 +85,7 @@ def load_tokenizer(*, truncate: bool) -> Tokenizer:
     return tokenizer
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16_384)
 def count_tokens(text: str) -> int:
     """Return how many tokens the model sees for `text`, [CLS] and [SEP] included, uncapped.
 
