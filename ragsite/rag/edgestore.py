@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import re
@@ -164,6 +165,9 @@ class _Collection:
         self.points = _Points()
 
 
+_SERIALS = itertools.count(1)
+
+
 class _Points:
     """What searches read of the collection's points, by id: payload and dense vector.
 
@@ -180,6 +184,7 @@ class _Points:
     def __init__(self) -> None:
         self._by_id: dict[str, StoredPoint] = {}
         self.generation = 0
+        self.serial = next(_SERIALS)  # this memory's own, never reused in the process
         # Once a read of the whole collection is kept (`warm` to its end), the points by
         # (path, position): `chunks_at` needs no engine call. One attribute, swapped
         # whole, so a reader in another thread sees all of it or None.
@@ -388,6 +393,14 @@ class EdgeStore(StoreCore):
         return f"EdgeStore(engine={ENGINE!r}, collection={self.collection!r})"
 
     @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever the collection may have changed: every write of this process
+        (the shard's only writer: the engine locks the folder), a drop, a reopening.
+        What a search found is still what it would find while this is the same."""
+        points = self._handle.points
+        return (points.serial, points.generation)
+
+    @property
     def path(self) -> Path:
         """The collection's folder."""
         return self._handle.path
@@ -459,6 +472,7 @@ class EdgeStore(StoreCore):
                 raise VectorStoreLocked(STORE_LOCKED_MESSAGE.format(path=path)) from None
             raise self._failed("create the collection", exc) from exc
         self._handle.shard = shard
+        self._handle.points.changed()
         logger.info(
             "vector store: created edge collection %r in %s (%d-d dense + sparse IDF)",
             self.collection,

@@ -118,6 +118,54 @@ async def test_near_domain_question_whose_topic_the_book_lacks_is_not_supported(
     assert not retrieval.supported
 
 
+async def test_a_search_asked_again_is_answered_from_memory_until_the_index_changes(
+    small_book, small_book_index, monkeypatch
+):
+    store = providers.get_store()
+    query = "How does LiDAR measure distance?"
+    first = await book_search(query=query, k=3)
+    calls: list[str] = []
+    real = type(store).search_channels
+
+    def counted(self, **kwargs):
+        calls.append(kwargs["query_text"])
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(type(store), "search_channels", counted)
+    assert await book_search(query=query, k=3) is first
+    assert calls == []
+    await book_search(query=query, k=2)  # another search: run
+    await book_search(query="What does a PID controller trade off?", k=3)
+    assert len(calls) == 2
+    chunks, vectors = small_book_index
+    store.upsert(chunks[:1], vectors[:1])  # a write: the index may have changed
+    after = await book_search(query=query, k=3)
+    assert after is not first
+    assert len(calls) == 3
+    assert [hit.chunk.id for hit in after.hits] == [hit.chunk.id for hit in first.hits]
+
+
+async def test_a_store_that_does_not_say_when_it_changes_is_searched_every_time(
+    small_book, monkeypatch
+):
+    class Unversioned:  # a Qdrant server: other processes write it
+        def __init__(self, store):
+            self._store = store
+            self.mode, self.collection = "server", store.collection
+
+        def __getattr__(self, name):
+            if name == "version":
+                raise AttributeError(name)
+            return getattr(self._store, name)
+
+    store = Unversioned(providers.get_store())
+    query = "How does LiDAR measure distance?"
+    first = await book_search(query=query, k=3, store=store)
+    again = await book_search(query=query, k=3, store=store)
+    assert again is not first
+    assert [hit.chunk.id for hit in again.hits] == [hit.chunk.id for hit in first.hits]
+
+
 async def test_fused_ranking_never_loses_what_either_channel_ranks_first(small_book_index):
     chunks, vectors = small_book_index
     store = providers.get_store()
