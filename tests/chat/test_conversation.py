@@ -202,3 +202,82 @@ def test_concurrent_answers_are_all_stored_and_a_failed_write_frees_the_next():
         message_store(start=starts[0], question="q", selection="", outcome=AnswerOutcome())
     message_store(start=AnswerStart.new(), question="q", selection="", outcome=AnswerOutcome())
     assert Message.objects.count() == 41
+
+
+def test_answers_that_finish_together_are_stored_in_one_transaction():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat.models import Conversation
+    from chat.services.conversations import AnswerStart, MessageWrite, messages_store
+    from chat.services.events import AnswerOutcome
+
+    earlier = Conversation.objects.create()
+    returning = AnswerStart(earlier.session_id, AnswerStart.new().message_id, earlier.pk, [])
+    writes = [
+        MessageWrite(AnswerStart.new(), f"question {i}", "", AnswerOutcome()) for i in range(5)
+    ]
+    writes.append(MessageWrite(returning, "a follow-up", "", AnswerOutcome(answer="Yes [1].")))
+    with CaptureQueriesContext(connection) as queries:
+        stored = messages_store(writes)
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 2  # the new conversations, then every message
+    assert [message.question for message in stored] == [w.question for w in writes]
+    assert Message.objects.count() == 6
+    assert Conversation.objects.count() == 6  # five new ones, and the returning reader's
+    follow_up = Message.objects.get(question="a follow-up")
+    assert follow_up.conversation_id == earlier.pk
+    assert follow_up.answer == "Yes [1]."
+    earlier.refresh_from_db()
+    assert earlier.last_active_at > earlier.created_at
+    for write in writes[:5]:
+        message = Message.objects.get(message_id=write.start.message_id)
+        assert message.conversation.session_id == write.start.session_id
+
+
+def test_a_write_that_cannot_be_stored_loses_none_of_the_others():
+    from django.db import IntegrityError
+
+    from chat.services.conversations import AnswerStart, MessageWrite, messages_store
+    from chat.services.events import AnswerOutcome
+
+    [first] = messages_store([MessageWrite(AnswerStart.new(), "first", "", AnswerOutcome())])
+    again = AnswerStart(AnswerStart.new().session_id, first.message_id, None, [])
+    writes = [
+        MessageWrite(AnswerStart.new(), "before", "", AnswerOutcome()),
+        MessageWrite(again, "the same message id", "", AnswerOutcome()),
+        MessageWrite(AnswerStart.new(), "after", "", AnswerOutcome()),
+    ]
+    stored = messages_store(writes)
+    assert isinstance(stored[1], IntegrityError)
+    assert {m.question for m in Message.objects.all()} == {"first", "before", "after"}
+
+
+async def test_concurrent_answers_writes_are_batched_and_each_waits_for_its_own(monkeypatch):
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from chat.services import answering
+    from chat.services.conversations import AnswerStart, messages_store
+    from chat.services.events import AnswerOutcome
+
+    batches: list[int] = []
+
+    def counted(writes):
+        batches.append(len(writes))
+        return messages_store(writes)
+
+    monkeypatch.setattr(answering, "messages_store", counted)
+    starts = [AnswerStart.new() for _ in range(30)]
+
+    async def store(start):
+        await answering._store(start=start, question="q", selection="", outcome=AnswerOutcome())
+        # Stored once `_store` returns: `done` is only sent after it.
+        return await sync_to_async(Message.objects.filter(message_id=start.message_id).exists)()
+
+    assert all(await asyncio.gather(*(store(start) for start in starts)))
+    assert sum(batches) == 30
+    assert batches[0] == 1  # the first write did not wait for company
+    assert len(batches) < 30
+    assert await sync_to_async(Message.objects.count)() == 30
