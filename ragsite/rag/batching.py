@@ -4,7 +4,8 @@ Under load many chats embed their question at the same moment. One ONNX run over
 short queries costs little more than a run over one (the work is mostly per batch, and
 the 2 cores are shared anyway), so instead of one thread hop and one run per question,
 requests that arrive while a run is in flight, or within `window_s` of the first one,
-are embedded together. With a single request the added wait is `window_s` (a few ms).
+are embedded together. With a single request the added wait is `window_s` (a few ms);
+with one text per run (`run_size() == 1`) there is nothing to share and no wait.
 
 The batcher keeps its queue per event loop (a test process runs several loops; a server
 runs one) and at most one run in flight per loop: requests that arrive during a run
@@ -86,7 +87,8 @@ class MicroBatcher:
         request = _Pending(items, loop.create_future())
         queue.pending.append(request)
         if not queue.running:
-            if sum(len(p.texts) for p in queue.pending) >= self._max_batch:
+            if self._run_size() <= 1 or sum(len(p.texts) for p in queue.pending) >= self._max_batch:
+                # One text per run (the int8 graph) shares nothing: no window to wait.
                 self._start(loop, queue)
             elif queue.timer is None:
                 queue.timer = loop.call_later(self._window_s, self._start, loop, queue)

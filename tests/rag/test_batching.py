@@ -81,6 +81,12 @@ async def test_each_caller_gets_its_vectors_when_its_own_run_is_done():
     assert (await last)[0][0] == len("last")
 
 
+async def test_one_text_per_run_does_not_wait_for_company():
+    model = Recording()
+    batcher = MicroBatcher(model, window_s=10.0, run_size=lambda: 1)
+    assert await asyncio.wait_for(batcher.embed(["alone"]), 5) == [[5.0, 0.0]]
+
+
 async def test_runs_are_cut_at_run_size_on_caller_boundaries():
     model = Recording()
     batcher = MicroBatcher(model, window_s=0.01, run_size=lambda: 3)
