@@ -337,10 +337,11 @@ def _task_run_serving(*, task_id, book_dir: Path, on_progress: ProgressCallback 
         return
     finally:
         connection.close()
-    if wrote and any(wrote):
-        from chat.services.warming import caches_warm  # chat depends on ingestion, not back
+    from chat.services.warming import caches_warm, heap_refreeze  # chat depends on ingestion
 
+    if wrote and any(wrote):
         caches_warm()  # logs its own failures
+    heap_refreeze()  # a serving process's heap, without the run's garbage
 
 
 _COUNTERS = (

@@ -102,3 +102,48 @@ def test_an_ingest_in_the_serving_process_warms_again_once_it_has_written(
     assert store._handle.points.places is not None  # chunks_at needs no engine call
     ingest()  # unchanged: nothing written, nothing forgotten, nothing warmed again
     assert len(warmed) == 1
+
+
+@pytest.fixture
+def unfrozen():
+    """The heap as this test found it: frozen objects thawed again at the end."""
+    import gc
+
+    from chat.services import warming
+
+    yield
+    warming._SERVING.clear()
+    gc.unfreeze()
+
+
+def test_a_serving_process_keeps_its_warmed_heap_out_of_the_collectors_passes(unfrozen):
+    import gc
+
+    from chat.services import warming
+
+    warming.heap_refreeze()  # not a serving process: nothing frozen
+    assert gc.get_freeze_count() == 0
+    warming.heap_freeze_serving(now=False)  # an ingest is running: not yet
+    assert gc.get_freeze_count() == 0
+    warming.heap_refreeze()  # it has ended
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000  # Django, the models, the test's own
+    assert len(gc.get_objects(generation=2)) < frozen  # left out of full collections
+
+
+def test_an_ingest_in_the_serving_process_freezes_its_heap_again(
+    tiny_book, store, memo, monkeypatch, unfrozen
+):
+    import threading
+
+    from chat.services import warming
+    from ingestion.services import task_start
+
+    freezes: list[int] = []
+    monkeypatch.setattr(warming, "heap_freeze", lambda: freezes.append(1))
+    warming.heap_freeze_serving(now=False)  # as `manage.py serve` with an ingest running
+    task = task_start(source="api")
+    for thread in threading.enumerate():
+        if thread.name == f"ingest-{task.pk}":
+            thread.join(timeout=240)
+    assert freezes == [1]

@@ -69,14 +69,15 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
-        from chat.services.warming import caches_warm
+        from chat.services.warming import caches_warm, heap_freeze_serving
         from ingestion import services
         from ingestion.progress import ProgressLines
         from ingestion.selectors import index_summary
 
         services.tasks_fail_stale()
         empty = points == 0 or index_summary()["documents"] == 0
-        if ingest == "always" or (ingest == "if-empty" and empty):
+        ingesting = ingest == "always" or (ingest == "if-empty" and empty)
+        if ingesting:
             # A line every few seconds: the first ingest of a book takes minutes.
             task = services.task_start(
                 source="manage.py", on_progress=ProgressLines(self.stdout.write)
@@ -88,8 +89,11 @@ class Command(BaseCommand):
             metrics_dir.mkdir(parents=True, exist_ok=True)
         # The first questions after a start find the model, the points and their
         # sentence vectors in memory (chat/services/warming.py): done before the server
-        # listens, so it holds no GIL against the first searches.
+        # listens, so it holds no GIL against the first searches. What is alive then is
+        # kept out of the garbage collector's full passes (`heap_freeze`); with an
+        # ingest running, once it has ended.
         caches_warm()
+        heap_freeze_serving(now=not ingesting)
         self.stdout.write(f"ragsite is serving on http://{host}:{port}/ (Ctrl+C to stop)")
         # One worker on the embedded store, which allows one process (docs/vector-store.md).
         # The access log is ragsite's own (ragsite.observability: with the request id).
