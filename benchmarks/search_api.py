@@ -126,8 +126,13 @@ def _build(data_dir: Path, size: int, queries: list[str], budget_s: float) -> No
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragsite.settings")
     django.setup()
     import numpy as np
+    from django.core.management import call_command
 
     from ragsite.rag import providers
+
+    # The data folder's database, as the server's: `book_search` reads the candidates'
+    # stored sentence vectors from it (none here), which failed on a missing table.
+    call_command("migrate", interactive=False, verbosity=0)
     from ragsite.rag.types import Chunk, chunk_id, sha256_text
 
     words = book_words(RUST_BOOK_DIR, TEXTBOOK_DIR)
