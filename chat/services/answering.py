@@ -22,10 +22,10 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
@@ -57,6 +57,8 @@ from .rewriting import query_rewrite
 from .sources import sources_pack_counted, sources_sentence_vectors
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CANCELLED_ERROR = "The reader closed the connection before the answer was complete."
 LLM_ANSWER_TIMEOUT_MESSAGE = "The language model did not finish the answer in time."
@@ -332,11 +334,16 @@ _SOURCES_FIRST: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SourcesFir
 
 
 def _sources_first() -> _SourcesFirst:
+    return _of_this_loop(_SOURCES_FIRST, _SourcesFirst)
+
+
+def _of_this_loop(registry: weakref.WeakKeyDictionary[Any, Any], new: Callable[[], T]) -> T:
+    """The running event loop's own instance in `registry`, made with `new` at first."""
     loop = asyncio.get_running_loop()
-    gate = _SOURCES_FIRST.get(loop)
-    if gate is None:
-        gate = _SOURCES_FIRST[loop] = _SourcesFirst()
-    return gate
+    found = registry.get(loop)
+    if found is None:
+        found = registry[loop] = new()
+    return found
 
 
 def _elapsed_ms(started: float) -> int:
@@ -414,11 +421,7 @@ _MESSAGE_WRITES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _MessageWr
 
 
 def _message_writes() -> _MessageWrites:
-    loop = asyncio.get_running_loop()
-    writes = _MESSAGE_WRITES.get(loop)
-    if writes is None:
-        writes = _MESSAGE_WRITES[loop] = _MessageWrites()
-    return writes
+    return _of_this_loop(_MESSAGE_WRITES, _MessageWrites)
 
 
 async def _store(

@@ -787,8 +787,11 @@ async def book_search_embedded(
     floor = config.retrieval_score_floor if score_floor is None else score_floor
     if embedder is None or store is None:
         embedder, store = await _providers(embedder, store)
+    key = _search_key(store, query, k=k, floor=floor, paths=paths, embedder=embedder)
+    if key is not None and (known := _searches.get([key])):
+        return functools.partial(_remembered, known[key], started)  # no embedding either
     [vector] = await embedder.embed([query])
-    return functools.partial(
+    search = functools.partial(
         _search_sync,
         store,
         query,
@@ -799,6 +802,44 @@ async def book_search_embedded(
         started=started,
         embedder=embedder,
     )
+    return search if key is None else functools.partial(_remembering, key, store, search)
+
+
+def _search_key(
+    store: VectorStore,
+    query: str,
+    *,
+    k: int,
+    floor: float,
+    paths: Sequence[str] | None,
+    embedder: Embedder,
+) -> tuple[Any, ...] | None:
+    """What a search is a function of: the query, the index, the embedder's model and
+    the settings. None for a store that does not say when it changes (`version`: the
+    embedded engine, the index's only writer, has one; a Qdrant server has not)."""
+    version = getattr(store, "version", None)
+    if version is None:
+        return None
+    where = None if paths is None else tuple(paths)
+    model = (getattr(embedder, "provider", None), getattr(embedder, "model", None))
+    return (store.collection, version, query, k, floor, where, model, get_config())
+
+
+def _remembered(retrieval: Retrieval, started: float) -> Retrieval:
+    metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
+    return retrieval
+
+
+def _remembering(
+    key: tuple[Any, ...], store: VectorStore, search: Callable[[], Retrieval]
+) -> Retrieval:
+    """Run the search and remember what it found: not when the index changed meanwhile
+    (the key holds the version it was asked with), nor nothing (a collection not there
+    yet). The `Retrieval` is shared: its readers do not change it."""
+    retrieval = search()
+    if retrieval.hits and getattr(store, "version", None) == key[1]:
+        _searches.put([key], [retrieval])
+    return retrieval
 
 
 async def _providers(
@@ -821,43 +862,6 @@ _searches: RecentlyUsed[tuple[Any, ...], Retrieval] = RecentlyUsed(MEMO_SEARCHES
 
 
 def _search_sync(
-    store: VectorStore,
-    query: str,
-    vector: list[float],
-    *,
-    k: int,
-    floor: float,
-    paths: Sequence[str] | None,
-    started: float,
-    embedder: Embedder,
-) -> Retrieval:
-    """`book_search` after the query embedding, from memory when it ran before (sync).
-
-    Only a store that says when it changes (`version`: the embedded engine, the index's
-    only writer) is searched from memory: a search is a function of the query, the
-    index, the embedder's model and the settings, and the key holds all four. The
-    `Retrieval` is shared: its readers do not change it.
-    """
-    config = get_config()
-    version = getattr(store, "version", None)
-    key = None
-    if version is not None:
-        where = None if paths is None else tuple(paths)
-        model = (getattr(embedder, "provider", None), getattr(embedder, "model", None))
-        key = (store.collection, version, query, k, floor, where, model, config)
-        if known := _searches.get([key]):
-            metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
-            return known[key]
-    retrieval = _search_run(
-        store, query, vector, k=k, floor=floor, paths=paths, started=started, embedder=embedder
-    )
-    # Not what a changing index found, nor nothing (a collection not there yet).
-    if key is not None and retrieval.hits and store.version == version:
-        _searches.put([key], [retrieval])
-    return retrieval
-
-
-def _search_run(
     store: VectorStore,
     query: str,
     vector: list[float],

@@ -113,15 +113,9 @@ def test_a_sources_prompt_tokens_are_counted_exactly_in_two_parts(small_book_ind
         assert _source_tokens(source) == count_tokens(prompts.format_source(source))
 
 
-async def test_a_first_question_leaves_the_event_loop_twice_before_its_sources(
-    small_book, embedder, monkeypatch
-):
-    """One worker thread embeds the question, one searches and packs the sources; the
-    providers are looked up on the loop once they are built."""
-    providers = answering.providers
-    assert not providers.serving_ready()
-    providers.get_embedder(), providers.get_store()  # as the server's start-up warming does
-    assert providers.serving_ready()
+@pytest.fixture
+def thread_hops(monkeypatch) -> list[str]:
+    """The functions sent to a worker thread with `asyncio.to_thread`, in order."""
     hops: list[str] = []
     real = asyncio.to_thread
 
@@ -130,6 +124,19 @@ async def test_a_first_question_leaves_the_event_loop_twice_before_its_sources(
         return await real(func, *args, **kwargs)
 
     monkeypatch.setattr(asyncio, "to_thread", counted)
+    return hops
+
+
+async def test_a_first_question_leaves_the_event_loop_twice_before_its_sources(
+    small_book, embedder, thread_hops
+):
+    """One worker thread embeds the question, one searches and packs the sources; the
+    providers are looked up on the loop once they are built."""
+    providers = answering.providers
+    assert not providers.serving_ready()
+    providers.get_embedder(), providers.get_store()  # as the server's start-up warming does
+    assert providers.serving_ready()
+    hops = thread_hops
     async for event in answer_stream(message="Why does a gyroscope estimate drift?"):
         if event.name == "sources":
             break
@@ -138,7 +145,7 @@ async def test_a_first_question_leaves_the_event_loop_twice_before_its_sources(
 
 
 async def test_an_extractive_answer_takes_no_thread_hop_after_its_sources(
-    small_book, embedder, monkeypatch
+    small_book, embedder, thread_hops
 ):
     """Scoring the sentences reads the built embedder on the loop: after its sources,
     the answer leaves it only to embed sentences (this book has no stored sentence
@@ -147,14 +154,7 @@ async def test_an_extractive_answer_takes_no_thread_hop_after_its_sources(
     providers = answering.providers
     providers.get_embedder(), providers.get_store()  # as the server's start-up warming does
     assert providers.embedder_ready()
-    hops: list[str] = []
-    real = asyncio.to_thread
-
-    async def counted(func, /, *args, **kwargs):
-        hops.append(getattr(func, "__qualname__", repr(func)))
-        return await real(func, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
+    hops = thread_hops
     before_sources = None
     async for event in answer_stream(message="Why does a gyroscope drift?"):
         if event.name == "sources":
