@@ -175,6 +175,19 @@ def _isolated_store(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _sync_thread_connections_closed():
+    """Close what the test opened in asgiref's one thread for sync code outside a request
+    (`sync_to_async` in an async test, Django's async test client): Django's test client
+    keeps `close_old_connections` off, so a PostgreSQL connection stayed open there and
+    the test database could not be dropped at the end ("being accessed by other users")."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters and LLM budgets live in the process cache: none at test start."""
     from django.core.cache import cache
