@@ -251,7 +251,7 @@ def sources_memos_warm(chunks: Iterable[Chunk]) -> None:
     """
     for chunk in chunks:
         count_tokens(_own_text(chunk))
-        _header_tokens(Source(n=1, chunk=chunk, score=0.0, snippet=""))
+        _header_tokens(1, prompts.source_header(Source(n=1, chunk=chunk, score=0.0, snippet="")))
 
 
 def _source_tokens(source: Source) -> int:
@@ -259,18 +259,17 @@ def _source_tokens(source: Source) -> int:
     each position it takes: the tokenizer splits at the newline between the source's
     header and its body, so the two count apart (less the [CLS] and [SEP] counted twice),
     and the body's count is remembered per text."""
-    header, _, body = prompts.format_source(source).partition("\n")
-    if header != prompts.source_header(source):  # a label with a line break in it
-        return count_tokens(header) + count_tokens(body) - 2
-    return _header_tokens(source) + count_tokens(body) - 2
+    header = prompts.source_header(source)
+    if "\n" in header:  # a label with a line break in it: the first line ends there
+        first, _, rest = prompts.format_source(source).partition("\n")
+        return count_tokens(first) + count_tokens(rest) - 2
+    return _header_tokens(source.n, header) + count_tokens(source.body.strip()) - 2
 
 
-def _header_tokens(source: Source) -> int:
-    """`count_tokens(prompts.source_header(source))`, from source 1's header: the
-    tokenizer splits "[12]" into "[", "12" and "]" (punctuation is a word of its own),
-    so the number counts apart from the rest and one count per chunk serves every
-    position it is packed at (and can be warmed)."""
-    if source.n == 1:
-        return count_tokens(prompts.source_header(source))
-    first = prompts.source_header(dataclasses.replace(source, n=1))
-    return count_tokens(first) - count_tokens("1") + count_tokens(str(source.n))
+def _header_tokens(n: int, header: str) -> int:
+    """`count_tokens(header)` for source `n`'s header, from source 1's: the tokenizer
+    splits "[12]" into "[", "12" and "]" (punctuation is a word of its own), so the
+    number counts apart from the rest and one count per chunk serves every position it
+    is packed at (and can be warmed)."""
+    first = "[1]" + header.removeprefix(f"[{n}]")
+    return count_tokens(first) - count_tokens("1") + count_tokens(str(n))
