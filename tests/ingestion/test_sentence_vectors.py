@@ -100,6 +100,7 @@ def test_answering_keeps_recent_chunks_sentence_vectors_in_memory(
     with django_assert_num_queries(1):  # two of three kept: the third is read again
         again = lookup.lookup(embedder=embedder, hashes=hashes)
     assert again.keys() == first.keys()
+    assert sentences.TOKENS_KEY not in first  # three chunks' signatures do not merge
     assert all((again[key] == first[key]).all() for key in first)
     with django_assert_num_queries(0):  # the two most recently used
         assert lookup.lookup(embedder=embedder, hashes=[hashes[0], hashes[2]])
@@ -116,7 +117,9 @@ async def test_book_search_orders_by_the_stored_sentences(small_book, store, emb
     await sync_to_async(_ingest)(small_book)
     question = "How does a lidar measure distance?"
     staged = await book_search(query=question, k=5, embedder=embedder, store=store)
-    first_stage = dataclasses.replace(get_config(), retrieval_sentence_weight=0.0)
+    first_stage = dataclasses.replace(
+        get_config(), retrieval_sentence_weight=0.0, retrieval_token_weight=0.0
+    )
     monkeypatch.setattr(retrieval, "get_config", lambda: first_stage)
     first = await book_search(query=question, k=5, embedder=embedder, store=store)
     assert staged.supported == first.supported  # doubt is judged on the first stage

@@ -73,7 +73,7 @@ def test_a_sentence_not_in_the_text_is_left_out():
 def test_span_vectors_come_from_the_same_run_as_the_text_vector(embedder):
     model = LocalEmbedder.default()
     spans = sentences.sentence_spans(TEXT, BODY)
-    vectors, pooled = model.embed_spans_sync([TEXT], [[(a, b) for _, a, b in spans]])
+    vectors, pooled, _ = model.embed_spans_sync([TEXT], [[(a, b) for _, a, b in spans]])
     # The chunk's own vector is exactly the one embed_sync gives (cached vectors stay valid).
     assert np.allclose(vectors[0], model.embed_sync([TEXT])[0], atol=1e-6)
     assert len(pooled[0]) == len(spans)
@@ -94,7 +94,7 @@ def test_a_span_past_the_truncation_has_no_vector():
     model = LocalEmbedder.default()
     long_text = "word " * 400 + "The last sentence lies far past the model's window."
     start = long_text.index("The last")
-    _, pooled = model.embed_spans_sync([long_text], [[(0, 20), (start, len(long_text))]])
+    _, pooled, _ = model.embed_spans_sync([long_text], [[(0, 20), (start, len(long_text))]])
     assert pooled[0][0] is not None
     assert pooled[0][1] is None
 
@@ -110,7 +110,7 @@ def test_pack_and_unpack_keep_each_sentence_under_its_key():
     blob = sentences.pack(
         [("First sentence here.", first), ("Skipped.", None), ("Second.", second)]
     )
-    assert len(blob) == 2 * (sentences.KEY_BYTES + 2 * 384)
+    assert len(blob) == 4 + 2 * (sentences.KEY_BYTES + 2 * 384)  # header + two records
     found = sentences.unpack(blob, 384)
     assert set(found) == {
         sentences.sentence_key("First sentence here."),
@@ -121,14 +121,28 @@ def test_pack_and_unpack_keep_each_sentence_under_its_key():
     assert sentences.sentence_key("The `Drop` **trait**.") == sentences.sentence_key(
         "the drop trait"
     )
+    assert sentences.TOKENS_KEY not in found  # no token signature was given
     assert sentences.unpack(b"", 384) == {}
     assert sentences.unpack(b"short", 384) == {}
+    assert sentences.unpack(blob[:-1], 384) == {}  # cut short: not read as anything
+
+
+def test_the_stored_form_keeps_the_chunks_token_signature():
+    rng = np.random.default_rng(1)
+    vector = rng.normal(size=384)
+    bits = np.packbits(rng.normal(size=(7, 384)) > 0, axis=1)
+    found = sentences.unpack(sentences.pack([("One sentence.", vector)], bits), 384)
+    assert np.array_equal(found[sentences.TOKENS_KEY], bits)
+    assert found[sentences.TOKENS_KEY].shape == (7, 48)
+    assert sentences.sentence_key("One sentence.") in found
+    # A sentence's key is never the signature's: a sentence with no words included.
+    assert sentences.sentence_key("...") != sentences.TOKENS_KEY
 
 
 async def test_the_answerer_scores_stored_sentences_without_embedding_them(embedder):
     model = LocalEmbedder.default()
     spans = sentences.sentence_spans(TEXT, BODY)
-    _, pooled = model.embed_spans_sync([TEXT], [[(a, b) for _, a, b in spans]])
+    _, pooled, _ = model.embed_spans_sync([TEXT], [[(a, b) for _, a, b in spans]])
     stored = sentences.unpack(
         sentences.pack(zip((t for t, _, _ in spans), pooled[0], strict=True)), 384
     )
