@@ -37,6 +37,7 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -340,9 +341,11 @@ def plot_retrieval(reports: list[Path], out: Path) -> None:
         names = [Path(json.loads(r.read_text())["book"]).name for r in reports]
         axis.set_xticklabels(
             [
-                f"{n} ({json.loads(r.read_text())['questions']} q)"
+                # A long folder name ("physical-ai-humanoid-robotics") on two lines.
+                f"{textwrap.fill(n.replace('-', ' '), 18)}\n({json.loads(r.read_text())['questions']} q)"
                 for n, r in zip(names, reports, strict=True)
-            ]
+            ],
+            fontsize=8,
         )
         axis.set_title(metric.replace("recall", "R").upper())
         axis.set_ylim(0, 1)
