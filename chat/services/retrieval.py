@@ -345,6 +345,17 @@ def hits_memos_warm(chunks: Iterable[Chunk]) -> None:
 # --- the second stage: the best sentence ------------------------------------------------------
 
 
+def _stored_per_chunk(hits: Sequence[Hit], embedder: Embedder) -> dict[str, dict[bytes, Any]]:
+    """What ingestion stored with each hit's chunk (its sentence vectors and token
+    signature), per chunk: a sentence two chunks share (their overlap) has a vector in
+    each, from each chunk's own model run."""
+    return vectors_per_chunk(
+        providers.get_sentence_vectors(),
+        embedder=embedder,
+        hashes=[hit.chunk.content_hash for hit in hits],
+    )
+
+
 def hits_by_best_sentence(
     hits: Sequence[Hit], query_vector: Sequence[float], *, embedder: Embedder, weight: float
 ) -> list[Hit]:
@@ -360,13 +371,7 @@ def hits_by_best_sentence(
     if weight <= 0 or not hits:
         return list(hits)
     try:
-        # Each chunk's own vectors: a sentence two chunks share (their overlap) has a
-        # vector in each, from each chunk's own model run.
-        stored = vectors_per_chunk(
-            providers.get_sentence_vectors(),
-            embedder=embedder,
-            hashes=[hit.chunk.content_hash for hit in hits],
-        )
+        stored = _stored_per_chunk(hits, embedder)
     except Exception:  # a second stage only: the first stage's order stands
         logger.exception("could not read the candidates' sentence vectors")
         return list(hits)
@@ -408,11 +413,7 @@ def hits_by_interaction(
     if weight <= 0 or len(head) < 2 or token_rows is None:
         return list(hits)
     try:
-        stored = vectors_per_chunk(
-            providers.get_sentence_vectors(),
-            embedder=embedder,
-            hashes=[hit.chunk.content_hash for hit in head],
-        )
+        stored = _stored_per_chunk(head, embedder)
         signatures = [stored.get(hit.chunk.content_hash, {}).get(TOKENS_KEY) for hit in head]
         if sum(bits is not None for bits in signatures) < 2:
             return list(hits)
