@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import interaction
-from .batching import MicroBatcher, RecentlyUsed, RecentVectors
+from .batching import RECENT_MAX_CHARS, MicroBatcher, RecentlyUsed, RecentVectors
 from .exceptions import EMBEDDER_FAILED_MESSAGE, EmbeddingError
 from .int8 import RECIPE_VERSION, derived_model
 from .openai_clients import OPENAI_EMBEDDING_FAILED_MESSAGE, OpenAIClients, sdk_errors
@@ -45,7 +45,6 @@ LOCAL_DIMENSION = 384
 # The token outputs of the texts embedded most recently (questions: late interaction
 # scores a search's candidates with them), ~15 KB each.
 MEMO_TOKEN_ROWS = 512
-MAX_TOKEN_ROWS_CHARS = 2_000
 LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 
 MODEL_HASH_MISMATCH_MESSAGE = (
@@ -232,7 +231,7 @@ class LocalEmbedder:
                     zip(batch, _mean_pool(hidden, mask).tolist(), strict=True)
                 ):
                     result[index] = vector
-                    if len(items[index]) <= MAX_TOKEN_ROWS_CHARS:  # a question, not a passage
+                    if len(items[index]) <= RECENT_MAX_CHARS:  # as RecentVectors: no passages
                         self._tokens.put(
                             [items[index]], [interaction.token_rows(hidden[row], encodings[row])]
                         )
