@@ -14,7 +14,11 @@ No language model runs here. The answer is composed from the retrieved passages:
    prose, when the question asks for code (a command, a listing, a config, "How do I
    ...?"), when a chosen sentence announces it, or when it holds more of the question
    than the prose; for a code question, a chosen sentence that announces the block opens
-   the answer with it.
+   the answer with it. A lead-in to a one-line block quotes the line inline instead
+   ("... enter the following: `cargo fmt` [1].", passages.with_inline_code). For a
+   question for code or for a value, the block's line that answers (excerpts.py) opens
+   the answer after its comment when it holds more of the question than the best
+   sentence: "Set maximum performance mode: `sudo nvpmodel -m 0` [1]."
 4. Every sentence carries the `[n]` of its source; nothing else is cited.
 
 This module owns the composition (`extractive_answer`, from step 3 on), the sentence
@@ -42,6 +46,7 @@ import numpy as np
 
 from .batching import RecentlyUsed, RecentVectors
 from .exceptions import LLMError
+from .excerpts import Excerpt, asks_for_value, best_excerpt
 from .passages import MAX_SENTENCE_CHARS, MIN_SENTENCE_CHARS, _depth_change, content_words
 from .scoring import (
     _CODE_INTENT,
@@ -153,6 +158,8 @@ def _render_code(code: _Code, weights: dict[str, float], *, with_intro: bool = T
     if len(intro) < MIN_SENTENCE_CHARS:
         intro = ""
     lead = _with_citation(intro, code.n) if intro else f"[{code.n}]:"
+    if code.inlined and intro:
+        return lead  # "To format any Cargo project, enter the following: `cargo fmt` [1]."
     return f"{lead}\n\n{block}"
 
 
@@ -226,8 +233,36 @@ def extractive_answer(
     sentences, codes, weights = _prepare(question, sources)
     chosen = _select(sentences, _context(sentences, weights, similarities, question))
     code = _code_block(question, codes, weights, [s for _, s in chosen])
+    if code is not None and code.inlined:
+        quoting = [
+            pair
+            for pair in chosen
+            if pair[1].text == code.intro and pair[1].source_index == code.source_index
+        ]
+        if quoting:
+            # A chosen sentence quotes the block's one line: no block; for a question
+            # for code, the sentence opens the answer (as a block it announces would).
+            code = None
+            if _asks_for_code(question):
+                chosen = [*quoting, *(pair for pair in chosen if pair not in quoting)]
     if not chosen and code is None:
         return NO_SOURCES_MESSAGE
+    found = _leading_excerpt(question, codes, code, weights, chosen)
+    if found is not None:
+        excerpt, block = found
+        # The line leads and its block follows, unless the lead shows the block, or the
+        # line is all the block has (quoted in its introduction, which is then not
+        # quoted again, or after its comment).
+        follows = None
+        if excerpt.inline() is not None and not excerpt.alone(block.code, block.info):
+            follows = block
+        rest = [pair for pair in chosen if not (block.inlined and pair[1].text == block.intro)]
+        return "\n\n".join(
+            [
+                _render_excerpt(excerpt, block),
+                *_paragraphs(rest[: MAX_SENTENCES - 1], sentences, follows, weights),
+            ]
+        )
     if code is not None and code.intro and _asks_for_code(question):
         intro = [
             pair
@@ -244,6 +279,53 @@ def extractive_answer(
                 [_render_code(code, weights), *_paragraphs(rest, sentences, None, weights)]
             )
     return "\n\n".join(_paragraphs(chosen, sentences, code, weights))
+
+
+def _leading_excerpt(
+    question: str,
+    codes: list[_Code],
+    code: _Code | None,
+    weights: dict[str, float],
+    chosen: list[tuple[float, _Sentence]],
+) -> tuple[Excerpt, _Code] | None:
+    """The code line that opens the answer, with its block: for a question for code or
+    for a value ("Which tracker ...?"), the line of the block to show (else of any
+    block) that holds more of the question's words than the best sentence, in a source
+    retrieval ranked no lower."""
+    if not (_asks_for_code(question) or asks_for_value(question)):
+        return None
+    blocks = [code] if code is not None else codes
+    excerpt = best_excerpt([(c.code, c.info, c.source_index) for c in blocks], weights, question)
+    if excerpt is None:
+        return None
+    block = blocks[excerpt.block]
+    if chosen:
+        lead = chosen[0][1]
+        total = sum(weights.values()) or 1.0
+        if block.source_index > lead.source_index:
+            return None
+        if excerpt.coverage <= _score(lead.words, weights) / total:
+            return None
+    return excerpt, block
+
+
+def _render_excerpt(excerpt: Excerpt, code: _Code) -> str:
+    """The answering line after what says what it does, "Set maximum performance mode:
+    `sudo nvpmodel -m 0` [1].", the block following; or, when the line is no statement
+    alone, what says what it does and the block from the line's group on."""
+    if code.inlined:
+        return _with_citation(code.intro, code.n)  # "... enter the following: `cargo fmt` [1]."
+    label = excerpt.line.comment
+    if not label and len(code.intro) <= MAX_SENTENCE_CHARS:
+        label = _CAPTION_LABEL.sub("", code.intro)
+    label = label.rstrip(" .:;")
+    inline = excerpt.inline()
+    if inline is not None:
+        return f"{label}: `{inline}` [{code.n}]." if label else f"`{inline}` [{code.n}]."
+    lines = excerpt.window(code.code, at_most=MAX_CODE_LINES)
+    fence = "~~~" if "```" in lines else "```"
+    lead = f"{label} [{code.n}]:" if label else f"[{code.n}]:"
+    return f"{lead}\n\n{fence}{code.info}\n{lines}\n{fence}"
 
 
 def _asks_for_code(question: str) -> bool:

@@ -293,14 +293,61 @@ def _shorten(sentence: str) -> str:
     return sentence[:best].rstrip(",;: ") + "…"
 
 
+# A shell prompt ("$ cargo new", "> dir", "user@host:~$ ls") and the fence infos of
+# shell sessions, whose other lines are the program's output.
+SHELL_PROMPT = re.compile(r"^\s*(?:\$|>|PS>|\w+@[\w.-]+:[^$#]*[$#])\s+")
+SHELL_INFOS = frozenset(
+    {"", "console", "shell", "sh", "bash", "zsh", "text", "terminal", "powershell", "ps1"}
+)
+# A one-line block is quoted inline in the sentence that introduces it up to this length.
+MAX_INLINE_CODE_CHARS = 100
+
+
+def shell_session(code: str, info: str) -> bool:
+    """A block of commands after a prompt ("$ cargo run") and their output."""
+    return info.split(",")[0].strip().lower() in SHELL_INFOS and any(
+        SHELL_PROMPT.match(line) for line in code.splitlines()
+    )
+
+
+def one_line(code: str, info: str) -> tuple[str, bool] | None:
+    """The block's only line of code, prompt dropped, and whether output follows it;
+    None when it has more (or a line too long to quote inline)."""
+    lines = [line for line in code.splitlines() if line.strip()]
+    output = False
+    if shell_session(code, info):
+        commands = [SHELL_PROMPT.sub("", line) for line in lines if SHELL_PROMPT.match(line)]
+        output = len(commands) < len(lines)
+        lines = commands
+    if len(lines) != 1:
+        return None
+    line = lines[0].strip()
+    if len(line) > MAX_INLINE_CODE_CHARS or "`" in line:
+        return None
+    return line, output
+
+
+def with_inline_code(text: str, units: Sequence[tuple[str, str, str]], position: int) -> str:
+    """A lead-in to a one-line block with the line quoted in it: "To format any Cargo
+    project, enter the following: `cargo fmt`" (a sentence alone, where "... the
+    following:" says nothing without its block)."""
+    if not text.endswith(":") or position + 1 >= len(units) or units[position + 1][0] != "code":
+        return text
+    found = one_line(units[position + 1][1], units[position + 1][2])
+    if found is None or found[1]:
+        return text  # (with output after it, the lead-in may introduce the output)
+    return f"{text[:-1].rstrip()}: `{found[0]}`"
+
+
 def _prose_candidates(
     units: Sequence[tuple[str, str, str]],
 ) -> Iterator[tuple[int, str, str, tuple[str, ...]]]:
     """The prose units an answer may quote: (position, kind, text, the items a lead-in
-    introduces)."""
+    introduces). A lead-in to a one-line block quotes the line (`with_inline_code`)."""
     for position, (kind, text, _) in enumerate(units):
         if kind == "code":
             continue
+        text = with_inline_code(text, units, position)
         items: tuple[str, ...] = ()
         if text.endswith(":"):
             # A lead-in: it is quoted with the list it introduces, or alone (a block it

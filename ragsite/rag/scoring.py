@@ -35,6 +35,7 @@ from .passages import (
     _prose_candidates,
     _shorten,
     _units,
+    with_inline_code,
 )
 from .types import Source
 
@@ -178,6 +179,7 @@ class _Code:
     code: str
     intro: str  # the sentence before the block ("" when none)
     words: frozenset[str]
+    inlined: bool = False  # one line, no output, quoted in its intro (`with_inline_code`)
 
 
 def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
@@ -197,13 +199,15 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
                 continue
             cut = _cut(part, source.chunk.heading)
             at = order * PART_POSITIONS
-            for position, info, text, intro, words, key in cut.codes:
+            for position, info, text, intro, words, key, inlined in cut.codes:
                 # A block of the text around the chunk is left out: in the books it is
                 # most often the rest of a listing the chunk shows.
                 if key not in seen and not around:
                     seen.add(key)
                     codes.append(
-                        _Code(source_index, at + position, source.n, info, text, intro, words)
+                        _Code(
+                            source_index, at + position, source.n, info, text, intro, words, inlined
+                        )
                     )
             first = not around
             for position, kind, text, items, words, key, shortened in cut.prose:
@@ -242,7 +246,7 @@ class _Cut:
 
     exercises: bool  # its section is a list of exercises
     heading_words: frozenset[str]  # the content words of its section's title (and parent's)
-    codes: tuple[tuple[int, str, str, str, frozenset[str], str], ...]
+    codes: tuple[tuple[int, str, str, str, frozenset[str], str, bool], ...]
     prose: tuple[tuple[int, str, str, tuple[str, ...], frozenset[str], str, str], ...]
 
 
@@ -255,9 +259,10 @@ def _cut(body: str, heading: str) -> _Cut:
         if kind != "code":
             continue
         before = units[position - 1] if position else ("code", "", "")
-        intro = before[1] if before[0] != "code" else ""
+        intro = with_inline_code(before[1], units, position - 1) if before[0] != "code" else ""
         words = _content_words(text) | _content_words(intro)
-        codes.append((position, info, text, intro, words, " ".join(text.split())))
+        inlined = bool(intro) and intro != before[1]  # it quotes the block's one line
+        codes.append((position, info, text, intro, words, " ".join(text.split()), inlined))
     prose = []
     for position, kind, text, items in _prose_candidates(units):
         if text.endswith(":") and not items:

@@ -45,7 +45,8 @@ from .types import Embedder, embedder_key
 # Bump when what `quotable_sentences` returns changes (the answerer's sentence cutting):
 # every page is then re-chunked and embedded again with its sentences (once).
 # 4: the stored form also holds the chunk's token signature (late interaction).
-SENTENCES_VERSION = 4
+# 5: a lead-in to a one-line block quotes the line (`passages.with_inline_code`).
+SENTENCES_VERSION = 5
 KEY_BYTES = 8
 # Where `unpack` puts a chunk's token signature: no sentence key is empty.
 TOKENS_KEY = b""

@@ -345,7 +345,9 @@ async def test_a_lead_in_that_announces_a_command_comes_with_its_block():
         title="Installation > Updating and Uninstalling",
     )
     text = await answer("How do I remove Rust and rustup from my machine?", [rustup])
-    assert "from your shell [4]:\n\n```console\n$ rustup self uninstall\n```" in text
+    # A one-line block is quoted in the sentence that announces it, which then says it.
+    assert "from your shell: `rustup self uninstall` [4]." in text
+    assert "```" not in text
     assert "by running [4]." not in text  # says nothing without its block
 
 
@@ -368,9 +370,11 @@ def test_quotable_sentences_are_what_an_answer_may_quote():
     assert "IMUs provide essential motion data through accelerometers and gyroscopes:" in quoted
     assert "D435i: Depth Range: 0.2m - 10m optimal; Interface: USB 3.0." in quoted
     assert not any(
-        text.startswith(("Inertial Measurement", "Listing 2-1", "What does", "On Linux"))
-        for text in quoted
+        text.startswith(("Inertial Measurement", "Listing 2-1", "What does")) for text in quoted
     )
+    # "... by running:" says nothing alone; with the one line it announces, it does.
+    assert "On Linux, you can read it by running:" not in quoted
+    assert "On Linux, you can read it by running: `sensors`" in quoted
 
 
 async def test_a_later_source_that_states_the_answer_opens_it():
@@ -441,12 +445,12 @@ async def test_a_block_with_its_own_introduction_still_leaves_at_most_five_cited
     )
     command = source(
         2,
-        "To start a new project with Cargo, enter the following command:\n\n"
-        "```console\n$ cargo new hello_cargo\n```\n",
+        "To start a new project with Cargo, enter the following commands:\n\n"
+        "```console\n$ cargo new hello_cargo\n$ cd hello_cargo\n```\n",
         title="Creating a Project with Cargo",
     )
     text = await answer("What command creates a new project with Cargo?", [prose, command])
-    assert "```console\n$ cargo new hello_cargo\n```" in text
+    assert "```console\n$ cargo new hello_cargo\n$ cd hello_cargo\n```" in text
     outside_code = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
     assert 2 <= len(re.findall(r"\[\d+\]", outside_code)) <= 5
 
@@ -464,8 +468,8 @@ async def test_the_best_sentence_opens_the_answer_when_it_introduces_a_block():
     )
     text = await answer("How do I uninstall Rust and rustup from my shell?", [uninstall])
     assert text.startswith(
-        "To uninstall Rust and `rustup`, run the following uninstall script from your shell"
-        " [4]:\n\n```console\n$ rustup self uninstall\n```"
+        "To uninstall Rust and `rustup`, run the following uninstall script from your shell:"
+        " `rustup self uninstall` [4]."
     )
 
 
@@ -497,7 +501,7 @@ async def test_a_how_to_question_gets_the_block_that_matches_it():
         title="GPU Setup > Persistence",
     )
     text = await answer("How do I turn on persistence mode?", [persistence])
-    assert "```bash\nsudo nvidia-smi -pm 1\n```" in text
+    assert text.startswith("Enable persistence mode: `sudo nvidia-smi -pm 1` [3].")
     assert citations(text) == {3}
 
 
@@ -531,8 +535,8 @@ async def test_a_command_question_opens_with_the_command_its_sentences_announce(
     )
     text = await answer("What command formats my code in the community code style?", [rustfmt])
     assert text.startswith(
-        "To format any Cargo project, run the `rustfmt` tool through Cargo on the project"
-        " [2]:\n\n```console\n$ cargo fmt\n```"
+        "To format any Cargo project, run the `rustfmt` tool through Cargo on the project:"
+        " `cargo fmt` [2]."
     )
     assert "reformats your code according to the community code style [2]." in text
     assert text.count("To format any Cargo project") == 1
