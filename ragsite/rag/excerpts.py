@@ -43,6 +43,8 @@ _VALUE_QUESTION = re.compile(
     r"how (?:many|much|long|often|fast|big|far|high|large|small))\b",
     re.IGNORECASE,
 )
+# A value set or passed: `gain=0.1`, `tracker_type='csrt'` (not a comparison, `==`).
+_SETS = re.compile(r"(?<![=!<>])=(?!=)\s*(?:-?\d|[\"'])")
 _LITERAL = re.compile(r"(?<![\w.])\d|[\"'][^\"']+[\"']")
 _COMMENT = re.compile(r"^\s*(?:#(?![!\[{(])|//+|--\s|/\*+|\*+/?\s|<!--|\"\"\"|''')")
 _COMMENT_MARK = re.compile(
@@ -77,12 +79,15 @@ class Excerpt:
 
     def inline(self) -> str | None:
         """The line to quote inline in a sentence: one short line that scores above
-        the rest of its block, and states something (not a header, `def f():`)."""
+        the rest of its block, and states something (not a header, `def f():`, unless
+        it sets values: `def __init__(self, tracker_type='csrt'):`)."""
         text = self.line.code.strip()
         if not self.distinct or not text or len(text) > MAX_INLINE_CHARS or "`" in text:
             return None
-        if text.endswith((":", "{", "(", "[", ",", "\\")):
-            return None
+        if text.endswith(("(", "[", ",", "\\")):
+            return None  # the line goes on
+        if text.endswith((":", "{")) and _SETS.search(text) is None:
+            return None  # `def f():` says nothing; `def __init__(self, gain=0.1):` does
         return text
 
     def alone(self, code: str, info: str) -> bool:

@@ -316,7 +316,9 @@ def _render_excerpt(excerpt: Excerpt, code: _Code) -> str:
     if code.inlined:
         return _with_citation(code.intro, code.n)  # "... enter the following: `cargo fmt` [1]."
     label = excerpt.line.comment
-    if not label and len(code.intro) <= MAX_SENTENCE_CHARS:
+    if not label and code.intro.endswith(":") and len(code.intro) <= MAX_SENTENCE_CHARS:
+        # A sentence that announces the block ("Connect to the instance:"), not one
+        # that merely precedes it.
         label = _CAPTION_LABEL.sub("", code.intro)
     label = label.rstrip(" .:;")
     inline = excerpt.inline()

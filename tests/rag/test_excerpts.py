@@ -162,3 +162,21 @@ def test_one_line_blocks_are_quoted_in_the_sentence_that_announces_them():
     assert "To format any Cargo project, enter the following: `cargo fmt`" in quoted
     # With output after it, the lead-in may announce the output: it is not quoted.
     assert not any(text.startswith("Build it again") for text in quoted)
+
+
+def test_a_definition_that_sets_defaults_is_quoted_inline():
+    maml = source(
+        1,
+        "MAML learns an initialisation that adapts to a new task in a few steps.\n\n"
+        "```python\n"
+        "class MAML:\n"
+        "    def __init__(self, model, inner_lr=0.01, outer_lr=0.001):\n"
+        "        self.model = model\n"
+        "        self.inner_lr = inner_lr\n"
+        "```\n",
+        title="Meta-Learning",
+    )
+    text = extractive_answer(
+        question="What inner and outer learning rates does the MAML class use?", sources=[maml]
+    )
+    assert text.startswith("`def __init__(self, model, inner_lr=0.01, outer_lr=0.001):` [1].")
