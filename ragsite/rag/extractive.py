@@ -17,7 +17,7 @@ No language model runs here. The answer is composed from the retrieved passages:
    the answer with it. A lead-in to a one-line block quotes the line inline instead
    ("... enter the following: `cargo fmt` [1].", passages.with_inline_code). For a
    question for code or for a value, the block's line that answers (excerpts.py) opens
-   the answer after its comment when it holds more of the question than the best
+   the answer after its comment when it holds as much of the question as the best
    sentence: "Set maximum performance mode: `sudo nvpmodel -m 0` [1]."
 4. Every sentence carries the `[n]` of its source; nothing else is cited.
 
@@ -290,8 +290,9 @@ def _leading_excerpt(
 ) -> tuple[Excerpt, _Code] | None:
     """The code line that opens the answer, with its block: for a question for code or
     for a value ("Which tracker ...?"), the line of the block to show (else of any
-    block) that holds more of the question's words than the best sentence, in a source
-    retrieval ranked no lower."""
+    block) that holds at least as much of the question's words as the best sentence,
+    in a source retrieval ranked no lower (a tie goes to the code: set on the even rows,
+    it gained a question on each half)."""
     if not (_asks_for_code(question) or asks_for_value(question)):
         return None
     blocks = [code] if code is not None else codes
@@ -304,7 +305,7 @@ def _leading_excerpt(
         total = sum(weights.values()) or 1.0
         if block.source_index > lead.source_index:
             return None
-        if excerpt.coverage <= _score(lead.words, weights) / total:
+        if excerpt.coverage < _score(lead.words, weights) / total:
             return None
     return excerpt, block
 
