@@ -362,6 +362,8 @@ def _paragraphs(
                 intro = None  # the block keeps its introduction in its own paragraph
             else:
                 chosen = [*chosen[: MAX_SENTENCES - 1], (0.0, intro)]
+                if code.inlined:
+                    code = None  # the introduction quotes the block's one line
         if intro is None:
             # The block comes with a cited line of its own (its introduction, or "[n]:"):
             # with it the answer still quotes at most MAX_SENTENCES.

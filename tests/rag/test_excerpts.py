@@ -180,3 +180,44 @@ def test_a_definition_that_sets_defaults_is_quoted_inline():
         question="What inner and outer learning rates does the MAML class use?", sources=[maml]
     )
     assert text.startswith("`def __init__(self, model, inner_lr=0.01, outer_lr=0.001):` [1].")
+
+
+def test_a_one_line_block_quoted_in_its_introduction_is_not_shown_again():
+    alias = source(
+        1,
+        "Rust provides the ability to declare a type alias to give an existing type another "
+        "name. For example, we can create the alias `Kilometers` to `i32` like so:\n\n"
+        "```rust\n    type Kilometers = i32;\n```\n\n"
+        "Now the alias `Kilometers` is a synonym for `i32`.",
+        title="Type Aliases",
+    )
+    text = extractive_answer(
+        question="How do I give an existing type another name?", sources=[alias]
+    )
+    assert text.count("type Kilometers = i32;") == 1
+    assert "like so: `type Kilometers = i32;` [1]." in text
+    assert "```" not in text
+
+
+def test_an_inlined_block_brought_in_with_its_introduction_is_not_shown_again():
+    # The block is chosen, its introduction is not: the introduction joins the answer
+    # after the lead (as any block's does), and quotes the line in place of the block.
+    from ragsite.rag.extractive import _paragraphs, _prepare
+
+    alias = source(
+        1,
+        "Rust provides the ability to declare a type alias to give an existing type another "
+        "name. For example, we can create the alias `Kilometers` to `i32` like so:\n\n"
+        "```rust\n    type Kilometers = i32;\n```\n",
+        title="Type Aliases",
+    )
+    sentences, codes, weights = _prepare("How do I alias a type?", [alias])
+    (block,) = codes
+    assert block.inlined
+    lead = next(s for s in sentences if s.text.startswith("Rust provides"))
+    text = "\n\n".join(_paragraphs([(0.9, lead)], sentences, block, weights))
+    assert text == (
+        "Rust provides the ability to declare a type alias to give an existing type another "
+        "name [1]. For example, we can create the alias `Kilometers` to `i32` like so: "
+        "`type Kilometers = i32;` [1]."
+    )
