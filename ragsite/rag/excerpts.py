@@ -23,10 +23,14 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .passages import SHELL_PROMPT, TEXT_MEMO_SIZE, _content_words, shell_session
+from .passages import (
+    TEXT_MEMO_SIZE,
+    _content_words,
+    inline_quotable,
+    shell_command,
+    shell_session,
+)
 
-# A line longer than this is shown in the block only, never inline in a sentence.
-MAX_INLINE_CHARS = 100
 # Later sources' lines weigh less: retrieval ranked them lower (as for whole blocks).
 SOURCE_RANK_DECAY = 0.2
 # The line's own words (and its trailing comment's) count this much again beside its
@@ -76,23 +80,20 @@ class Excerpt:
     line: _Line
     coverage: float  # the share of the question's word weight it holds (with its comment)
     distinct: bool  # it scores above every other line of its block
+    alone: bool  # it is its block's only line of code (comments and output aside)
 
     def inline(self) -> str | None:
         """The line to quote inline in a sentence: one short line that scores above
         the rest of its block, and states something (not a header, `def f():`, unless
         it sets values: `def __init__(self, tracker_type='csrt'):`)."""
         text = self.line.code.strip()
-        if not self.distinct or not text or len(text) > MAX_INLINE_CHARS or "`" in text:
-            return None
+        if not self.distinct or not inline_quotable(text):
+            return None  # (a line too long or holding backticks is shown in the block only)
         if text.endswith(("(", "[", ",", "\\")):
             return None  # the line goes on
         if text.endswith((":", "{")) and _SETS.search(text) is None:
             return None  # `def f():` says nothing; `def __init__(self, gain=0.1):` does
         return text
-
-    def alone(self, code: str, info: str) -> bool:
-        """Whether the line is the block's only line of code (comments aside)."""
-        return len(_lines(code, info)) == 1
 
     def window(self, code: str, *, at_most: int) -> str:
         """The block as shown with it, dedented: all of it when it has `at_most` lines,
@@ -118,8 +119,11 @@ def best_excerpt(
         return None
     value = asks_for_value(question)
     scored: list[tuple[float, int, _Line, float]] = []
+    counts: list[int] = []  # each block's lines
     for index, (code, info, source_index) in enumerate(blocks):
-        for line in _lines(code, info):
+        lines = _lines(code, info)
+        counts.append(len(lines))
+        for line in lines:
             coverage = sum(w for word, w in weights.items() if word in line.words) / total
             if coverage <= 0:
                 continue
@@ -130,7 +134,13 @@ def best_excerpt(
         return None
     score, block, line, coverage = max(scored, key=lambda item: item[0])
     others = (s for s, b, other, _ in scored if b == block and other is not line)
-    return Excerpt(block, line, coverage, distinct=score > max(others, default=0.0))
+    return Excerpt(
+        block,
+        line,
+        coverage,
+        distinct=score > max(others, default=0.0),
+        alone=counts[block] == 1,
+    )
 
 
 @functools.lru_cache(maxsize=TEXT_MEMO_SIZE // 8)
@@ -145,9 +155,10 @@ def _lines(code: str, info: str) -> tuple[_Line, ...]:
         for index in range(comment_end, end):
             text = raw[index]
             if shell:
-                if not SHELL_PROMPT.match(text):
+                command = shell_command(text)
+                if command is None:
                     continue  # the program's output
-                text = SHELL_PROMPT.sub("", text)
+                text = command
             trailing = _TRAILING.search(text)
             own = _content_words(text)
             if trailing:

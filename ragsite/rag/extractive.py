@@ -254,7 +254,7 @@ def extractive_answer(
         # line is all the block has (quoted in its introduction, which is then not
         # quoted again, or after its comment).
         follows = None
-        if excerpt.inline() is not None and not excerpt.alone(block.code, block.info):
+        if excerpt.inline() is not None and not excerpt.alone:
             follows = block
         rest = [pair for pair in chosen if not (block.inlined and pair[1].text == block.intro)]
         return "\n\n".join(

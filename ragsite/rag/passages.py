@@ -310,19 +310,26 @@ def shell_session(code: str, info: str) -> bool:
     )
 
 
+def shell_command(line: str) -> str | None:
+    """A shell session's line without its prompt; None for the program's output."""
+    return SHELL_PROMPT.sub("", line) if SHELL_PROMPT.match(line) else None
+
+
+def inline_quotable(code: str) -> bool:
+    """Whether a line of code can be quoted in backticks inside a sentence."""
+    return bool(code) and len(code) <= MAX_INLINE_CODE_CHARS and "`" not in code
+
+
 def one_line(code: str, info: str) -> tuple[str, bool] | None:
     """The block's only line of code, prompt dropped, and whether output follows it;
     None when it has more (or a line too long to quote inline)."""
     lines = [line for line in code.splitlines() if line.strip()]
     output = False
     if shell_session(code, info):
-        commands = [SHELL_PROMPT.sub("", line) for line in lines if SHELL_PROMPT.match(line)]
+        commands = [c for c in map(shell_command, lines) if c is not None]
         output = len(commands) < len(lines)
         lines = commands
-    if len(lines) != 1:
-        return None
-    line = lines[0].strip()
-    if len(line) > MAX_INLINE_CODE_CHARS or "`" in line:
+    if len(lines) != 1 or not inline_quotable(line := lines[0].strip()):
         return None
     return line, output
 
