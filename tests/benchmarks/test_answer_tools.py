@@ -107,3 +107,53 @@ def test_the_first_sentence_with_code_counts_the_block_it_introduces():
     # A sentence that ends in a full stop introduces nothing: the block after it is not counted.
     prose = "Cargo formats code [1].\n\n[2]:\n\n```console\n$ cargo fmt\n```"
     assert quality.first_statement(prose) == "Cargo formats code [1]."
+
+
+def _rerank_dump(rng: np.random.Generator, questions: int) -> dict:
+    """Candidates whose `heading` marks the hit while the hand-set order ranks it anywhere."""
+    rows = []
+    for row in range(questions):
+        answer = int(rng.integers(10))
+        candidates = [
+            {
+                "id": f"q{row}c{i}",
+                "path": f"page{i % 4}.md",
+                "hit": i == answer,
+                "first": float(rng.random()),
+                "sentence": float(rng.random()),
+                "second_sentence": float(rng.random()),
+                "maxsim_raw": None if i == 9 else float(rng.random()),
+                "cosine": float(rng.random()),
+                "dense": float(rng.random()),
+                "bm25": float(rng.random()),
+                "dense_rank": 1 / (1 + i),
+                "bm25_rank": 0.0,
+                "heading": 0.9 if i == answer else float(rng.random()) * 0.5,
+            }
+            for i in range(10)
+        ]
+        order = [c["id"] for c in candidates]
+        rows.append({"id": f"q{row}", "row": row, "candidates": candidates, "order": order})
+    return {"book": "synthetic", "questions": rows}
+
+
+def test_the_rerank_fit_finds_the_signal_the_hand_set_order_lacks(tmp_path, capsys):
+    rerank = import_script(BENCH_DIR, "fit_rerank")
+    dump = tmp_path / "synthetic.json"
+    dump.write_text(json.dumps(_rerank_dump(np.random.default_rng(5), 60)))
+
+    x, y = rerank._matrix(json.loads(dump.read_text())["questions"][0], ("maxsim", "page"))
+    assert y.sum() == 1
+    assert x[9, 0] == 0.0  # no signature: the lowest MaxSim, scaled to 0
+    assert x[:, 0].max() == 1.0
+    assert x[0, 1] == pytest.approx(np.log1p(2))  # two other candidates on page0.md
+
+    rerank._fit([dump], ("first", "heading"), 1.0)
+    lines = capsys.readouterr().out.splitlines()
+    odd = next(i for i, line in enumerate(lines) if "odd (held out)" in line)
+    hand, fitted = lines[odd], lines[odd + 1]
+    assert "R@1 1.000" in fitted  # the heading feature puts every hit first
+    assert "R@1 1.000" not in hand
+    assert rerank._figures([[False, True], [False] * 10]) == (
+        "R@1 0.000  R@5 0.500  R@10 0.500  MRR 0.250"
+    )
