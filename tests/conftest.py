@@ -192,6 +192,24 @@ def _sync_thread_connections_closed():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_sentence_vectors():
+    """Answering remembers, per process, the stored sentence vectors it read and the chunks
+    it found without any (those for a minute: `SENTENCE_MISS_TTL_S`). Each test starts with
+    that memory empty. Otherwise what an earlier test's database held or lacked, and how
+    long ago it ran, would decide whether this test's search runs its second stages: a
+    bare clone's suite once ranked the small book's cost section third, not second."""
+    from ingestion.services.cache import DatabaseSentenceVectors
+
+    previous = providers.get_sentence_vectors()
+    if not isinstance(previous, DatabaseSentenceVectors):
+        yield
+        return
+    providers.set_sentence_vectors(DatabaseSentenceVectors())
+    yield
+    providers.set_sentence_vectors(previous)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters and LLM budgets live in the process cache: none at test start."""
     from django.core.cache import cache

@@ -124,3 +124,21 @@ def test_late_interaction_moves_up_the_chunk_that_matches_the_questions_words(em
         assert hits_by_interaction(hits, QUESTION, embedder=model, weight=1.5) == hits
     finally:
         providers.set_sentence_vectors(previous)
+
+
+@pytest.mark.parametrize("run", [1, 2])
+def test_each_test_reads_the_stored_vectors_without_an_earlier_tests_memory(run, embedder):
+    """tests/conftest.py gives every test a fresh DatabaseSentenceVectors: the vectors
+    (and misses) one test's database gave are not there for the next (run 2 would see run
+    1's otherwise), so whether a search runs its second stages never depends on the order
+    or the timing of the tests before it."""
+    from ingestion.services.cache import DatabaseSentenceVectors, embedder_key
+
+    source = providers.get_sentence_vectors()
+    assert isinstance(source, DatabaseSentenceVectors)
+    assert not source._chunks
+    assert not source._misses
+    # What this test leaves behind: a remembered chunk and a fresh miss.
+    key = embedder_key(embedder)
+    source._chunks[(key, GENERAL.content_hash)] = {sentences.TOKENS_KEY: None}
+    source._misses[(key, PRECISE.content_hash)] = 0.0
