@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from ragsite.rag import sentences
+from ragsite.rag import providers, sentences
 from ragsite.rag.exceptions import EmbeddingError
 from ragsite.rag.store_core import batches
 from ragsite.rag.types import Chunk, Embedder, Vector, embedder_key
@@ -148,6 +148,22 @@ class DatabaseSentenceVectors:
                     while len(memo) > self._memo_chunks:
                         memo.popitem(last=False)
         return sentences.merged(found)
+
+    def misses_forget(self) -> None:
+        """Ask the database again for every chunk remembered as having no vectors."""
+        with self._lock:
+            self._misses.clear()
+
+
+def sentence_misses_forget() -> None:
+    """This process has just stored sentence vectors (an ingestion with embeddings): the
+    lookup answering uses, when it is the database's, stops trusting the misses it
+    remembers. Otherwise, for up to SENTENCE_MISS_TTL_S, a search would run its second
+    stages with the vectors of some candidates and not of others (those it asked for
+    while they were being written), which ranks the latter too low."""
+    source = providers.get_sentence_vectors()
+    if isinstance(source, DatabaseSentenceVectors):
+        source.misses_forget()
 
 
 class EmbeddingCache:

@@ -43,7 +43,7 @@ from ragsite.rag.types import Chunk, Embedder, Vector, VectorStore
 from .. import chunking
 from ..models import Document, DocumentChunk, IngestionTask
 from ..sites import Site, book_site
-from .cache import EmbeddingCache, cache_prune, embedder_key
+from .cache import EmbeddingCache, cache_prune, embedder_key, sentence_misses_forget
 from .discovery import BookFile, book_discover, book_target, ignore_patterns, in_scope
 from .lifecycle import (
     _ACTIVE_HERE,
@@ -489,6 +489,8 @@ def book_ingest(
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE_HERE.discard(str(task.id))
+        if task.embeddings_computed and not task.dry_run:
+            sentence_misses_forget()  # the new chunks' vectors are there to be read now
         if task.embeddings_computed >= RELEASE_AFTER_EMBEDDINGS:
             memory_release()
     logger.info(

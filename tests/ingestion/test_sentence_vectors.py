@@ -148,3 +148,30 @@ def test_chunks_without_stored_vectors_are_not_asked_for_again_at_once(
     with django_assert_num_queries(2):  # asked again once the miss has expired
         expired.lookup(embedder=embedder, hashes=["no-such-chunk"])
         expired.lookup(embedder=embedder, hashes=["no-such-chunk"])
+
+
+def test_vectors_an_ingestion_stores_are_read_at_once_not_after_the_miss_expires(
+    small_book, store, embedder, django_assert_num_queries
+):
+    # Answering remembers the chunks it found without vectors for SENTENCE_MISS_TTL_S. A
+    # search while an ingestion writes them (a serving process's own ingest) must not
+    # go on ranking those chunks without their vectors once the run has stored them.
+    from ingestion.services.cache import DatabaseSentenceVectors
+
+    _ingest(small_book)
+    hashes = [
+        h for h, blob in CachedEmbedding.objects.values_list("content_hash", "sentences") if blob
+    ]
+    CachedEmbedding.objects.update(sentences=None, sentences_version=0)  # not written yet
+    lookup = providers.get_sentence_vectors()
+    assert isinstance(lookup, DatabaseSentenceVectors)
+    with django_assert_num_queries(1):
+        assert lookup.lookup(embedder=embedder, hashes=hashes) == {}
+    with django_assert_num_queries(0):  # remembered as missing
+        assert lookup.lookup(embedder=embedder, hashes=hashes) == {}
+
+    task = book_ingest(book_dir=small_book, source="manage.py", force=True)
+    assert task.status == "succeeded", task.errors
+    assert task.embeddings_computed > 0
+    with django_assert_num_queries(1):  # asked again: the run stored them
+        assert lookup.lookup(embedder=embedder, hashes=hashes)
