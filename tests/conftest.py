@@ -197,7 +197,7 @@ def _fresh_sentence_vectors():
     it found without any (those for a minute: `SENTENCE_MISS_TTL_S`). Each test starts with
     that memory empty. Otherwise what an earlier test's database held or lacked, and how
     long ago it ran, would decide whether this test's search runs its second stages: a
-    bare clone's suite once ranked the small book's cost section third, not second."""
+    bare clone's suite once left the small book's cost section out of the top two."""
     from ingestion.services.cache import DatabaseSentenceVectors
 
     previous = providers.get_sentence_vectors()

@@ -17,11 +17,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def memo():
-    """A sentence-vector memo of this test's own, empty at the start."""
-    fresh = DatabaseSentenceVectors()
-    previous = providers.set_sentence_vectors(fresh)
-    yield fresh
-    providers.set_sentence_vectors(previous)
+    """This test's own sentence-vector memo, empty at the start: the one
+    tests/conftest.py's `_fresh_sentence_vectors` gives every test."""
+    fresh = providers.get_sentence_vectors()
+    assert isinstance(fresh, DatabaseSentenceVectors)
+    return fresh
 
 
 def test_after_warming_the_first_question_reads_nothing_from_disk(
