@@ -54,12 +54,16 @@ async def _capture(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return gather(**kwargs)
 
     retrieval_module.evidence_gather = recording  # our own function, recorded for replay
+    asked: dict[str, dict[str, Any]] = {}
     try:
         captured = []
         for q in questions:
             seen.clear()
             result = await book_search(query=q["question"], k=get_config().retrieval_k)
-            [inputs] = seen
+            # A question asked before (two sets may share one) is answered from
+            # `book_search`'s memory of searches, which gathers no evidence again.
+            [inputs] = seen or [asked[q["question"]]]
+            asked[q["question"]] = inputs
             hits = [hit.chunk.id for hit in result.hits]
             captured.append({**q, "inputs": inputs, "supported": result.supported, "hits": hits})
     finally:
