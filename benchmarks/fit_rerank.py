@@ -21,7 +21,8 @@ for the even rows and apart for the held-out odd rows.
     uv run python benchmarks/fit_rerank.py fit /tmp/rerank-*.json --features first,sentence,maxsim,heading
 
 Measured in the 12th session (docs/retrieval-quality.md, "What else was measured"): no
-fitted combination beat the hand-set sum on the odd rows.
+fitted combination beat the hand-set sum on the odd rows; nor, in the 14th, with the
+question's terms held (`coverage`) and held close together (`proximity`) added.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ FEATURES = (
     "page",  # log(1 + other candidates of the same page)
     "page_best",  # the best first-stage value of another candidate of the same page
     "second_sentence",  # the second-best sentence's cosine
+    "coverage",  # the share of the question's BM25 terms the chunk holds
+    "proximity",  # the most of those terms any PROXIMITY_WINDOW terms of the chunk hold, as a share
 )
+PROXIMITY_WINDOW = 12
 
 
 def _dump(book: Path, questions_path: Path, out: Path) -> None:
@@ -70,6 +74,7 @@ def _dump(book: Path, questions_path: Path, out: Path) -> None:
     from ragsite.rag.config import get_config
     from ragsite.rag.passages import content_words
     from ragsite.rag.sentences import TOKENS_KEY, chunk_sentence_keys
+    from ragsite.rag.sparse import tokenize
 
     config, embedder, store = get_config(), providers.get_embedder(), providers.get_store()
     rows: list[dict[str, Any]] = []
@@ -110,7 +115,7 @@ def _dump(book: Path, questions_path: Path, out: Path) -> None:
         dense_best = max((h.rank_score for h in dense), default=0.0) or 1.0
         sparse_best = max((h.rank_score for h in sparse), default=0.0) or 1.0
         first_best = max(h.rank_score for h in candidates) or 1.0
-        words = content_words(query)
+        words, terms = content_words(query), set(tokenize(query))
         found = []
         for hit, maxsim in zip(candidates, maxsims, strict=True):
             own = stored.get(hit.chunk.content_hash, {})
@@ -138,6 +143,7 @@ def _dump(book: Path, questions_path: Path, out: Path) -> None:
                     "dense_rank": 0.0 if dense_rank is None else 1 / (1 + dense_rank),
                     "bm25_rank": 0.0 if sparse_rank is None else 1 / (1 + sparse_rank),
                     "heading": len(words & title) / max(1, len(words)),
+                    **_term_features(terms, tokenize(hit.chunk.text)),
                 }
             )
         rows.append(
@@ -150,6 +156,18 @@ def _dump(book: Path, questions_path: Path, out: Path) -> None:
         )
     out.write_text(json.dumps({"book": str(book), "questions": rows}) + "\n")
     print(f"{len(rows)} questions written to {out}")
+
+
+def _term_features(terms: set[str], text: list[str]) -> dict[str, float]:
+    """How much of the question's terms a chunk's terms hold, and how close together."""
+    if not terms:
+        return {"coverage": 0.0, "proximity": 0.0}
+    held = terms & set(text)
+    best = max(
+        (len(terms & set(text[i : i + PROXIMITY_WINDOW])) for i in range(max(1, len(text)))),
+        default=0,
+    )
+    return {"coverage": len(held) / len(terms), "proximity": best / len(terms)}
 
 
 def _matrix(row: dict[str, Any], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:

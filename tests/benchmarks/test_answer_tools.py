@@ -157,3 +157,21 @@ def test_the_rerank_fit_finds_the_signal_the_hand_set_order_lacks(tmp_path, caps
     assert rerank._figures([[False, True], [False] * 10]) == (
         "R@1 0.000  R@5 0.500  R@10 0.500  MRR 0.250"
     )
+
+
+def test_the_rerank_term_features_count_the_question_terms_held_and_held_close():
+    rerank = import_script(BENCH_DIR, "fit_rerank")
+    terms = {"mutex", "lock", "thread"}
+    near = ["mutex", "lock", "thread", *["filler"] * 30]
+    apart = ["mutex", *["filler"] * 20, "lock", *["filler"] * 20, "thread"]
+    assert rerank._term_features(terms, near) == {"coverage": 1.0, "proximity": 1.0}
+    assert rerank._term_features(terms, apart) == {
+        "coverage": 1.0,
+        "proximity": pytest.approx(1 / 3),
+    }
+    assert rerank._term_features(terms, ["lock"]) == {
+        "coverage": pytest.approx(1 / 3),
+        "proximity": pytest.approx(1 / 3),
+    }
+    assert rerank._term_features(set(), near) == {"coverage": 0.0, "proximity": 0.0}
+    assert rerank._term_features(terms, []) == {"coverage": 0.0, "proximity": 0.0}
