@@ -654,6 +654,7 @@ async def _sources(
             selection=selection,
             embedder=parts.embedder if extractive and not uncertain else None,
             store=None if uncertain else parts.store,
+            found=[hit.chunk.id for hit in retrieval.hits],
         )
         return _Packed(sources, context_tokens, uncertain, vectors)
 
@@ -677,11 +678,13 @@ def _sources_pack(
     selection: str | None,
     embedder: Embedder | None,
     store: VectorStore | None = None,
+    found: Sequence[str] = (),
 ) -> tuple[list[Source], int, dict[str, Any]]:
     """Pack the sources (worker thread), with `store` reading on into the chunks around
-    them; with `embedder`, read their sentence vectors too."""
+    them (`found`: the ids of retrieval's hits); with `embedder`, read their sentence
+    vectors too."""
     sources, context_tokens = sources_pack_counted(
-        hits=hits, budget=budget, selection=selection, store=store
+        hits=hits, budget=budget, selection=selection, store=store, found=found
     )
     vectors: dict[str, Any] = {}
     if embedder is not None:

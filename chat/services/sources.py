@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from chat import prompts
@@ -61,15 +61,19 @@ def sources_pack(
     budget: int,
     selection: str | None = None,
     store: VectorStore | None = None,
+    found: Collection[str] = (),
 ) -> list[Source]:
     """Number the sources, most relevant first, while they fit the context token budget.
 
     The first source is always kept (a highlighted passage, or the best hit) so the
     model has something to work with even when one long chunk exceeds the budget.
     With `store`, the budget left then lets each source read on into the chunks around
-    its own in the same section (`sources_widen`).
+    its own in the same section (`sources_widen`); `found` are the ids of the chunks
+    retrieval returned (`Retrieval.hits`), to tell those apart among them.
     """
-    return sources_pack_counted(hits=hits, budget=budget, selection=selection, store=store)[0]
+    return sources_pack_counted(
+        hits=hits, budget=budget, selection=selection, store=store, found=found
+    )[0]
 
 
 def sources_pack_counted(
@@ -78,6 +82,7 @@ def sources_pack_counted(
     budget: int,
     selection: str | None = None,
     store: VectorStore | None = None,
+    found: Collection[str] = (),
 ) -> tuple[list[Source], int]:
     """`sources_pack`, plus the prompt tokens of the packed sources (each counted once)."""
     candidates: list[Source] = []
@@ -107,12 +112,19 @@ def sources_pack_counted(
         packed.append(numbered)
         used += cost
     if store is not None:
-        return sources_widen(sources=packed, used=used, budget=budget, store=store)
+        return sources_widen(
+            sources=packed, used=used, budget=budget, store=store, found=frozenset(found)
+        )
     return packed, used
 
 
 def sources_widen(
-    *, sources: Sequence[Source], used: int, budget: int, store: VectorStore
+    *,
+    sources: Sequence[Source],
+    used: int,
+    budget: int,
+    store: VectorStore,
+    found: frozenset[str] = frozenset(),
 ) -> tuple[list[Source], int]:
     """Let each source read on into the chunks around its own, while the budget allows.
 
@@ -120,7 +132,9 @@ def sources_widen(
     the answer. A source's body takes in its page's next and previous chunks (one store
     call for all), only those of its own section (same path and heading), so whatever
     is quoted from it is still cited to the section it is in; the chunker's overlap is
-    not repeated. Best sources first; `used` and the result count prompt tokens.
+    not repeated. Best sources first; `used` and the result count prompt tokens. A side
+    read only from chunks in `found` (retrieval's hits) is marked as found
+    (`Source.found_before`/`found_after`): the answerer scores it as the source's own.
     """
     places = [
         (source.chunk.path, source.chunk.position + offset)
@@ -131,7 +145,7 @@ def sources_widen(
     if not places:
         return list(sources), used
     try:
-        found = {(c.path, c.position): c for c in store.chunks_at(places)}
+        around = {(c.path, c.position): c for c in store.chunks_at(places)}
     except VectorStoreError:  # the sources alone still answer
         logger.warning("could not read the chunks around the sources", exc_info=True)
         return list(sources), used
@@ -142,12 +156,14 @@ def sources_widen(
     own_at = dict.fromkeys(parts, 0)
     reach = {source.n: [source.chunk.position, source.chunk.position] for source in sources}
     added: dict[int, list[Chunk]] = {source.n: [] for source in sources}
+    # Per source, per side (before, after): whether each chunk read there is a hit.
+    sides: dict[int, tuple[list[bool], list[bool]]] = {s.n: ([], []) for s in sources}
     for step in NEIGHBOUR_STEPS:
         for source in sources:
             own, span = source.chunk, reach[source.n]
             if own.id == SELECTION_ID:
                 continue
-            neighbour = found.get((own.path, span[step > 0] + step))
+            neighbour = around.get((own.path, span[step > 0] + step))
             if (
                 neighbour is None
                 or neighbour.heading != own.heading
@@ -167,10 +183,11 @@ def sources_widen(
             own_at[source.n] += step < 0
             span[step > 0] += step
             added[source.n].append(neighbour)
+            sides[source.n][step > 0].append(neighbour.id in found)
             taken.add(neighbour.id)
             used += cost
     return [
-        _widened(source, parts[source.n], own_at[source.n], added[source.n])
+        _widened(source, parts[source.n], own_at[source.n], added[source.n], sides[source.n])
         if added[source.n]
         else source
         for source in sources
@@ -207,13 +224,23 @@ def _body_tokens(parts: Sequence[str]) -> int:
     return sum(count_tokens(part) - 2 for part in parts) + 2
 
 
-def _widened(source: Source, parts: Sequence[str], own_at: int, added: Sequence[Chunk]) -> Source:
-    """The source with the text around its chunk (its own part, `own_at`, is the chunk's)."""
+def _widened(
+    source: Source,
+    parts: Sequence[str],
+    own_at: int,
+    added: Sequence[Chunk],
+    sides: tuple[Sequence[bool], Sequence[bool]],
+) -> Source:
+    """The source with the text around its chunk (its own part, `own_at`, is the chunk's);
+    `sides`: whether each chunk read before and after it is one of retrieval's hits."""
+    before, after = sides
     return dataclasses.replace(
         source,
         before="\n\n".join(parts[:own_at]),
         after="\n\n".join(parts[own_at + 1 :]),
         neighbours=tuple(c.content_hash for c in sorted(added, key=lambda c: c.position)),
+        found_before=bool(before) and all(before),
+        found_after=bool(after) and all(after),
     )
 
 

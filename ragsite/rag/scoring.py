@@ -189,11 +189,14 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
     for source_index, source in enumerate(sources):
         # The chunk retrieval found first, so a sentence it shares with the text around
         # it is quoted as its own; each part's units numbered in page order.
+        # Text read around it is scored below it, unless retrieval found that text too
+        # (a section's second hit, `Source.found_before`/`found_after`): then its
+        # sentences score as the chunk's own.
         own = source.chunk.body or source.chunk.text
-        for order, part, around in (
-            (1, own, False),
-            (0, source.before, True),
-            (2, source.after, True),
+        for order, part, found, around in (
+            (1, own, True, False),
+            (0, source.before, source.found_before, not source.found_before),
+            (2, source.after, source.found_after, not source.found_after),
         ):
             if not part:
                 continue
@@ -201,8 +204,10 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
             at = order * PART_POSITIONS
             for position, info, text, intro, words, key, inlined in cut.codes:
                 # A block of the text around the chunk is left out: in the books it is
-                # most often the rest of a listing the chunk shows.
-                if key not in seen and not around:
+                # most often the rest of a listing the chunk shows. So is one of found
+                # text without a sentence of its own that introduces it (the rest of a
+                # listing again, measured on the textbook's long programs).
+                if key not in seen and found and (order == 1 or intro):
                     seen.add(key)
                     codes.append(
                         _Code(

@@ -16,7 +16,7 @@ from ragsite.rag import edgestore, providers
 from ragsite.rag.extractive import ExtractiveChatModel
 from ragsite.rag.sentences import MemorySentenceVectors, sentence_key
 from ragsite.rag.tokens import count_tokens
-from ragsite.rag.types import AnswerRequest, Hit
+from ragsite.rag.types import AnswerRequest, Chunk, Hit, Source
 
 PAGE = """# Ownership
 
@@ -161,3 +161,90 @@ def test_without_the_store_the_sources_are_what_retrieval_found(page, caplog):
     assert source.chunk == page[1]
     assert (source.before, source.after, source.body) == ("", "", page[1].body)
     assert "could not read the chunks around the sources" in caplog.text
+
+
+def test_a_side_read_from_a_chunk_retrieval_found_is_marked_found(page):
+    hit = Hit(chunk=page[1], score=0.6)
+    store = providers.get_store()
+    [read] = sources_pack(hits=[hit], budget=3000, store=store)
+    assert (read.found_before, read.found_after) == (False, False)
+    # Retrieval returned the chunk after it too (the section's second hit, which
+    # hits_distinct_sections folds into this source).
+    [found] = sources_pack(hits=[hit], budget=3000, store=store, found=[page[1].id, page[2].id])
+    assert (found.before, found.after) == (read.before, read.after)
+    assert (found.found_before, found.found_after) == (False, True)
+
+
+RUN_ONE = "We can pass the name of any test function to `cargo test` to run only that test:"
+ONE_TEST = """\
+The test output lets us know we had more tests that did not run. There is a way to \
+run several tests too."""
+BESIDE = f"""\
+{RUN_ONE}
+
+```console
+$ cargo test one_hundred
+```
+
+Only the test with the name `one_hundred` ran; the others did not match that name."""
+REST_OF_LISTING = """\
+```console
+$ cargo test one_hundred --exact
+```"""
+
+
+def _tail_source(after: str, *, found_after: bool) -> Source:
+    """Source 1: the tail of a "Running Single Tests" section, the text before it read on."""
+    chunk = Chunk(
+        id="tail",
+        text=f"Running Single Tests\n\n{ONE_TEST}",
+        body=ONE_TEST,
+        title="Controlling How Tests Are Run",
+        heading="Running Single Tests",
+        path="ch11-02-running-tests.md",
+        url=None,
+        position=13,
+        content_hash="hash-tail",
+    )
+    return Source(n=1, chunk=chunk, score=0.64, snippet="", after=after, found_after=found_after)
+
+
+async def test_text_retrieval_found_beside_the_chunk_is_quoted_as_its_own():
+    question = "How do I run only one test?"
+    model = ExtractiveChatModel()
+
+    async def answer(source: Source) -> str:
+        return await model.answer(AnswerRequest(question=question, sources=[source]))
+
+    # Only read around the chunk: its sentences count less.
+    read = await answer(_tail_source(BESIDE, found_after=False))
+    assert RUN_ONE in read
+    assert not read.startswith(RUN_ONE)  # the chunk's own sentences lead
+    # Found by retrieval too: the sentence that says how, with its one-line block
+    # quoted in it, opens the answer.
+    found = await answer(_tail_source(BESIDE, found_after=True))
+    assert found.startswith(f"{RUN_ONE} `cargo test one_hundred` [1].")
+    # A block of found text with no sentence introducing it (the rest of a listing the
+    # chunk shows) is still left out.
+    rest = await answer(_tail_source(REST_OF_LISTING, found_after=True))
+    assert "--exact" not in rest
+
+
+async def test_the_chat_tells_the_packing_which_chunks_retrieval_found(small_book, monkeypatch):
+    from chat.services import answering, book_search
+    from ragsite.rag.config import get_config
+
+    question = "How does LiDAR measure distance?"
+    seen: dict = {}
+    real = answering.sources_pack_counted
+
+    def recording(**kwargs):
+        seen.update(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(answering, "sources_pack_counted", recording)
+    result = await answering.answer_collect(message=question)
+    assert result["sources"]
+    retrieval = await book_search(query=question, k=get_config().retrieval_k)
+    assert retrieval.hits
+    assert list(seen["found"]) == [hit.chunk.id for hit in retrieval.hits]
