@@ -131,7 +131,7 @@ async def _answer(question: str, *, anyway: bool = False) -> tuple[bool, str, li
         hits=hits,
         budget=config.context_token_budget,
         store=providers.get_store(),
-        found=[hit.chunk.id for hit in retrieval.hits],
+        found=[hit.chunk for hit in retrieval.hits],
     )
     answer = await _extractive(question, sources)
     return retrieval.supported, answer, sources

@@ -37,7 +37,7 @@ from ragsite.rag import providers
 from ragsite.rag.config import RagConfig, get_config
 from ragsite.rag.exceptions import LLM_UNAVAILABLE_MESSAGE, LLMError, LLMTimeout, RagError
 from ragsite.rag.llm import EXTRACTIVE_NOTICE, stream_pieces
-from ragsite.rag.types import AnswerRequest, ChatModel, Embedder, Source, VectorStore
+from ragsite.rag.types import AnswerRequest, ChatModel, Chunk, Embedder, Source, VectorStore
 
 from .citations import CitationFilter
 from .conversations import AnswerStart, MessageWrite, answer_start, messages_store
@@ -654,7 +654,7 @@ async def _sources(
             selection=selection,
             embedder=parts.embedder if extractive and not uncertain else None,
             store=None if uncertain else parts.store,
-            found=[hit.chunk.id for hit in retrieval.hits],
+            found=[hit.chunk for hit in retrieval.hits],
         )
         return _Packed(sources, context_tokens, uncertain, vectors)
 
@@ -678,10 +678,10 @@ def _sources_pack(
     selection: str | None,
     embedder: Embedder | None,
     store: VectorStore | None = None,
-    found: Sequence[str] = (),
+    found: Sequence[Chunk] = (),
 ) -> tuple[list[Source], int, dict[str, Any]]:
     """Pack the sources (worker thread), with `store` reading on into the chunks around
-    them (`found`: the ids of retrieval's hits); with `embedder`, read their sentence
+    them (`found`: retrieval's hits); with `embedder`, read their sentence
     vectors too."""
     sources, context_tokens = sources_pack_counted(
         hits=hits, budget=budget, selection=selection, store=store, found=found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from chat import prompts
@@ -61,15 +61,15 @@ def sources_pack(
     budget: int,
     selection: str | None = None,
     store: VectorStore | None = None,
-    found: Collection[str] = (),
+    found: Sequence[Chunk] = (),
 ) -> list[Source]:
     """Number the sources, most relevant first, while they fit the context token budget.
 
     The first source is always kept (a highlighted passage, or the best hit) so the
     model has something to work with even when one long chunk exceeds the budget.
     With `store`, the budget left then lets each source read on into the chunks around
-    its own in the same section (`sources_widen`); `found` are the ids of the chunks
-    retrieval returned (`Retrieval.hits`), to tell those apart among them.
+    its own in the same section (`sources_widen`); `found` are the chunks retrieval
+    returned (`Retrieval.hits`): a source reads on as far as its section's others.
     """
     return sources_pack_counted(
         hits=hits, budget=budget, selection=selection, store=store, found=found
@@ -82,7 +82,7 @@ def sources_pack_counted(
     budget: int,
     selection: str | None = None,
     store: VectorStore | None = None,
-    found: Collection[str] = (),
+    found: Sequence[Chunk] = (),
 ) -> tuple[list[Source], int]:
     """`sources_pack`, plus the prompt tokens of the packed sources (each counted once)."""
     candidates: list[Source] = []
@@ -112,9 +112,7 @@ def sources_pack_counted(
         packed.append(numbered)
         used += cost
     if store is not None:
-        return sources_widen(
-            sources=packed, used=used, budget=budget, store=store, found=frozenset(found)
-        )
+        return sources_widen(sources=packed, used=used, budget=budget, store=store, found=found)
     return packed, used
 
 
@@ -124,23 +122,34 @@ def sources_widen(
     used: int,
     budget: int,
     store: VectorStore,
-    found: frozenset[str] = frozenset(),
+    found: Sequence[Chunk] = (),
 ) -> tuple[list[Source], int]:
     """Let each source read on into the chunks around its own, while the budget allows.
 
     Retrieval often finds the right section but the chunk beside the one that states
-    the answer. A source's body takes in its page's next and previous chunks (one store
+    the answer. A source's body takes in its page's chunks around its own (one store
     call for all), only those of its own section (same path and heading), so whatever
     is quoted from it is still cited to the section it is in; the chunker's overlap is
-    not repeated. Best sources first; `used` and the result count prompt tokens. A side
-    read only from chunks in `found` (retrieval's hits) is marked as found
-    (`Source.found_before`/`found_after`): the answerer scores it as the source's own.
+    not repeated. First, every source reads on as far as the other chunks of its
+    section that retrieval returned (`found`: `Retrieval.hits`, of which the sources
+    keep one per section), then one chunk further each way (NEIGHBOUR_STEPS). Best
+    sources first; `used` and the result count prompt tokens. The parts read from a
+    found chunk are `Source.found_around`: the answerer scores them as the source's own.
     """
+    mates = {
+        source.n: [
+            chunk.position
+            for chunk in found
+            if (chunk.path, chunk.heading) == (source.chunk.path, source.chunk.heading)
+            and chunk.id != source.chunk.id
+        ]
+        for source in sources
+    }
     places = [
-        (source.chunk.path, source.chunk.position + offset)
+        (source.chunk.path, position)
         for source in sources
         if source.chunk.id != SELECTION_ID
-        for offset in _offsets()
+        for position in _reachable(source.chunk.position, mates[source.n])
     ]
     if not places:
         return list(sources), used
@@ -149,6 +158,7 @@ def sources_widen(
     except VectorStoreError:  # the sources alone still answer
         logger.warning("could not read the chunks around the sources", exc_info=True)
         return list(sources), used
+    found_rank = {chunk.id: rank for rank, chunk in enumerate(found)}
     taken = {source.chunk.id for source in sources}
     # Per source: the parts of its text in page order (its own chunk's body among them)
     # and which of them is its own.
@@ -156,42 +166,62 @@ def sources_widen(
     own_at = dict.fromkeys(parts, 0)
     reach = {source.n: [source.chunk.position, source.chunk.position] for source in sources}
     added: dict[int, list[Chunk]] = {source.n: [] for source in sources}
-    # Per source, per side (before, after): whether each chunk read there is a hit.
-    sides: dict[int, tuple[list[bool], list[bool]]] = {s.n: ([], []) for s in sources}
+    found_parts: dict[int, list[tuple[str, int]]] = {source.n: [] for source in sources}
+
+    def read_on(source: Source, step: int) -> bool:
+        """Take the source's next chunk that way into its text; False when it cannot."""
+        own, span = source.chunk, reach[source.n]
+        neighbour = around.get((own.path, span[step > 0] + step))
+        if (
+            neighbour is None
+            or neighbour.heading != own.heading
+            or neighbour.id in taken
+            or not neighbour.body.strip()
+        ):
+            return False
+        body = parts[source.n]
+        part = _after(body[-1], neighbour.body) if step > 0 else _before(neighbour.body, body[0])
+        widened = [*body, part] if step > 0 else [part, *body]
+        cost = _body_tokens(widened) - _body_tokens(body)
+        nonlocal used
+        if used + cost > budget:
+            return False
+        parts[source.n] = widened
+        own_at[source.n] += step < 0
+        span[step > 0] += step
+        added[source.n].append(neighbour)
+        if neighbour.id in found_rank:
+            found_parts[source.n].append((part, found_rank[neighbour.id]))
+        taken.add(neighbour.id)
+        used += cost
+        return True
+
+    live = [source for source in sources if source.chunk.id != SELECTION_ID]
+    for source in live:  # as far as the section's other hits
+        for step, target in (
+            (1, max(mates[source.n], default=None)),
+            (-1, min(mates[source.n], default=None)),
+        ):
+            while target is not None and (target - reach[source.n][step > 0]) * step > 0:
+                if not read_on(source, step):
+                    break
     for step in NEIGHBOUR_STEPS:
-        for source in sources:
-            own, span = source.chunk, reach[source.n]
-            if own.id == SELECTION_ID:
-                continue
-            neighbour = around.get((own.path, span[step > 0] + step))
-            if (
-                neighbour is None
-                or neighbour.heading != own.heading
-                or neighbour.id in taken
-                or not neighbour.body.strip()
-            ):
-                continue
-            body = parts[source.n]
-            if step > 0:
-                widened = [*body, _after(body[-1], neighbour.body)]
-            else:
-                widened = [_before(neighbour.body, body[0]), *body]
-            cost = _body_tokens(widened) - _body_tokens(body)
-            if used + cost > budget:
-                continue
-            parts[source.n] = widened
-            own_at[source.n] += step < 0
-            span[step > 0] += step
-            added[source.n].append(neighbour)
-            sides[source.n][step > 0].append(neighbour.id in found)
-            taken.add(neighbour.id)
-            used += cost
+        for source in live:
+            read_on(source, step)
     return [
-        _widened(source, parts[source.n], own_at[source.n], added[source.n], sides[source.n])
+        _widened(source, parts[source.n], own_at[source.n], added[source.n], found_parts[source.n])
         if added[source.n]
         else source
         for source in sources
     ], used
+
+
+def _reachable(position: int, mates: Sequence[int]) -> list[int]:
+    """The positions a source at `position` may read on into: as far as its section's
+    other hits (`mates`), then NEIGHBOUR_STEPS further."""
+    low, high = min([position, *mates]), max([position, *mates])
+    after, before = NEIGHBOUR_STEPS.count(1), NEIGHBOUR_STEPS.count(-1)
+    return [p for p in range(low - before, high + after + 1) if p != position]
 
 
 def _offsets() -> list[int]:
@@ -229,18 +259,17 @@ def _widened(
     parts: Sequence[str],
     own_at: int,
     added: Sequence[Chunk],
-    sides: tuple[Sequence[bool], Sequence[bool]],
+    found_parts: Sequence[tuple[str, int]],
 ) -> Source:
     """The source with the text around its chunk (its own part, `own_at`, is the chunk's);
-    `sides`: whether each chunk read before and after it is one of retrieval's hits."""
-    before, after = sides
+    `found_parts`: those of the parts around it read from one of retrieval's hits, with
+    that hit's rank."""
     return dataclasses.replace(
         source,
         before="\n\n".join(parts[:own_at]),
         after="\n\n".join(parts[own_at + 1 :]),
         neighbours=tuple(c.content_hash for c in sorted(added, key=lambda c: c.position)),
-        found_before=bool(before) and all(before),
-        found_after=bool(after) and all(after),
+        found_around=tuple(found_parts),
     )
 
 

@@ -188,16 +188,14 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
     codes: list[_Code] = []
     for source_index, source in enumerate(sources):
         # The chunk retrieval found first, so a sentence it shares with the text around
-        # it is quoted as its own; each part's units numbered in page order.
-        # Text read around it is scored below it, unless retrieval found that text too
-        # (a section's second hit, `Source.found_before`/`found_after`): then its
-        # sentences score as the chunk's own.
+        # it is quoted as its own; each part's units numbered in page order. The text
+        # around is scored below the chunk (no rank prior, AROUND_WEIGHT), unless
+        # retrieval found that text too (the section's other hits, `Source.found_around`):
+        # then it is scored with the rank prior of that hit, and its introduced blocks
+        # may be quoted.
         own = source.chunk.body or source.chunk.text
-        for order, part, found, around in (
-            (1, own, True, False),
-            (0, source.before, source.found_before, not source.found_before),
-            (2, source.after, source.found_after, not source.found_after),
-        ):
+        found = _found_keys(source)
+        for order, part in ((1, own), (0, source.before), (2, source.after)):
             if not part:
                 continue
             cut = _cut(part, source.chunk.heading)
@@ -207,18 +205,25 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
                 # most often the rest of a listing the chunk shows. So is one of found
                 # text without a sentence of its own that introduces it (the rest of a
                 # listing again, measured on the textbook's long programs).
-                if key not in seen and found and (order == 1 or intro):
+                if key not in seen and (order == 1 or (key in found and intro)):
                     seen.add(key)
                     codes.append(
                         _Code(
                             source_index, at + position, source.n, info, text, intro, words, inlined
                         )
                     )
-            first = not around
+            first = order == 1
             for position, kind, text, items, words, key, shortened in cut.prose:
                 if key in seen:  # neighbouring chunks overlap: quote a sentence once
                     continue
                 seen.add(key)
+                # The rank prior: the source's for its own chunk, that hit's own rank
+                # for text read from another hit, none for the rest.
+                around = order != 1 and key not in found
+                if order == 1:
+                    rank = source_index
+                else:
+                    rank = found.get(key, AROUND_INDEX)
                 sentences.append(
                     _Sentence(
                         source_index,
@@ -233,7 +238,7 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
                             text,
                             kind,
                             first,
-                            AROUND_INDEX if around else source_index,
+                            rank,
                             cut.exercises,
                         ),
                         source.score,
@@ -242,6 +247,17 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
                 )
                 first = False
     return sentences, codes
+
+
+def _found_keys(source: Source) -> dict[str, int]:
+    """The units (sentences, blocks) of the text around a source that was read from one
+    of retrieval's hits (`Source.found_around`): key -> that hit's rank."""
+    keys: dict[str, int] = {}
+    for part, rank in source.found_around:
+        cut = _cut(part, source.chunk.heading)
+        for unit in (*cut.codes, *cut.prose):
+            keys.setdefault(unit[5], rank)
+    return keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,11 +123,11 @@ class Source:
     before: str = ""
     after: str = ""
     neighbours: tuple[str, ...] = ()
-    # Whether the chunks read before (after) it were all among retrieval's own hits (a
-    # section's second hit, which `hits_distinct_sections` folds into its first): that
-    # text was found for the question, not only read around what was.
-    found_before: bool = False
-    found_after: bool = False
+    # The parts of `before` and `after` read from chunks that were among retrieval's own
+    # hits (a section's other hits, which `hits_distinct_sections` folds into its best),
+    # each with that hit's rank (0-based): that text was found for the question, not
+    # only read around what was.
+    found_around: tuple[tuple[str, int], ...] = ()
 
     @property
     def body(self) -> str:

@@ -167,12 +167,12 @@ def test_a_side_read_from_a_chunk_retrieval_found_is_marked_found(page):
     hit = Hit(chunk=page[1], score=0.6)
     store = providers.get_store()
     [read] = sources_pack(hits=[hit], budget=3000, store=store)
-    assert (read.found_before, read.found_after) == (False, False)
+    assert read.found_around == ()
     # Retrieval returned the chunk after it too (the section's second hit, which
     # hits_distinct_sections folds into this source).
-    [found] = sources_pack(hits=[hit], budget=3000, store=store, found=[page[1].id, page[2].id])
+    [found] = sources_pack(hits=[hit], budget=3000, store=store, found=[page[1], page[2]])
     assert (found.before, found.after) == (read.before, read.after)
-    assert (found.found_before, found.found_after) == (False, True)
+    assert found.found_around == ((found.after, 1),)  # read from retrieval's second hit
 
 
 RUN_ONE = "We can pass the name of any test function to `cargo test` to run only that test:"
@@ -206,7 +206,8 @@ def _tail_source(after: str, *, found_after: bool) -> Source:
         position=13,
         content_hash="hash-tail",
     )
-    return Source(n=1, chunk=chunk, score=0.64, snippet="", after=after, found_after=found_after)
+    found = ((after, 1),) if found_after else ()  # retrieval's second hit
+    return Source(n=1, chunk=chunk, score=0.64, snippet="", after=after, found_around=found)
 
 
 async def test_text_retrieval_found_beside_the_chunk_is_quoted_as_its_own():
@@ -247,4 +248,29 @@ async def test_the_chat_tells_the_packing_which_chunks_retrieval_found(small_boo
     assert result["sources"]
     retrieval = await book_search(query=question, k=get_config().retrieval_k)
     assert retrieval.hits
-    assert list(seen["found"]) == [hit.chunk.id for hit in retrieval.hits]
+    assert list(seen["found"]) == [hit.chunk for hit in retrieval.hits]
+
+
+def test_a_source_reads_on_as_far_as_its_sections_other_hits(page):
+    store = providers.get_store()
+    first = Hit(chunk=page[0], score=0.6)
+    # Without them: the next chunk only.
+    [alone] = sources_pack(hits=[first], budget=3000, store=store)
+    assert alone.neighbours == (page[1].content_hash,)
+    assert RESTRICTION not in alone.body
+    # Retrieval also returned the section's third chunk: the source reads on to it,
+    # through the chunk between, and only that one's text counts as found.
+    [source] = sources_pack(hits=[first], budget=3000, store=store, found=[page[0], page[2]])
+    assert source.neighbours == (page[1].content_hash, page[2].content_hash)
+    assert RESTRICTION in source.after
+    assert LIFETIME not in source.body  # still its own section only
+    [(found_part, rank)] = source.found_around
+    assert rank == 1
+    assert RESTRICTION in found_part
+    assert "The action of creating a reference is called borrowing" not in found_part
+    sentences = _sentences(source.body)
+    assert len(sentences) == len(set(sentences))  # the overlap is not repeated
+    # No budget for it: the source stays as it was.
+    bare, bare_tokens = sources_pack_counted(hits=[first], budget=3000)
+    [tight] = sources_pack(hits=[first], budget=bare_tokens + 5, store=store, found=[page[2]])
+    assert (tight.after, tight.found_around) == ("", ())
