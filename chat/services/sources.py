@@ -17,9 +17,9 @@ logger = logging.getLogger(__name__)
 
 SELECTION_ID = "selection"  # the chunk id of a highlighted passage (it is not in the store)
 SNIPPET_CHARS = 240
-# The chunks a source reads on into, in this order: +1 the next chunk on its page after
-# what it holds so far, -1 the one before; every source's first step before any source's
-# second.
+# The chunks a source reads on into once it holds its section's other hits (if any), in
+# this order: +1 the next chunk on its page after what it holds so far, -1 the one
+# before; every source's first step before any source's second.
 NEIGHBOUR_STEPS: tuple[int, ...] = (1, -1)
 
 
@@ -134,7 +134,8 @@ def sources_widen(
     section that retrieval returned (`found`: `Retrieval.hits`, of which the sources
     keep one per section), then one chunk further each way (NEIGHBOUR_STEPS). Best
     sources first; `used` and the result count prompt tokens. The parts read from a
-    found chunk are `Source.found_around`: the answerer scores them as the source's own.
+    found chunk are `Source.found_around`, with its rank: the answerer scores them as
+    found, not only read around (`ragsite/rag/scoring.py`, `_gather`).
     """
     mates = {
         source.n: [
@@ -222,13 +223,6 @@ def _reachable(position: int, mates: Sequence[int]) -> list[int]:
     low, high = min([position, *mates]), max([position, *mates])
     after, before = NEIGHBOUR_STEPS.count(1), NEIGHBOUR_STEPS.count(-1)
     return [p for p in range(low - before, high + after + 1) if p != position]
-
-
-def _offsets() -> list[int]:
-    """The positions around a source's chunk that NEIGHBOUR_STEPS can reach."""
-    after = NEIGHBOUR_STEPS.count(1)
-    before = NEIGHBOUR_STEPS.count(-1)
-    return [*range(1, after + 1), *range(-1, -before - 1, -1)]
 
 
 def _before(first: str, second: str) -> str:
