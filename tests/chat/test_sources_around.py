@@ -194,7 +194,7 @@ $ cargo test one_hundred --exact
 
 
 def _tail_source(after: str, *, found_after: bool) -> Source:
-    """Source 1: the tail of a "Running Single Tests" section, the text before it read on."""
+    """Source 1: a chunk of a "Running Single Tests" section, with `after` read on into."""
     chunk = Chunk(
         id="tail",
         text=f"Running Single Tests\n\n{ONE_TEST}",
