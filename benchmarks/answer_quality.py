@@ -242,6 +242,7 @@ async def answers_measure(
                             "chunk": dataclasses.asdict(s.chunk),
                             "before": s.before,
                             "after": s.after,
+                            "found_around": [list(part) for part in s.found_around],
                         }
                         for s in sources
                     ],

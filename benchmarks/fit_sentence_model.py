@@ -43,6 +43,7 @@ def _read(path: Path) -> list[dict]:
                 snippet="",
                 before=s.get("before", ""),
                 after=s.get("after", ""),
+                found_around=tuple((text, rank) for text, rank in s.get("found_around", [])),
             )
             for s in row["sources"]
         ]

@@ -175,3 +175,38 @@ def test_the_rerank_term_features_count_the_question_terms_held_and_held_close()
     }
     assert rerank._term_features(set(), near) == {"coverage": 0.0, "proximity": 0.0}
     assert rerank._term_features(terms, []) == {"coverage": 0.0, "proximity": 0.0}
+
+
+def test_the_fit_reads_a_sources_found_text_as_the_answerer_does(tmp_path):
+    fitting = import_script(BENCH_DIR, "fit_sentence_model")
+    chunk = Chunk(
+        id="c1",
+        text="Crates\n\nA crate can come in one of two forms.",
+        body="A crate can come in one of two forms.",
+        title="Packages and Crates",
+        heading="Packages and Crates",
+        path="ch07-01.md",
+        url=None,
+        position=0,
+        content_hash="h1",
+    )
+    after = "A crate is the smallest amount of code that the Rust compiler considers at a time."
+    source = {
+        "n": 1,
+        "score": 0.6,
+        "chunk": dataclasses.asdict(chunk),
+        "after": after,
+        "found_around": [[after, 1]],  # as answer_quality.py --dump writes it
+    }
+    row = {
+        "index": 0,
+        "id": "crate",
+        "question": "What is a crate?",
+        "answers": [],
+        "sources": [source],
+    }
+    dump = tmp_path / "rust.jsonl"
+    dump.write_text(json.dumps(row) + "\n")
+    [read] = fitting._read(dump)[0]["sources"]
+    assert read.after == after
+    assert read.found_around == ((after, 1),)
