@@ -25,11 +25,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from markdown_it import MarkdownIt
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import REPO_DIR, RUST_BOOK_DIR, TEXTBOOK_DIR, machine_line  # noqa: E402
+
+sys.path.insert(0, str(REPO_DIR))
+
+# The parser ingestion reads pages with: its headings are the ones removed, and its
+# front-matter rule keeps a `---` block whole.
+from ingestion.markdown import _parser as page_parser  # noqa: E402
 
 MARKDOWN_SUFFIXES = {".md", ".mdx", ".markdown"}
 # mdBook's table of contents: its `#` lines are part titles, not a page's sections.
@@ -38,19 +42,19 @@ QUESTION_SETS = {
     TEXTBOOK_DIR.name: REPO_DIR / "benchmarks" / "questions" / "textbook.jsonl",
     RUST_BOOK_DIR.name: REPO_DIR / "benchmarks" / "questions" / "rust-book.jsonl",
 }
-_parser = MarkdownIt("commonmark")
 
 
-def strip_subheadings(text: str) -> tuple[str, int]:
+def strip_subheadings(text: str, *, mdx: bool = False) -> tuple[str, int]:
     """`text` without its ATX headings of level 2 to 6, and how many were removed.
 
-    The parser finds them, so a `## ` line inside a fenced block or an HTML block stays,
-    and so does a setext heading (underlined), which books rarely use for sections. The
-    removed line is dropped whole; the text around it is left as it was.
+    Ingestion's parser finds them, so a `## ` line inside a fenced block, an HTML block
+    or the front matter stays, and so does a setext heading (underlined), which books
+    rarely use for sections. The removed line is dropped whole; the text around it is
+    left as it was.
     """
     lines = text.splitlines(keepends=True)
     drop: set[int] = set()
-    for token in _parser.parse(text):
+    for token in page_parser(mdx=mdx).parse(text):
         if (
             token.type == "heading_open"
             and token.tag != "h1"
@@ -59,17 +63,6 @@ def strip_subheadings(text: str) -> tuple[str, int]:
         ):
             drop.update(range(*token.map))
     return "".join(line for i, line in enumerate(lines) if i not in drop), len(drop)
-
-
-def _body_start(text: str) -> int:
-    """Where the Markdown starts: after a `---` front-matter block, if the page has one."""
-    if not text.startswith("---"):
-        return 0
-    end = text.find("\n---", 3)
-    if end < 0:
-        return 0
-    after = text.find("\n", end + 4)
-    return len(text) if after < 0 else after + 1
 
 
 def flatten_book(source: Path, target: Path) -> tuple[int, int]:
@@ -84,10 +77,9 @@ def flatten_book(source: Path, target: Path) -> tuple[int, int]:
         if path.name == TABLE_OF_CONTENTS:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        start = _body_start(text)
-        body, count = strip_subheadings(text[start:])
+        flat, count = strip_subheadings(text, mdx=path.suffix.lower() == ".mdx")
         if count:
-            path.write_text(text[:start] + body, encoding="utf-8")
+            path.write_text(flat, encoding="utf-8")
             pages += 1
             removed += count
     return pages, removed
