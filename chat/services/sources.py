@@ -198,14 +198,12 @@ def sources_widen(
         return True
 
     live = [source for source in sources if source.chunk.id != SELECTION_ID]
-    for source in live:  # as far as the section's other hits
-        for step, target in (
-            (1, max(mates[source.n], default=None)),
-            (-1, min(mates[source.n], default=None)),
-        ):
-            while target is not None and (target - reach[source.n][step > 0]) * step > 0:
-                if not read_on(source, step):
-                    break
+    for source in live:  # first as far as the section's other hits
+        mine, span = mates[source.n], reach[source.n]
+        while mine and span[1] < max(mine) and read_on(source, 1):
+            pass
+        while mine and span[0] > min(mine) and read_on(source, -1):
+            pass
     for step in NEIGHBOUR_STEPS:
         for source in live:
             read_on(source, step)

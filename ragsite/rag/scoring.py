@@ -220,10 +220,7 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
                 # The rank prior: the source's for its own chunk, that hit's own rank
                 # for text read from another hit, none for the rest.
                 around = order != 1 and key not in found
-                if order == 1:
-                    rank = source_index
-                else:
-                    rank = found.get(key, AROUND_INDEX)
+                rank = source_index if order == 1 else found.get(key, AROUND_INDEX)
                 sentences.append(
                     _Sentence(
                         source_index,
@@ -255,8 +252,8 @@ def _found_keys(source: Source) -> dict[str, int]:
     keys: dict[str, int] = {}
     for part, rank in source.found_around:
         cut = _cut(part, source.chunk.heading)
-        for unit in (*cut.codes, *cut.prose):
-            keys.setdefault(unit[5], rank)
+        for *_, key, _last in (*cut.codes, *cut.prose):  # both end in (..., key, one more)
+            keys.setdefault(key, rank)
     return keys
 
 
