@@ -54,15 +54,16 @@ def test_a_fixed_weight_stays_as_set_and_the_others_fit_around_it(fitting):
     assert abs(w[0]) < 0.5
 
 
-def test_a_dumped_row_reads_back_and_labels_the_sentence_that_holds_the_answer(
-    fitting, tmp_path, settings
-):
-    chunk = Chunk(
+FORMS = "A crate can come in one of two forms."
+SMALLEST = "A crate is the smallest amount of code that the Rust compiler considers at a time."
+
+
+def _crate_chunk(body: str) -> Chunk:
+    """A chunk of the Rust book's "Packages and Crates" with this body."""
+    return Chunk(
         id="c1",
-        text="Crates\n\nA crate can come in one of two forms. A crate is the smallest amount "
-        "of code that the Rust compiler considers at a time.",
-        body="A crate can come in one of two forms. A crate is the smallest amount of code "
-        "that the Rust compiler considers at a time.",
+        text=f"Crates\n\n{body}",
+        body=body,
         title="Packages and Crates",
         heading="Packages and Crates",
         path="ch07-01.md",
@@ -70,6 +71,12 @@ def test_a_dumped_row_reads_back_and_labels_the_sentence_that_holds_the_answer(
         position=0,
         content_hash="h1",
     )
+
+
+def test_a_dumped_row_reads_back_and_labels_the_sentence_that_holds_the_answer(
+    fitting, tmp_path, settings
+):
+    chunk = _crate_chunk(f"{FORMS} {SMALLEST}")
     row = {
         "index": 0,
         "id": "crate-definition",
@@ -179,18 +186,8 @@ def test_the_rerank_term_features_count_the_question_terms_held_and_held_close()
 
 def test_the_fit_reads_a_sources_found_text_as_the_answerer_does(tmp_path):
     fitting = import_script(BENCH_DIR, "fit_sentence_model")
-    chunk = Chunk(
-        id="c1",
-        text="Crates\n\nA crate can come in one of two forms.",
-        body="A crate can come in one of two forms.",
-        title="Packages and Crates",
-        heading="Packages and Crates",
-        path="ch07-01.md",
-        url=None,
-        position=0,
-        content_hash="h1",
-    )
-    after = "A crate is the smallest amount of code that the Rust compiler considers at a time."
+    chunk = _crate_chunk(FORMS)
+    after = SMALLEST
     source = {
         "n": 1,
         "score": 0.6,
