@@ -47,7 +47,13 @@ import numpy as np
 from .batching import RecentlyUsed, RecentVectors
 from .exceptions import LLMError
 from .excerpts import Excerpt, asks_for_value, best_excerpt
-from .passages import MAX_SENTENCE_CHARS, MIN_SENTENCE_CHARS, _depth_change, content_words
+from .passages import (
+    MAX_SENTENCE_CHARS,
+    MIN_SENTENCE_CHARS,
+    _depth_change,
+    content_words,
+    lead_in_statement,
+)
 from .scoring import (
     _CODE_INTENT,
     _IDENTIFIER,
@@ -172,7 +178,9 @@ def _render(sentence: _Sentence, *, before_code: bool = False) -> str:
         lines = "\n".join(f"- {item}" for item in items)
         return f"{text}\n\n{lines}"
     if text.endswith(":") and not before_code:
-        text = text[:-1].rstrip() + "."  # what it introduced is not quoted
+        # What it introduced is not quoted: it ends as a statement, without its pointer
+        # ("..., and it looks like this:").
+        text = lead_in_statement(text) or text[:-1].rstrip() + "."
     return _with_citation(text, sentence.n)
 
 

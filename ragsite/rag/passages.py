@@ -73,6 +73,37 @@ _INCOMPLETE = re.compile(
     r"shows?|looks?|get|gives?|produces?|says?)\s*:$",
     re.IGNORECASE,
 )
+# ... unless it states something before it points at its block: "A string slice is a
+# reference to ... of a `String`, and it looks like this:", "... annotate them with the
+# `ignore` attribute, as shown here:". The statement is quoted alone when the block is not
+# (`lead_in_statement`). Such lead-ins state the answer to 4 of the Rust book's questions.
+_POINTER = re.compile(
+    r"(?:,\s*(?:and\s+)?(?:it|they|this|that|which)\s+(?:looks?|reads?|works?)\s+"
+    r"(?:something\s+)?like\s+(?:this|so)|,?\s+as\s+(?:follows|shown(?:\s+(?:here|below|"
+    r"in\s+(?:this|the\s+following)\s+\w+))?)|,\s*like\s+(?:this|so))\s*:$",
+    re.IGNORECASE,
+)
+# What a statement does not end with: it would need what the pointer points at.
+_DANGLING = re.compile(
+    r"\b(?:is|are|was|were|be|been|defined|written|declared|done|used|implemented|looks?|"
+    r"goes|go|works?|shown|appears?|this|that|it)$",
+    re.IGNORECASE,
+)
+MIN_STATEMENT_WORDS = 8
+
+
+def lead_in_statement(text: str) -> str:
+    """What a lead-in states before it points at its block ("..., as shown here:"), as a
+    sentence; "" when it states nothing alone."""
+    match = _POINTER.search(text)
+    if match is None:
+        return ""
+    head = text[: match.start()].rstrip(" ,;")
+    if len(head.split()) < MIN_STATEMENT_WORDS or _DANGLING.search(head):
+        return ""
+    if _INCOMPLETE.search(head + ":"):
+        return ""
+    return head + "."
 
 
 def _stem(word: str) -> str:
@@ -363,7 +394,9 @@ def _prose_candidates(
                 if later_kind != "item" or len(items) >= MAX_LIST_ITEMS:
                     break
                 items += (later_text,)
-        if not _looks_like_prose(text, kind) or (not items and _INCOMPLETE.search(text)):
+        if not _looks_like_prose(text, kind):
+            continue
+        if not items and _INCOMPLETE.search(text) and not lead_in_statement(text):
             continue  # "... by running:" says nothing without its block
         if _CAPTION.match(text) or text.endswith("?"):
             continue  # a caption, or the book's own (rhetorical or exercise) question

@@ -143,6 +143,8 @@ _QUANTITY = re.compile(
     r"cost|price|rate|frequency|resolution|limit|default)\b",
     re.IGNORECASE,
 )
+# The file a listing is in, put between the sentence that introduces it and the block.
+_FILE_LABEL = re.compile(r"^file ?name:\s*\S+$", re.IGNORECASE)
 _ANAPHORA = re.compile(r"^(?:this|that|these|those|it|they|such|here|there)\b", re.IGNORECASE)
 _DEFINITION = re.compile(
     r"\b(?:is|are) (?:called|known as|defined as)\b|\bknown as\b|\brefers? to\b|\bmeans\b|"
@@ -276,8 +278,11 @@ def _cut(body: str, heading: str) -> _Cut:
     for position, (kind, text, info) in enumerate(units):
         if kind != "code":
             continue
-        before = units[position - 1] if position else ("code", "", "")
-        intro = with_inline_code(before[1], units, position - 1) if before[0] != "code" else ""
+        at = position - 1
+        if at > 0 and units[at][0] != "code" and _FILE_LABEL.match(units[at][1]):
+            at -= 1  # "Filename: src/lib.rs" labels the block the sentence before introduces
+        before = units[at] if at >= 0 else ("code", "", "")
+        intro = with_inline_code(before[1], units, at) if before[0] != "code" else ""
         words = _content_words(text) | _content_words(intro)
         inlined = bool(intro) and intro != before[1]  # it quotes the block's one line
         codes.append((position, info, text, intro, words, " ".join(text.split()), inlined))

@@ -46,7 +46,9 @@ from .types import Embedder, embedder_key
 # every page is then re-chunked and embedded again with its sentences (once).
 # 4: the stored form also holds the chunk's token signature (late interaction).
 # 5: a lead-in to a one-line block quotes the line (`passages.with_inline_code`).
-SENTENCES_VERSION = 5
+# 6: a lead-in that states something before pointing at its block is quotable
+#    (`passages.lead_in_statement`).
+SENTENCES_VERSION = 6
 KEY_BYTES = 8
 # Where `unpack` puts a chunk's token signature: no sentence key is empty.
 TOKENS_KEY = b""

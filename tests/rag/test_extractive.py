@@ -16,7 +16,7 @@ from ragsite.rag.extractive import (
     sentence_similarities,
 )
 from ragsite.rag.llm import EXTRACTIVE_NOTICE
-from ragsite.rag.passages import quotable_sentences, split_sentences
+from ragsite.rag.passages import lead_in_statement, quotable_sentences, split_sentences
 from ragsite.rag.types import AnswerRequest, ChatMessage, Chunk, Source
 from tests.conftest import CountingEmbedder
 
@@ -349,6 +349,61 @@ async def test_a_lead_in_that_announces_a_command_comes_with_its_block():
     assert "from your shell: `rustup self uninstall` [4]." in text
     assert "```" not in text
     assert "by running [4]." not in text  # says nothing without its block
+
+
+# From the Rust book (ch04-03, ch11-02): lead-ins that state the answer before they point
+# at their block, one of them across the listing's file label.
+SLICES = source(
+    6,
+    "A _string slice_ is a reference to a contiguous sequence of the elements of a "
+    "`String`, and it looks like this:\n\n"
+    '```rust\n    let s = String::from("hello world");\n\n    let hello = &s[0..5];\n```\n\n'
+    "Figure 4-7 shows this in a diagram.",
+    title="The Slice Type > String Slices",
+)
+IGNORED = source(
+    8,
+    "Sometimes a few specific tests can be very time-consuming to execute. Rather than "
+    "listing as arguments all tests you do want to run, you can instead annotate the "
+    "time-consuming tests using the `ignore` attribute to exclude them, as shown here:\n\n"
+    "Filename: src/lib.rs\n\n"
+    "```rust\n#[test]\n#[ignore]\nfn expensive_test() {\n    // an hour\n}\n```\n\n"
+    "After `#[test]`, we add the `#[ignore]` line to the test we want to exclude.",
+    title="Controlling How Tests Are Run > Ignoring Some Tests",
+)
+
+
+async def test_a_lead_in_that_states_something_is_quoted_without_its_pointer():
+    quoted = quotable_sentences(SLICES.chunk.body)
+    assert any(text.startswith("A string slice is a reference") for text in quoted)
+    text = await answer("What is a string slice?", [SLICES])
+    # Shown with its block, it still points at it; without, it ends where it stops
+    # stating (`lead_in_statement`).
+    assert text.startswith(
+        "A string slice is a reference to a contiguous sequence of the elements of a "
+        "`String`, and it looks like this [6]:\n\n```rust"
+    )
+    assert lead_in_statement(quoted[0]) == (
+        "A string slice is a reference to a contiguous sequence of the elements of a `String`."
+    )
+    assert "Figure 4-7" not in text
+    # A lead-in that says nothing before its pointer stays out.
+    assert "Figure 4-7" not in text
+    assert not any(
+        "would look like" in t
+        for t in quotable_sentences(
+            "Printing a variable and an expression in one call would look like this:\n\n"
+            '```rust\nlet x = 5;\nprintln!("{x}");\n```\n'
+        )
+    )
+
+
+async def test_a_block_after_a_file_label_comes_with_the_sentence_that_introduces_it():
+    text = await answer("How do I write a test that is left out of normal runs?", [IGNORED])
+    # The block follows the sentence that introduces it, not a bare "[8]:" under its
+    # file label.
+    assert "to exclude them, as shown here [8]:\n\n```rust\n#[test]\n#[ignore]" in text
+    assert "[8]:\n\n```" not in text.replace("as shown here [8]:\n\n```", "")
 
 
 def test_partial_or_missing_similarities_still_answer_the_same_question():
