@@ -200,7 +200,7 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
         for order, part in ((1, own), (0, source.before), (2, source.after)):
             if not part:
                 continue
-            cut = _cut(part, source.chunk.heading)
+            cut = _cut(part, _section(source))
             at = order * PART_POSITIONS
             for position, info, text, intro, words, key, inlined in cut.codes:
                 # A block of the text around the chunk is left out: in the books it is
@@ -248,12 +248,18 @@ def _gather(sources: Sequence[Source]) -> tuple[list[_Sentence], list[_Code]]:
     return sentences, codes
 
 
+def _section(source: Source) -> str:
+    """The title of a source's section: its heading path, or for the text before a
+    page's first heading, the page's title."""
+    return source.chunk.heading or source.chunk.title
+
+
 def _found_keys(source: Source) -> dict[str, int]:
     """The units (sentences, blocks) of the text around a source that was read from one
     of retrieval's hits (`Source.found_around`): key -> that hit's rank."""
     keys: dict[str, int] = {}
     for part, rank in source.found_around:
-        cut = _cut(part, source.chunk.heading)
+        cut = _cut(part, _section(source))
         for *_, key, _last in (*cut.codes, *cut.prose):  # both end in (..., key, one more)
             keys.setdefault(key, rank)
     return keys

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -404,6 +405,33 @@ async def test_a_block_after_a_file_label_comes_with_the_sentence_that_introduce
     # file label.
     assert "to exclude them, as shown here [8]:\n\n```rust\n#[test]\n#[ignore]" in text
     assert "[8]:\n\n```" not in text.replace("as shown here [8]:\n\n```", "")
+
+
+def test_text_before_a_pages_first_heading_is_in_the_section_the_page_title_names():
+    # From the Rust book (ch13-01): the page's opening defines closures; a later section,
+    # whose chunk has a heading, only mentions them.
+    opening = source(
+        1,
+        "Rust’s closures are anonymous functions you can save in a variable or pass as "
+        "arguments to other functions. Unlike functions, closures can capture values from "
+        "the scope in which they’re defined.",
+        title="Closures",
+    )
+    opening = Source(
+        n=1,
+        chunk=dataclasses.replace(opening.chunk, heading=""),
+        score=0.8,
+        snippet=opening.snippet,
+    )
+    later = source(
+        2,
+        "Closures don’t usually require you to annotate the types of the parameters or the "
+        "return value like `fn` functions do. Closures are typically short and relevant "
+        "only within a narrow context.",
+        title="Closures > Closure Type Inference and Annotation",
+    )
+    text = extractive_answer(question="What is a closure?", sources=[opening, later])
+    assert text.startswith("Rust’s closures are anonymous functions")
 
 
 def test_partial_or_missing_similarities_still_answer_the_same_question():
