@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ragsite.rag import providers
+from ragsite.rag import providers, scoring
 from ragsite.rag.exceptions import LLMError
 from ragsite.rag.extractive import (
     NO_SOURCES_MESSAGE,
@@ -432,6 +432,68 @@ def test_text_before_a_pages_first_heading_is_in_the_section_the_page_title_name
     )
     text = extractive_answer(question="What is a closure?", sources=[opening, later])
     assert text.startswith("Rust’s closures are anonymous functions")
+
+
+def test_a_what_is_question_opens_with_the_sentence_that_says_what_it_is():
+    # From the Rust book (ch14-03): the section's first sentence names workspaces; the
+    # definition comes later, and shares fewer of the question's words.
+    workspaces = source(
+        9,
+        "As your project develops, you might find that the library crate continues to get "
+        "bigger and you want to split your package further into multiple library crates. "
+        "Cargo offers a feature called workspaces that can help manage multiple related "
+        "packages that are developed in tandem. Running `cargo new` inside a Cargo "
+        "workspace also adds the newly created package to the workspace. A workspace is a "
+        "set of packages that share the same Cargo.lock and output directory. One "
+        "downside of a workspace is that its packages are built together.",
+        title="Cargo Workspaces",
+    )
+    text = extractive_answer(question="What is a Cargo workspace?", sources=[workspaces])
+    assert text.startswith("A workspace is a set of packages that share the same Cargo.lock")
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "defines"),
+    [
+        (
+            "What is a smart pointer?",
+            "Smart pointers, on the other hand, are data structures.",
+            True,
+        ),
+        ("What are integration tests?", "In Rust, integration tests are entirely external.", True),
+        ("What is a closure?", "Rust’s closures are anonymous functions.", True),
+        ("What is a supertrait?", "The trait it relies on is called a supertrait of it.", True),
+        (
+            "What does borrowing mean in Rust?",
+            "We call the action of creating a reference borrowing.",
+            True,
+        ),
+        (
+            "What is concurrency, as opposed to parallelism?",
+            "When one works on several tasks, this is concurrency.",
+            True,
+        ),
+        # The noun is in a phrase of the subject, not its head; or the question is no term.
+        (
+            "What is the state pattern?",
+            "One downside of the state pattern is that it couples states.",
+            False,
+        ),
+        (
+            "What is the state pattern?",
+            "The implementation using the state pattern is easy to extend.",
+            False,
+        ),
+        (
+            "What is the widest object the planner will try to grip?",
+            "The widest object is 8 cm.",
+            False,
+        ),
+        ("How do I make a workspace?", "A workspace is a set of packages.", False),
+    ],
+)
+def test_which_sentences_say_what_the_question_asks_about(question, sentence, defines):
+    assert scoring._defines(sentence, scoring._question(question).subject) is defines
 
 
 def test_partial_or_missing_similarities_still_answer_the_same_question():
