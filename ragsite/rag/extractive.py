@@ -56,6 +56,7 @@ from .passages import (
 )
 from .scoring import (
     _CODE_INTENT,
+    _HOW_TO,
     _IDENTIFIER,
     MAX_SENTENCES,
     _Code,
@@ -92,7 +93,6 @@ MAX_EMBEDDED_SENTENCES = 32
 MEMO_SENTENCES = 20_000
 
 # A question for a way of doing something: the block that matches it comes with the prose.
-_HOW_TO = re.compile(r"\bhow (?:do|can|should|would) (?:i|you|we)\b|\bhow to\b", re.IGNORECASE)
 _CAPTION_LABEL = re.compile(
     r"^(?:figure|fig\.|listing|table)\s*[\w.-]*\d[\w.-]*:\s*", re.IGNORECASE
 )

@@ -137,6 +137,8 @@ _CODE_INTENT = re.compile(
     r"declare|define|write|annotate|signature|macro|import)\b",
     re.IGNORECASE,
 )
+# A question for a way of doing something: most often answered by a command or a call.
+_HOW_TO = re.compile(r"\bhow (?:do|can|should|would) (?:i|you|we)\b|\bhow to\b", re.IGNORECASE)
 _WHY = re.compile(
     r"^\W*why\b|\bwhat (?:is|are) the (?:point|benefit|reason|advantage)", re.IGNORECASE
 )
@@ -422,7 +424,7 @@ class _Question:
     words: frozenset[str]  # its content words
     pairs: frozenset[tuple[str, str]]  # its consecutive words, stopwords included
     identifiers: tuple[str, ...]  # the code it names, lowercased
-    code: bool  # it asks for code (a command, a listing) or names an identifier
+    code: bool  # it asks for code (a command, a listing, a way to do something), names one
     why: bool  # it asks for a reason
     quantity: bool  # it asks for a number
     subject: tuple[str, ...]  # what it asks the meaning of ("What is X?"): content words
@@ -436,7 +438,7 @@ def _question(question: str) -> _Question:
         _content_words(question),
         frozenset(zip(words, words[1:], strict=False)),
         tuple(sorted(identifiers)),
-        bool(_CODE_INTENT.search(question) or _IDENTIFIER.search(question)),
+        any(p.search(question) for p in (_CODE_INTENT, _IDENTIFIER, _HOW_TO)),
         bool(_WHY.search(question)),
         bool(_QUANTITY.search(question)),
         _subject(question),

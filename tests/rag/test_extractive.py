@@ -496,6 +496,26 @@ def test_which_sentences_say_what_the_question_asks_about(question, sentence, de
     assert scoring._defines(sentence, scoring._question(question).subject) is defines
 
 
+def test_a_how_to_question_counts_inline_code_as_it_does_for_a_question_for_code():
+    # From the Rust book (ch20-03): the way to do it is in code, `type`.
+    aliases = source(
+        3,
+        "Rust provides the ability to declare a _type alias_ to give an existing type another "
+        "name. For this we use the `type` keyword. For example, we can create the alias "
+        "`Kilometers` to `i32` like so:\n\n```rust\n    type Kilometers = i32;\n```\n\n"
+        "Now the alias `Kilometers` is a _synonym_ for `i32`; unlike the `Millimeters` and "
+        "`Meters` types, `Kilometers` is not a separate, new type.",
+        title="Advanced Types > Type Synonyms and Type Aliases",
+    )
+    assert scoring._question("How do I give an existing type another name?").code
+    assert not scoring._question("Why would I give an existing type another name?").code
+    text = extractive_answer(
+        question="How do I give an existing type another name?", sources=[aliases]
+    )
+    assert text.startswith("For example, we can create the alias `Kilometers` to `i32` like so:")
+    assert "For this we use the `type` keyword [3]." in text
+
+
 def test_partial_or_missing_similarities_still_answer_the_same_question():
     question = "How does a lidar sensor measure distance?"
     best = "A lidar sensor measures distance by timing how long laser pulses take to return."
