@@ -96,7 +96,7 @@ _TRANSITION = re.compile(
     r"as (?:you|we) (?:saw|learned|mentioned|discussed)\b|recall (?:that|from)\b|so far\b|"
     r"before we\b|up to now\b|first,? let'?s\b|here,? we\b|we (?:will|are going to)\b|"
     r"you(?:'ll| will) (?:learn|see)\b|you’ll (?:learn|see)\b|to recap\b|in summary\b|"
-    r"next steps?\b)",
+    r"next steps?\b|by the end of this (?:chapter|section|part|lesson|module|guide|tutorial)\b)",
     re.IGNORECASE,
 )
 _FORWARD_REFERENCE = re.compile(

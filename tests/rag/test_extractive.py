@@ -516,6 +516,22 @@ def test_a_how_to_question_counts_inline_code_as_it_does_for_a_question_for_code
     assert "For this we use the `type` keyword [3]." in text
 
 
+async def test_a_chapters_learning_objectives_do_not_answer_for_it():
+    # From the textbook (chapter 6): the objectives name services; the section states
+    # what they are for.
+    opening = source(
+        1,
+        "By the end of this chapter, you'll be able to:\n\n"
+        "- Explain the ROS 2 architecture and its DDS foundation\n"
+        "- Implement nodes, topics, services, and actions effectively\n\n"
+        "Services provide synchronous request-response communication between nodes.",
+        title="Chapter 6: ROS 2 Fundamentals",
+    )
+    text = await answer("What are ROS 2 services for?", [opening])
+    assert not text.startswith("By the end of this chapter")
+    assert text.index("Services provide synchronous") < text.index("By the end of this chapter")
+
+
 def test_partial_or_missing_similarities_still_answer_the_same_question():
     question = "How does a lidar sensor measure distance?"
     best = "A lidar sensor measures distance by timing how long laser pulses take to return."
