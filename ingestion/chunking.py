@@ -21,7 +21,8 @@ from .sites import Site
 
 # Bump when the same page and settings would give different chunks, so the ingestion
 # services can tell that unchanged pages need chunking (and embedding) again.
-CHUNKER_VERSION = 1
+# 2: a paragraph's line that opens in bold stays a line of its own (`markdown._inline_text`).
+CHUNKER_VERSION = 2
 
 # A chunk whose own content (overlap excluded) has fewer tokens than this is merged
 # into a neighbour: "## Summary" plus one line retrieves badly on its own.

@@ -203,7 +203,9 @@ def _inline_text(children: Sequence[Token]) -> str:
     """Render a paragraph's inline tokens as readable text.
 
     Emphasis markers, link targets and HTML/JSX tags go; code spans keep their
-    backticks; lines are joined. Tags are removed from runs of plain text only, so a
+    backticks; lines are joined, except before a line that opens in bold ("**Support
+    Level**: Advanced"): such lines are a list written as lines, one statement each
+    (`passages._LABEL_LINE`). Tags are removed from runs of plain text only, so a
     `Vec<T>` code span is never touched.
     """
     parts: list[str] = []
@@ -215,12 +217,15 @@ def _inline_text(children: Sequence[Token]) -> str:
             parts.append(_TAG_RE.sub("", text))
             run.clear()
 
-    for token in children:
+    for index, token in enumerate(children):
         kind = token.type
         if kind == "text":
             run.append(token.content)
         elif kind == "softbreak":
-            run.append(" ")
+            following = next(
+                (t.type for t in children[index + 1 :] if t.type != "text" or t.content), ""
+            )
+            run.append("\n" if following == "strong_open" else " ")
         elif kind == "hardbreak":
             run.append("\n")
         elif kind == "html_inline":

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .passages import (
@@ -150,8 +150,7 @@ def _lines(code: str, info: str) -> tuple[_Line, ...]:
     docstrings = _docstrings(raw)
     lines: list[_Line] = []
     for start, end, comment_end in _groups(raw):
-        comment = " ".join(_COMMENT_MARK.sub("", line) for line in raw[start:comment_end])
-        comment = " ".join(comment.split())
+        comment = _joined(_COMMENT_MARK.sub("", line) for line in raw[start:comment_end])
         for index in range(comment_end, end):
             text = raw[index]
             if shell:
@@ -185,6 +184,20 @@ def _lines(code: str, info: str) -> tuple[_Line, ...]:
     return tuple(lines)
 
 
+def _joined(lines: Iterable[str]) -> str:
+    """Comment lines as one text: a line that ends without punctuation before one that
+    starts a sentence ends one ("Detect waving (simplified). This needs temporal ...")."""
+    text = ""
+    for line in lines:
+        line = " ".join(line.split())
+        if not line:
+            continue
+        if text and text[-1] not in ".!?:;,([-" and line[0].isupper():
+            text += "."
+        text = f"{text} {line}" if text else line
+    return text
+
+
 def _docstrings(lines: Sequence[str]) -> dict[int, str]:
     """Python's `def`/`class` lines followed by a docstring: index -> its text."""
     found: dict[int, str] = {}
@@ -196,8 +209,7 @@ def _docstrings(lines: Sequence[str]) -> dict[int, str]:
         end = index + 1
         if first.count(quote) < 2:
             end = next((i for i in range(index + 2, len(lines)) if quote in lines[i]), end)
-        text = " ".join(lines[index + 1 : end + 1]).replace(quote, "")
-        found[index] = " ".join(text.split())
+        found[index] = _joined(line.replace(quote, "") for line in lines[index + 1 : end + 1])
     return found
 
 

@@ -59,7 +59,7 @@ _LINK_DEFINITION = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
 _EMPHASIS = re.compile(r"(\*\*|\*)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(__|_)(?=\S)(.+?)(?<=\S)\3(?!\w)")
 _INLINE_CODE = re.compile(r"`+([^`\n]+?)`+")
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(?:\[[ xX]\]\s+)?")  # and a task box
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[`\x00]?[A-Z0-9\x00`])")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _CITATION = re.compile(r"\[\d+\]")
@@ -214,6 +214,12 @@ def _table_cells(line: str) -> list[str]:
 _LABELLED = re.compile(r"^[^:]{2,40}:\s+\S+(?:\s+\S+)+")
 
 
+# A line that opens with a short label ("Prerequisites: NVIDIA RTX GPU, Ubuntu 22.04"): a
+# run of them is a list written as lines (bold labels a page shows one under another,
+# "**Support Level**: Advanced"), one statement each, not one sentence.
+_LABEL_LINE = re.compile(r"^[A-Z][\w /&()+-]{1,40}:\s+\S")
+
+
 def _heading_like(part: str) -> bool:
     """A bold line or title standing alone ("Install Latest Production Driver")."""
     if part.rstrip().endswith((".", "!", "?", ":", ";", ")", "`", '"', "”", "…")):
@@ -235,6 +241,7 @@ def _prose_units(prose: str) -> list[tuple[str, str]]:
     units: list[tuple[str, str]] = []
     for block in re.split(r"\n\s*\n", _clean_markdown(prose)):
         lines = [line.strip() for line in block.splitlines() if line.strip()]
+        labelled = [bool(_LABEL_LINE.match(line)) for line in lines]
         buffer: list[str] = []
         parts: list[tuple[str, str]] = []
         header: list[str] = []
@@ -261,6 +268,13 @@ def _prose_units(prose: str) -> list[tuple[str, str]]:
                 parts.append(("item", _LIST_MARKER.sub("", line)))
             elif parts and parts[-1][0] == "item" and not buffer:
                 parts[-1] = ("item", f"{parts[-1][1]} {line}")  # a list item's wrapped line
+            elif labelled[index] and (
+                (index > 0 and labelled[index - 1]) or labelled[index + 1 : index + 2] == [True]
+            ):
+                if buffer:
+                    parts.append(("text", " ".join(buffer)))
+                    buffer = []
+                parts.append(("text", line))
             else:
                 buffer.append(line)
         if buffer:

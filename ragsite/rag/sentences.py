@@ -48,7 +48,9 @@ from .types import Embedder, embedder_key
 # 5: a lead-in to a one-line block quotes the line (`passages.with_inline_code`).
 # 6: a lead-in that states something before pointing at its block is quotable
 #    (`passages.lead_in_statement`).
-SENTENCES_VERSION = 6
+# 7: lines that open with a label ("Prerequisites: ...") are one statement each; a task
+#    list item is quoted without its box ("[ ]").
+SENTENCES_VERSION = 7
 KEY_BYTES = 8
 # Where `unpack` puts a chunk's token signature: no sentence key is empty.
 TOKENS_KEY = b""

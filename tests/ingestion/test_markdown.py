@@ -585,3 +585,20 @@ def test_indented_text_in_mdx_is_prose_but_in_markdown_is_code():
         "Intro.",
         "```\nindented line\n```",
     ]
+
+
+def test_lines_that_open_in_bold_stay_lines_and_other_lines_are_joined():
+    # The textbook's GPU guide ends with labelled lines, one under another.
+    page = parse_page(
+        path="gpu.md",
+        text="# GPU\n\n"
+        "**Performance Gain**: 30-50% improvement with proper optimization\n"
+        "**Prerequisites**: NVIDIA RTX GPU, Ubuntu 22.04 LTS\n\n"
+        "A paragraph that is **bold** in the middle\nand wraps onto **a second line** here.\n",
+        site_url=SITE,
+    )
+    assert page_texts(page) == [
+        "Performance Gain: 30-50% improvement with proper optimization\n"
+        "Prerequisites: NVIDIA RTX GPU, Ubuntu 22.04 LTS",
+        "A paragraph that is bold in the middle and wraps onto a second line here.",
+    ]

@@ -221,3 +221,31 @@ def test_an_inlined_block_brought_in_with_its_introduction_is_not_shown_again():
         "name [1]. For example, we can create the alias `Kilometers` to `i32` like so: "
         "`type Kilometers = i32;` [1]."
     )
+
+
+def test_comment_lines_read_as_sentences_and_labelled_lines_as_statements():
+    code = (
+        "def detect_waving(self, hand):\n"
+        '    """Detect waving gesture (simplified)"""\n'
+        "    # This would require temporal analysis\n"
+        "    # For now, check if hand is open and raised\n"
+        "    raised = hand.wrist.y < hand.middle_tip.y\n"
+    )
+    lines = {line.code.strip(): line for line in _lines(code, "python")}
+    assert lines["raised = hand.wrist.y < hand.middle_tip.y"].comment == (
+        "Detect waving gesture (simplified). This would require temporal analysis. "
+        "For now, check if hand is open and raised"
+    )
+    # Labelled lines, one under another, are one statement each; a task box is no text.
+    quoted = quotable_sentences(
+        "Estimated Setup Time: 4-6 hours for the whole workstation\n"
+        "Difficulty Level: Intermediate, with some Linux experience\n\n"
+        "- [ ] Ubuntu 22.04 LTS installed and updated\n"
+        "- [x] ROS 2 Humble installed with development tools\n"
+    )
+    assert quoted[:2] == [
+        "Estimated Setup Time: 4-6 hours for the whole workstation",
+        "Difficulty Level: Intermediate, with some Linux experience",
+    ]
+    assert "Ubuntu 22.04 LTS installed and updated" in quoted
+    assert not any(text.startswith("[") for text in quoted)
