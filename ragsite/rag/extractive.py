@@ -330,6 +330,8 @@ def _render_excerpt(excerpt: Excerpt, code: _Code) -> str:
         # that merely precedes it.
         label = _CAPTION_LABEL.sub("", code.intro)
     label = label.rstrip(" .:;")
+    if re.match(r"[a-z]+\b(?![_.(])", label):
+        label = label[0].upper() + label[1:]  # "# with an explicit annotation" opens a sentence
     inline = excerpt.inline()
     if inline is not None:
         return f"{label}: `{inline}` [{code.n}]." if label else f"`{inline}` [{code.n}]."

@@ -249,3 +249,19 @@ def test_comment_lines_read_as_sentences_and_labelled_lines_as_statements():
     ]
     assert "Ubuntu 22.04 LTS installed and updated" in quoted
     assert not any(text.startswith("[") for text in quoted)
+
+
+def test_a_lowercase_comment_opens_its_line_as_a_sentence():
+    # From the Rust book (ch03-02): the comment that says what the line does.
+    booleans = source(
+        2,
+        "As in most other programming languages, a Boolean type in Rust has two possible "
+        "values: `true` and `false`. Booleans are one byte in size.\n\n"
+        "```rust\nfn main() {\n    let t = true;\n\n"
+        "    let f: bool = false; // with explicit type annotation\n}\n```\n",
+        title="Data Types > The Boolean Type",
+    )
+    text = extractive_answer(
+        question="How do I annotate a bool variable's type explicitly?", sources=[booleans]
+    )
+    assert "With explicit type annotation: `let f: bool = false;` [2]." in text
