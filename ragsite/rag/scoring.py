@@ -403,14 +403,15 @@ def _defines(text: str, subject: tuple[str, ...]) -> bool:
         words = _content_words(head)
         # The noun heads the subject ("Rust's closures are"), not a phrase in it ("One
         # downside of the pattern is", "The implementation using the pattern is").
-        lead = _PREPOSITION.split(head, maxsplit=1)[0].split()
-        stems = [next(iter(_content_words(token)), "") for token in lead]
+        lead = [
+            (stem, token.endswith(("'s", "\u2019s")))  # "Rust's closures are"
+            for token in _PREPOSITION.split(head, maxsplit=1)[0].split()
+            for stem in _ordered_words(token)
+        ]
+        stems = [stem for stem, _ in lead]
         if (
             noun in stems
-            and all(
-                stem in subject or not stem or token.endswith(("'s", "\u2019s"))
-                for token, stem in zip(lead[: stems.index(noun)], stems, strict=False)
-            )
+            and all(stem in subject or owner for stem, owner in lead[: stems.index(noun)])
             and len(words - set(subject)) <= MAX_SUBJECT_EXTRA_WORDS
         ):
             return True
@@ -450,8 +451,13 @@ def _subject(question: str) -> tuple[str, ...]:
     if match is None:
         return ()
     phrase = next(group for group in match.groups() if group)
-    words = tuple(dict.fromkeys(w for word in phrase.split() for w in _content_words(word)))
+    words = tuple(dict.fromkeys(_ordered_words(phrase)))
     return words if len(words) <= MAX_SUBJECT_WORDS else ()
+
+
+def _ordered_words(text: str) -> list[str]:
+    """The content words of a text in their order (`_content_words` is a set)."""
+    return [stem for word in _WORD.findall(text.lower()) for stem in _content_words(word)]
 
 
 @functools.lru_cache(maxsize=TEXT_MEMO_SIZE)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -494,6 +497,28 @@ def test_a_what_is_question_opens_with_the_sentence_that_says_what_it_is():
 )
 def test_which_sentences_say_what_the_question_asks_about(question, sentence, defines):
     assert scoring._defines(sentence, scoring._question(question).subject) is defines
+
+
+def test_the_subject_keeps_its_words_in_order_whatever_the_hash_seed():
+    # A token of two words ("request-response") once went through a set, whose order
+    # changes with PYTHONHASHSEED: the head noun must be the phrase's last word.
+    code = (
+        "from ragsite.rag import scoring; "
+        "print(scoring._subject('What is request-response communication?'), "
+        "scoring._defines('Cargo.lock files, as a rule, are plain text.', "
+        "scoring._subject('What is a Cargo.lock file?')))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert outputs == {"('request', 'respons', 'communication') True\n"}
 
 
 def test_a_how_to_question_counts_inline_code_as_it_does_for_a_question_for_code():
