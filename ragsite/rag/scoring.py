@@ -369,7 +369,7 @@ def _score(words: frozenset[str], weights: dict[str, float]) -> float:
 _WHAT_IS = re.compile(
     r"^\W*(?:what\s+(?:is|are)\s+(?:an?\s+|the\s+)?(?P<a>[^?,;]+?)|what\s+does\s+"
     r"(?:an?\s+|the\s+)?(?P<b>[^?,;]+?)\s+mean|define\s+(?P<c>[^?,;]+?))"
-    r"(?:\s+in\s+[A-Z][\w.+#-]*(?:\s+\d+)?|\s+(?:exactly|for short))?\s*(?:,[^?]*)?\??\s*$",
+    r"(?:\s+(?:in|within)\s+[^?,;]+|\s+(?:exactly|for short))?\s*(?:,[^?]*)?\??\s*$",
     re.IGNORECASE,
 )
 # Where a sentence says what its subject is: the copula after the subject, or the name

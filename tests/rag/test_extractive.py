@@ -476,6 +476,13 @@ def test_a_what_is_question_opens_with_the_sentence_that_says_what_it_is():
             "When one works on several tasks, this is concurrency.",
             True,
         ),
+        # A setting after the term is no part of it ("in Cargo's terms", "in ROS 2").
+        (
+            "What is a package in Cargo's terms?",
+            "A package is a bundle of one or more crates.",
+            True,
+        ),
+        ("What is a node in ROS 2?", "Nodes are independent processes that compute.", True),
         # The noun is in a phrase of the subject, not its head; or the question is no term.
         (
             "What is the state pattern?",
