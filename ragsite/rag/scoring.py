@@ -99,6 +99,14 @@ _TRANSITION = re.compile(
     r"next steps?\b|by the end of this (?:chapter|section|part|lesson|module|guide|tutorial)\b)",
     re.IGNORECASE,
 )
+# ... or that lead on in their main clause: "Other languages don't have the same
+# distinctions, so let's look at what statements and expressions are".
+_LEADS_ON = re.compile(
+    r"\blet'?s (?:now )?(?:look|explore|see|take a look|start|discuss|examine|dive|walk|turn|"
+    r"consider|review|go over|get started)\b|\bwe'?ll (?:now )?(?:look|explore|discuss|examine|"
+    r"walk|turn|cover|go over)\b",
+    re.IGNORECASE,
+)
 _FORWARD_REFERENCE = re.compile(
     r"\b(?:in|see) (?:the )?(?:next|following|previous) (?:chapter|section)\b|\bchapter \d+\b",
     re.IGNORECASE,
@@ -341,7 +349,7 @@ def _wording(sentence: str) -> tuple[float, ...]:
     sentence = sentence.replace("\u2019", "'")  # the books write "let’s" as often as "let's"
     return (
         float(sentence.rstrip().endswith("?")),  # the book's own (rhetorical or exercise) question
-        float(bool(_TRANSITION.match(sentence))),
+        float(bool(_TRANSITION.match(sentence) or _LEADS_ON.search(sentence))),
         float(bool(_CAPTION.match(sentence) or _EXERCISE.match(sentence))),
         float(bool(_FORWARD_REFERENCE.search(sentence))),
         float(bool(_ANAPHORA.match(sentence))),  # "This lets you ...": leans on the one before

@@ -564,6 +564,26 @@ async def test_a_chapters_learning_objectives_do_not_answer_for_it():
     assert text.index("Services provide synchronous") < text.index("By the end of this chapter")
 
 
+def test_a_sentence_that_leads_on_in_its_main_clause_does_not_open_the_answer():
+    # From the Rust book (ch03-03).
+    functions = source(
+        4,
+        "Because Rust is an expression-based language, this is an important distinction to "
+        "understand. Other languages don’t have the same distinctions, so let’s look at what "
+        "statements and expressions are and how their differences affect the bodies of "
+        "functions. Function bodies are made up of a series of statements optionally ending "
+        "in an expression. Statements are instructions that perform some action and do not "
+        "return a value.",
+        title="Functions > Statements and Expressions",
+    )
+    assert scoring._wording("So let’s look at what statements are.")[1] == 1.0
+    text = extractive_answer(
+        question="What is the difference between a statement and an expression?",
+        sources=[functions],
+    )
+    assert not text.startswith("Other languages")
+
+
 def test_partial_or_missing_similarities_still_answer_the_same_question():
     question = "How does a lidar sensor measure distance?"
     best = "A lidar sensor measures distance by timing how long laser pulses take to return."
