@@ -584,6 +584,24 @@ def test_a_sentence_that_leads_on_in_its_main_clause_does_not_open_the_answer():
     assert not text.startswith("Other languages")
 
 
+def test_a_long_list_is_quoted_with_its_last_items():
+    # Shaped after the textbook's Jetson guide: the answer is the last item's second line.
+    steps = "\n".join(f"- Step {i}: Select the component number {i} to install" for i in range(9))
+    flashing = source(
+        1,
+        "Run SDK Manager: Launch SDK Manager and select:\n\n" + steps + "\n"
+        "- Start Installation: Accept the license terms and begin the flash process. "
+        "This typically takes 30-45 minutes.\n",
+        title="Jetson Orin Nano Setup > Flashing JetPack",
+    )
+    text = extractive_answer(
+        question="How long does flashing JetPack with SDK Manager take?", sources=[flashing]
+    )
+    first = text.split("[1]")[0]
+    assert first.startswith("Run SDK Manager: Launch SDK Manager and select:")
+    assert "This typically takes 30-45 minutes" in first
+
+
 def test_partial_or_missing_similarities_still_answer_the_same_question():
     question = "How does a lidar sensor measure distance?"
     best = "A lidar sensor measures distance by timing how long laser pulses take to return."
