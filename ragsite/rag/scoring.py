@@ -376,7 +376,8 @@ def _score(words: frozenset[str], weights: dict[str, float]) -> float:
 # of creating a reference borrowing") states the answer.
 _WHAT_IS = re.compile(
     r"^\W*(?:what\s+(?:is|are)\s+(?:an?\s+|the\s+)?(?P<a>[^?,;]+?)|what\s+does\s+"
-    r"(?:an?\s+|the\s+)?(?P<b>[^?,;]+?)\s+mean|define\s+(?P<c>[^?,;]+?))"
+    r"(?:an?\s+|the\s+)?(?P<b>[^?,;]+?)\s+mean|define\s+(?P<c>[^?,;]+?)|what\s+(?:does|do)\s+"
+    r"(?:an?\s+|the\s+)?(?P<does>[^?,;]+?)\s+do)"
     r"(?:\s+(?:in|within)\s+[^?,;]+|\s+(?:exactly|for short))?\s*(?:,[^?]*)?\??\s*$",
     re.IGNORECASE,
 )
@@ -396,18 +397,19 @@ MAX_SUBJECT_EXTRA_WORDS = 3
 MAX_SUBJECT_WORDS = 3
 
 
-def _defines(text: str, subject: tuple[str, ...]) -> bool:
+def _defines(text: str, subject: tuple[str, ...], *, does: bool = False) -> bool:
     """Whether the sentence says what `subject` (a question's content words, its head
-    noun last) is: the head noun before the copula, with few other words, or named."""
+    noun last) is: the head noun before the copula, with few other words, or named; for
+    "What does X do?" (`does`), also a sentence that opens with X ("The `loop` keyword
+    tells Rust to ...")."""
     if not subject:
         return False
     noun = subject[-1]
     copula = _COPULA.search(text)
-    if copula is not None:
-        # The subject before the copula, an aside ("..., on the other hand,") left out.
+    if copula is not None or does:
         # The subject before the copula, a setting ("In Rust, ") or an aside ("..., on the
         # other hand,") left out.
-        head = _ASIDE.sub(" ", _SETTING.sub("", text[: copula.start()]))
+        head = _ASIDE.sub(" ", _SETTING.sub("", text[: copula.start()] if copula else text))
         words = _content_words(head)
         # The noun heads the subject ("Rust's closures are"), not a phrase in it ("One
         # downside of the pattern is", "The implementation using the pattern is").
@@ -420,7 +422,7 @@ def _defines(text: str, subject: tuple[str, ...]) -> bool:
         if (
             noun in stems
             and all(stem in subject or owner for stem, owner in lead[: stems.index(noun)])
-            and len(words - set(subject)) <= MAX_SUBJECT_EXTRA_WORDS
+            and (does or len(words - set(subject)) <= MAX_SUBJECT_EXTRA_WORDS)
         ):
             return True
     return any(noun in _content_words(m.group("name")) for m in _NAMING.finditer(text))
@@ -437,6 +439,7 @@ class _Question:
     why: bool  # it asks for a reason
     quantity: bool  # it asks for a number
     subject: tuple[str, ...]  # what it asks the meaning of ("What is X?"): content words
+    does: bool  # it asks what X does ("What does X do?")
 
 
 @functools.lru_cache(maxsize=64)
@@ -451,6 +454,7 @@ def _question(question: str) -> _Question:
         bool(_WHY.search(question)),
         bool(_QUANTITY.search(question)),
         _subject(question),
+        bool((match := _WHAT_IS.match(question.strip())) and match.group("does")),
     )
 
 
@@ -459,6 +463,8 @@ def _subject(question: str) -> tuple[str, ...]:
     if match is None:
         return ()
     phrase = next(group for group in match.groups() if group)
+    if match.group("does"):
+        phrase = _PREPOSITION.split(phrase, maxsplit=1)[0]  # "#[cfg(test)] on the module"
     words = tuple(dict.fromkeys(_ordered_words(phrase)))
     return words if len(words) <= MAX_SUBJECT_WORDS else ()
 
@@ -533,7 +539,7 @@ def _features(sentence: _Sentence, context: _Context) -> tuple[float, ...]:
         float(question.why and reason),
         float(question.quantity and number),
         sentence.source_score,
-        float(_defines(sentence.text, question.subject)),
+        float(_defines(sentence.text, question.subject, does=question.does)),
     )
 
 

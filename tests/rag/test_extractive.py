@@ -483,6 +483,22 @@ def test_a_what_is_question_opens_with_the_sentence_that_says_what_it_is():
             True,
         ),
         ("What is a node in ROS 2?", "Nodes are independent processes that compute.", True),
+        # "What does X do?": a sentence that opens with X says what it does.
+        (
+            "What does the loop keyword do?",
+            "The `loop` keyword tells Rust to run code again.",
+            True,
+        ),
+        (
+            "What does #[cfg(test)] on the module do?",
+            "The `#[cfg(test)]` annotation tells Rust.",
+            True,
+        ),
+        (
+            "What does the loop keyword do?",
+            "In a `for` loop, the value that directly follows the keyword `for` is a pattern.",
+            False,
+        ),
         # The noun is in a phrase of the subject, not its head; or the question is no term.
         (
             "What is the state pattern?",
@@ -503,7 +519,8 @@ def test_a_what_is_question_opens_with_the_sentence_that_says_what_it_is():
     ],
 )
 def test_which_sentences_say_what_the_question_asks_about(question, sentence, defines):
-    assert scoring._defines(sentence, scoring._question(question).subject) is defines
+    asked = scoring._question(question)
+    assert scoring._defines(sentence, asked.subject, does=asked.does) is defines
 
 
 def test_the_subject_keeps_its_words_in_order_whatever_the_hash_seed():
