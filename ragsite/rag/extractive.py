@@ -92,7 +92,7 @@ MAX_EMBEDDED_SENTENCES = 32
 # How many sentence vectors each embedder's memo keeps (~1.5 KB each).
 MEMO_SENTENCES = 20_000
 
-# A question for a way of doing something: the block that matches it comes with the prose.
+# "Listing 2-6: " or "Figure 3: " before what a caption says.
 _CAPTION_LABEL = re.compile(
     r"^(?:figure|fig\.|listing|table)\s*[\w.-]*\d[\w.-]*:\s*", re.IGNORECASE
 )

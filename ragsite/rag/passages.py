@@ -243,46 +243,7 @@ def _prose_units(prose: str) -> list[tuple[str, str]]:
     """
     units: list[tuple[str, str]] = []
     for block in re.split(r"\n\s*\n", _clean_markdown(prose)):
-        lines = [line.strip() for line in block.splitlines() if line.strip()]
-        labelled = [bool(_LABEL_LINE.match(line)) for line in lines]
-        buffer: list[str] = []
-        parts: list[tuple[str, str]] = []
-        header: list[str] = []
-        for index, line in enumerate(lines):
-            if line.startswith("|"):
-                if buffer:
-                    parts.append(("text", " ".join(buffer)))
-                    buffer = []
-                if re.fullmatch(r"[|:\-\s]+", line):
-                    continue  # the separator under the header
-                following = lines[index + 1] if index + 1 < len(lines) else ""
-                if re.fullmatch(r"\|?[|:\-\s]+", following) and "-" in following:
-                    header = [cell.strip() for cell in _table_cells(line)]
-                    continue
-                parts.append(("row", _table_row(_table_cells(line), header)))
-            elif line.startswith("#"):
-                if buffer:
-                    parts.append(("text", " ".join(buffer)))
-                    buffer = []
-            elif _LIST_MARKER.match(line):
-                if buffer:
-                    parts.append(("text", " ".join(buffer)))
-                    buffer = []
-                parts.append(("item", _LIST_MARKER.sub("", line)))
-            elif parts and parts[-1][0] == "item" and not buffer:
-                parts[-1] = ("item", f"{parts[-1][1]} {line}")  # a list item's wrapped line
-            elif labelled[index] and (
-                (index > 0 and labelled[index - 1]) or labelled[index + 1 : index + 2] == [True]
-            ):
-                if buffer:
-                    parts.append(("text", " ".join(buffer)))
-                    buffer = []
-                parts.append(("text", line))
-            else:
-                buffer.append(line)
-        if buffer:
-            parts.append(("text", " ".join(buffer)))
-        for kind, part in parts:
+        for kind, part in _block_parts(block):
             part = " ".join(part.split())
             if not part:
                 continue
@@ -293,6 +254,48 @@ def _prose_units(prose: str) -> list[tuple[str, str]]:
             else:
                 units.extend((kind, sentence) for sentence in _split_part(part))
     return units
+
+
+def _block_parts(block: str) -> list[tuple[str, str]]:
+    """A block of prose (no blank line in it) as ("text" | "item" | "row", text) parts:
+    its paragraphs, list items, table rows and labelled lines."""
+    lines = [line.strip() for line in block.splitlines() if line.strip()]
+    labelled = [bool(_LABEL_LINE.match(line)) for line in lines]
+    buffer: list[str] = []
+    parts: list[tuple[str, str]] = []
+    header: list[str] = []
+
+    def close(*part: tuple[str, str]) -> None:
+        """End the paragraph being gathered; then add `part`, if given."""
+        if buffer:
+            parts.append(("text", " ".join(buffer)))
+            buffer.clear()
+        parts.extend(part)
+
+    for index, line in enumerate(lines):
+        if line.startswith("|"):
+            close()
+            if re.fullmatch(r"[|:\-\s]+", line):
+                continue  # the separator under the header
+            following = lines[index + 1] if index + 1 < len(lines) else ""
+            if re.fullmatch(r"\|?[|:\-\s]+", following) and "-" in following:
+                header = [cell.strip() for cell in _table_cells(line)]
+                continue
+            parts.append(("row", _table_row(_table_cells(line), header)))
+        elif line.startswith("#"):
+            close()
+        elif _LIST_MARKER.match(line):
+            close(("item", _LIST_MARKER.sub("", line)))
+        elif parts and parts[-1][0] == "item" and not buffer:
+            parts[-1] = ("item", f"{parts[-1][1]} {line}")  # a list item's wrapped line
+        elif labelled[index] and (
+            (index > 0 and labelled[index - 1]) or labelled[index + 1 : index + 2] == [True]
+        ):
+            close(("text", line))  # one of a run of labelled lines, one under another
+        else:
+            buffer.append(line)
+    close()
+    return parts
 
 
 def _prose_sentences(prose: str) -> list[str]:

@@ -453,20 +453,22 @@ def _question(question: str) -> _Question:
         any(p.search(question) for p in (_CODE_INTENT, _IDENTIFIER, _HOW_TO)),
         bool(_WHY.search(question)),
         bool(_QUANTITY.search(question)),
-        _subject(question),
-        bool((match := _WHAT_IS.match(question.strip())) and match.group("does")),
+        *_subject(question),
     )
 
 
-def _subject(question: str) -> tuple[str, ...]:
+def _subject(question: str) -> tuple[tuple[str, ...], bool]:
+    """What a "What is X?" question asks about (X's content words, in order) and whether
+    it asks what X does ("What does X do?"); ((), False) for any other question."""
     match = _WHAT_IS.match(question.strip())
     if match is None:
-        return ()
+        return (), False
     phrase = next(group for group in match.groups() if group)
-    if match.group("does"):
+    does = bool(match.group("does"))
+    if does:
         phrase = _PREPOSITION.split(phrase, maxsplit=1)[0]  # "#[cfg(test)] on the module"
     words = tuple(dict.fromkeys(_ordered_words(phrase)))
-    return words if len(words) <= MAX_SUBJECT_WORDS else ()
+    return (words, does) if len(words) <= MAX_SUBJECT_WORDS else ((), False)
 
 
 def _ordered_words(text: str) -> list[str]:

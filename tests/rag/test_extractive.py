@@ -528,9 +528,9 @@ def test_the_subject_keeps_its_words_in_order_whatever_the_hash_seed():
     # changes with PYTHONHASHSEED: the head noun must be the phrase's last word.
     code = (
         "from ragsite.rag import scoring; "
-        "print(scoring._subject('What is request-response communication?'), "
+        "print(scoring._question('What is request-response communication?').subject, "
         "scoring._defines('Cargo.lock files, as a rule, are plain text.', "
-        "scoring._subject('What is a Cargo.lock file?')))"
+        "scoring._question('What is a Cargo.lock file?').subject))"
     )
     outputs = {
         subprocess.run(
