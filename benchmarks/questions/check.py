@@ -28,7 +28,7 @@ from pathlib import Path
 QUESTIONS_DIR = Path(__file__).resolve().parent
 REPO_DIR = QUESTIONS_DIR.parent.parent
 DEFAULT_BOOKS_DIR = REPO_DIR.parent / "shared" / "books"
-KINDS = frozenset({"lookup", "paraphrase", "code", "definition", "howto"})
+KINDS = frozenset({"lookup", "paraphrase", "code", "definition", "howto", "factoid"})
 GOLD_WORDS = (20, 80)  # the evaluation harness's passage length, in words (runs of \w)
 MAX_ANSWERS = 3
 
@@ -48,6 +48,8 @@ SETS = (
     QuestionSet("textbook.jsonl", "physical-ai-humanoid-robotics", out_of_book=False),
     QuestionSet("out-of-book-textbook.jsonl", "physical-ai-humanoid-robotics", out_of_book=True),
     QuestionSet("rust-book.jsonl", "rust-book", out_of_book=False),
+    QuestionSet("rust-book-factoid.jsonl", "rust-book", out_of_book=False),
+    QuestionSet("textbook-factoid.jsonl", "physical-ai-humanoid-robotics", out_of_book=False),
     QuestionSet("out-of-book-rust.jsonl", "rust-book", out_of_book=True),
 )
 # The out-of-book questions doubt is tuned on (docs/chat.md); the sets above are held out.
