@@ -103,6 +103,8 @@ def _with_citation(sentence: str, n: int) -> str:
     sentence = sentence.rstrip()
     if sentence.startswith("(") and sentence.endswith(")") and _depth_change(sentence[1:-1]) == 0:
         return f"{sentence} [{n}]"  # a sentence in parentheses: cited after them
+    if sentence.endswith("”"):
+        return f"{sentence} [{n}]"  # a quotation: cited after its closing mark
     match = re.search(r"([.!?…:]+[\"')\]]*)$", sentence)
     if match and not sentence.endswith("`"):
         return f"{sentence[: match.start()]} [{n}]{match.group(1)}"

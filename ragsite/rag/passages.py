@@ -220,6 +220,7 @@ _LABELLED = re.compile(r"^[^:]{2,40}:\s+\S+(?:\s+\S+)+")
 # A line that opens with a short label ("Prerequisites: NVIDIA RTX GPU, Ubuntu 22.04"): a
 # run of them is a list written as lines (bold labels a page shows one under another,
 # "**Support Level**: Advanced"), one statement each, not one sentence.
+_QUOTE_MARKER = re.compile(r"^(?:>\s?)+")
 _LABEL_LINE = re.compile(r"^[A-Z][\w /&()+-]{1,40}:\s+\S")
 
 
@@ -257,8 +258,8 @@ def _prose_units(prose: str) -> list[tuple[str, str]]:
 
 
 def _block_parts(block: str) -> list[tuple[str, str]]:
-    """A block of prose (no blank line in it) as ("text" | "item" | "row", text) parts:
-    its paragraphs, list items, table rows and labelled lines."""
+    """A block of prose (no blank line in it) as ("text" | "item" | "row" | "quote", text)
+    parts: its paragraphs, list items, table rows, labelled lines, or the block quote it is."""
     lines = [line.strip() for line in block.splitlines() if line.strip()]
     labelled = [bool(_LABEL_LINE.match(line)) for line in lines]
     buffer: list[str] = []
@@ -272,6 +273,10 @@ def _block_parts(block: str) -> list[tuple[str, str]]:
             buffer.clear()
         parts.extend(part)
 
+    if lines and lines[0].startswith(">"):
+        # A block quote: someone's words (introduced by "... had this to say:") or the
+        # book's own note ("> Note: ..."); its lines without their markers.
+        return [("quote", " ".join(_QUOTE_MARKER.sub("", line) for line in lines))]
     for index, line in enumerate(lines):
         if line.startswith("|"):
             close()
@@ -401,10 +406,24 @@ def _prose_candidates(
     units: Sequence[tuple[str, str, str]],
 ) -> Iterator[tuple[int, str, str, tuple[str, ...]]]:
     """The prose units an answer may quote: (position, kind, text, the items a lead-in
-    introduces). A lead-in to a one-line block quotes the line (`with_inline_code`)."""
+    introduces). A lead-in to a one-line block quotes the line (`with_inline_code`); one
+    to a quotation quotes its first sentence ("Tony Hoare ... had this to say: “I call it
+    my billion-dollar mistake.”"), and the quotation's sentences are quoted as its words,
+    in quotation marks."""
+    attributed = False  # the units before are a quotation and its lead-in
     for position, (kind, text, _) in enumerate(units):
-        if kind == "code":
-            continue
+        previous = units[position - 1] if position else ("", "", "")
+        following = units[position + 1] if position + 1 < len(units) else ("", "", "")
+        introduced = kind == "quote" and previous[0] not in {"quote", "code"}
+        introduced = introduced and previous[1].endswith(":")
+        attributed = introduced or (attributed and kind == "quote")
+        if kind == "code" or introduced:
+            continue  # a block, or the sentence its lead-in quotes
+        if attributed:
+            text = f"“{text.strip('“”')}”"
+        elif text.endswith(":") and following[0] == "quote":
+            quoted = f"{text} “{following[1].strip('“”')}”"
+            text = quoted if len(quoted) <= MAX_SENTENCE_CHARS else text
         text = with_inline_code(text, units, position)
         items: tuple[str, ...] = ()
         if text.endswith(":"):

@@ -7,10 +7,10 @@ the project's question sets (benchmarks/fit_sentence_model.py): its cosine with 
 question (when `similarities` has it), the share of the question's words it holds,
 weighted by how rare each word is among the sources (`_weights`), the question's word
 pairs and identifiers it repeats, inline code for a question that asks for code, a
-reason for a "why", a number for a "how many", the share its section's title holds, the
-rank and cosine of its source, and its form (`_form`): statements count more;
-transitions ("Now that you know how to ..."), exercise prompts and exercise sections
-count much less.
+reason for a "why", a number for a "how many" or "when", a name for a "who", the share
+its section's title holds, the rank and cosine of its source, and its form (`_form`):
+statements count more; transitions ("Now that you know how to ..."), exercise prompts and
+exercise sections count much less.
 
 `_select` keeps the best sentence first, then up to four more that score at least
 KEEP_RATIO of it, from any source.
@@ -61,8 +61,12 @@ KEEP_RATIO = 0.1
 # one weight per feature of `_features` (cosine with the question, share of the
 # question's word weight, lexical score over the best one's, share its section title
 # has, code question x inline code, share of the question's identifiers, share of its
-# word pairs, log(1 + new words), "why" x a reason, "how many" x a number, its source's
-# cosine, "What is X?" x it says what X is). WORD_WEIGHTS: the same without sentence
+# word pairs, log(1 + new words), "why" x a reason, the kind of answer asked for x it has
+# one ("how many" or "when" x a number, "who" x a name the question does not give), its
+# source's cosine, "What is X?" x it says what X is). The kind's weight is the one fitted
+# for "how many" alone; "when" and "who" use it unfitted: the sets have few such questions
+# (benchmarks/questions/*-factoid.jsonl are 30), and 1.5 or 2.5 moved nothing there and
+# gave any sentence with a digit to "how many" questions on the Rust book. WORD_WEIGHTS: the same without sentence
 # vectors (the cosine unused). The bias only sets how far below the best sentence another
 # may be (KEEP_RATIO). Rounded to one decimal: the second would be noise on ~190 fitting
 # questions.
@@ -156,10 +160,17 @@ _REASON = re.compile(
     re.IGNORECASE,
 )
 _QUANTITY = re.compile(
-    r"\bhow (?:many|much|long|fast|big|often|far)\b|\bwhat (?:is the )?(?:size|range|number|"
-    r"cost|price|rate|frequency|resolution|limit|default)\b",
+    r"\bhow (?:many|much|long|fast|big|often|far|old)\b|\bwhat (?:is the )?(?:size|range|number|"
+    r"cost|price|rate|frequency|resolution|limit|default)\b|"
+    # ... or a date, which is a number too: "When was ...?", "In what year ...?"
+    r"^\W*when (?:did|was|were)\b|\b(?:what|which) (?:year|decade|century|date)\b",
     re.IGNORECASE,
 )
+# Questions for a name: "Who coined ...?", "By whom ...?"
+_PERSON = re.compile(r"(?:^|[,;]\s*)\W*(?:who|whom|whose)\b|\bby whom\b", re.IGNORECASE)
+# A name in a sentence: a capitalised word that does not open the sentence ("Tony Hoare",
+# "Simula"; not "The" at its start).
+_NAME = re.compile(r"(?<=\S\s)[A-Z][a-z]+(?:[ -][A-Z][a-z]*\.?)*")
 # The file a listing is in, put between the sentence that introduces it and the block.
 _FILE_LABEL = re.compile(r"^file ?name:\s*\S+$", re.IGNORECASE)
 _ANAPHORA = re.compile(r"^(?:this|that|these|those|it|they|such|here|there)\b", re.IGNORECASE)
@@ -437,7 +448,8 @@ class _Question:
     identifiers: tuple[str, ...]  # the code it names, lowercased
     code: bool  # it asks for code (a command, a listing, a way to do something), names one
     why: bool  # it asks for a reason
-    quantity: bool  # it asks for a number
+    quantity: bool  # it asks for a number (or a date)
+    person: bool  # it asks who
     subject: tuple[str, ...]  # what it asks the meaning of ("What is X?"): content words
     does: bool  # it asks what X does ("What does X do?")
 
@@ -453,6 +465,7 @@ def _question(question: str) -> _Question:
         any(p.search(question) for p in (_CODE_INTENT, _IDENTIFIER, _HOW_TO)),
         bool(_WHY.search(question)),
         bool(_QUANTITY.search(question)),
+        bool(_PERSON.search(question)),
         *_subject(question),
     )
 
@@ -477,14 +490,18 @@ def _ordered_words(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
-def _traits(text: str) -> tuple[frozenset[tuple[str, str]], bool, bool, bool]:
-    """A sentence's word pairs, and whether it has inline code, a reason, a number."""
+def _traits(
+    text: str,
+) -> tuple[frozenset[tuple[str, str]], bool, bool, bool, tuple[frozenset[str], ...]]:
+    """A sentence's word pairs, whether it has inline code, a reason, a number, and the
+    content words of each name in it."""
     words = _WORD.findall(text.lower())
     return (
         frozenset(zip(words, words[1:], strict=False)),
         "`" in text,
         bool(_REASON.search(text)),
         any(c.isdigit() for c in text),
+        tuple(filter(None, (_content_words(name) for name in _NAME.findall(text)))),
     )
 
 
@@ -526,7 +543,12 @@ def _features(sentence: _Sentence, context: _Context) -> tuple[float, ...]:
         similarity = context.similarities.get(sentence.text, context.floor)
     question = context.question
     full = " ".join((sentence.text, *sentence.items))
-    pairs, inline_code, reason, number = _traits(full)
+    pairs, inline_code, reason, number, names = _traits(full)
+    # The kind of answer asked for: a number (or a date) for "how many" and "when", a
+    # name the question does not already give for "who".
+    answer_kind = (question.quantity and number) or (
+        question.person and any(not name <= question.words for name in names)
+    )
     lowered = full.lower()
     named = sum(1 for name in question.identifiers if name in lowered)
     return (
@@ -539,7 +561,7 @@ def _features(sentence: _Sentence, context: _Context) -> tuple[float, ...]:
         len(question.pairs & pairs) / len(question.pairs) if question.pairs else 0.0,
         math.log1p(len(sentence.words - question.words)),  # what it says besides the question
         float(question.why and reason),
-        float(question.quantity and number),
+        float(answer_kind),
         sentence.source_score,
         float(_defines(sentence.text, question.subject, does=question.does)),
     )

@@ -50,7 +50,9 @@ from .types import Embedder, embedder_key
 #    (`passages.lead_in_statement`).
 # 7: lines that open with a label ("Prerequisites: ...") are one statement each; a task
 #    list item is quoted without its box ("[ ]").
-SENTENCES_VERSION = 7
+# 8: a block quote is its own unit ("quote"); a lead-in to a quotation quotes its first
+#    sentence, and the quotation is quoted in quotation marks.
+SENTENCES_VERSION = 8
 KEY_BYTES = 8
 # Where `unpack` puts a chunk's token signature: no sentence key is empty.
 TOKENS_KEY = b""

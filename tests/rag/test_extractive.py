@@ -841,3 +841,73 @@ async def test_a_block_after_a_list_follows_the_list_without_repeating_its_last_
     text = await answer("What code defines the configuration space for motion planning?", [spaces])
     assert "end-effectors [1].\n\n```python\nclass ConfigurationSpace:" in text
     assert text.count("reachable positions of end-effectors") == 1
+
+
+# From the Rust book (ch06-01): a quotation under the sentence that says whose it is.
+HOARE = source(
+    4,
+    "In his 2009 presentation “Null References: The Billion Dollar Mistake,” Tony Hoare, "
+    "the inventor of null, had this to say:\n\n"
+    "> I call it my billion-dollar mistake. At that time, I was designing the first "
+    "comprehensive type system for references in an object-oriented language.\n\n"
+    "The problem with null values is that if you try to use a null value as a not-null "
+    "value, you’ll get an error of some kind. However, the concept that null is trying to "
+    "express is still a useful one: A null is a value that is currently invalid or absent "
+    "for some reason.\n\n"
+    "> Note: Rust does not have nulls, but it does have an enum that can encode the "
+    "concept of a value being present or absent.",
+    title="Defining an Enum > The Option Enum",
+)
+
+
+def test_a_quotation_is_quoted_with_whose_words_they_are():
+    quoted = quotable_sentences(HOARE.chunk.body)
+    # The lead-in ("... had this to say:") says nothing without the quotation: it is
+    # quoted with its first sentence, and the rest is quoted as someone's words.
+    assert quoted[0] == (
+        "In his 2009 presentation “Null References: The Billion Dollar Mistake,” Tony Hoare, "
+        "the inventor of null, had this to say: “I call it my billion-dollar mistake.”"
+    )
+    assert quoted[1].startswith("“At that time, I was designing")
+    assert quoted[1].endswith("”")
+    assert not any(text.startswith("“I call it") for text in quoted)  # quoted once
+    # A block quote no lead-in introduces is the book's own note, quoted as it is.
+    assert quoted[-1].startswith("Note: Rust does not have nulls")
+    text = extractive_answer(question="What did Tony Hoare call null?", sources=[HOARE])
+    assert text.startswith(
+        "In his 2009 presentation “Null References: The Billion Dollar Mistake,” Tony Hoare, "
+        "the inventor of null, had this to say: “I call it my billion-dollar mistake.” [4]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "quantity", "person"),
+    [
+        ("How many bytes is a char?", True, False),
+        ("When was Unimate introduced?", True, False),
+        ("In what year was the term coined?", True, False),
+        ("When is a particle filter the better choice?", False, False),  # a condition
+        ("Who coined the term object-oriented programming?", False, True),
+        ("The book was written by whom?", False, True),
+        ("What do people who write Rust use to format code?", False, False),
+    ],
+)
+def test_which_questions_ask_for_a_number_or_a_date_and_which_for_a_name(
+    question, quantity, person
+):
+    read = scoring._question(question)
+    assert (read.quantity, read.person) == (quantity, person)
+
+
+def test_a_who_question_opens_with_the_sentence_that_names_someone_new():
+    # Both sentences hold "null"; the one that opens the answer names who. Without the
+    # name, the book's own sentence about null would (measured on the Rust book).
+    text = extractive_answer(question="Who invented null?", sources=[HOARE])
+    assert text.startswith("In his 2009 presentation “Null References: The Billion Dollar")
+    assert "However, the concept that null" in text
+    # A name the question gives is no answer to it.
+    designing = source(2, "At that time, Tony Hoare was designing a type system for references.")
+    sentences = scoring._gather([designing])[0]
+    for question, names_someone in (("Who hired Tony Hoare?", False), ("Who invented it?", True)):
+        context = scoring._context(sentences, {}, None, question)
+        assert scoring._features(sentences[0], context)[9] == float(names_someone)
