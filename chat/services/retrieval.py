@@ -23,7 +23,6 @@ import functools
 import logging
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ from ragsite.rag import interaction, providers
 from ragsite.rag.batching import RecentlyUsed
 from ragsite.rag.config import get_config
 from ragsite.rag.sentences import TOKENS_KEY, chunk_sentence_keys, vectors_per_chunk
-from ragsite.rag.sparse import tokenize
+from ragsite.rag.sparse import fold, tokenize
 from ragsite.rag.store_core import RRF_K as STORE_FUSION_RRF_K
 from ragsite.rag.tokens import load_tokenizer
 from ragsite.rag.types import Chunk, Embedder, Hit, VectorStore
@@ -461,11 +460,6 @@ def _term_in(term: str, vocabulary: frozenset[str]) -> bool:
 
 
 @functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
-def _folded(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
-@functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
 def _vocabulary(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
 
@@ -611,7 +605,7 @@ def query_rare_terms(query: str, terms: Sequence[str]) -> tuple[str, ...]:
     wanted = set(terms)
     examples = {t for match in _EXAMPLE_RE.finditer(query) for t in tokenize(match.group(1))}
     rare: set[str] = set()
-    for word in _NAME_RE.findall(_folded(query)):
+    for word in _NAME_RE.findall(fold(query)):
         term = tokenize(word)
         if term and term[0] in wanted and term[0] not in examples and not _ordinary_word(word):
             rare.add(term[0])
@@ -622,7 +616,7 @@ def _holds(hit: Hit, term: str) -> bool:
     """True when the hit's text holds the term or a form of it (`_term_in`)."""
     # Tokenising is the slow part: only a text that holds a term's first letters can
     # hold the term (or a form of it).
-    if term[:5] not in _folded(hit.chunk.text):
+    if term[:5] not in fold(hit.chunk.text):
         return False
     return _term_in(term, _vocabulary(hit.chunk.text))
 

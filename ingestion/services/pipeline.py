@@ -35,7 +35,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ragsite.rag import providers, sentences
+from ragsite.rag import providers, sentences, sparse
 from ragsite.rag.config import get_config
 from ragsite.rag.exceptions import BadRequest, DimensionMismatch, RagError
 from ragsite.rag.types import Chunk, Embedder, Vector, VectorStore
@@ -254,11 +254,13 @@ def _signature(*, config, embedder: Embedder, site: Site) -> str:
     `chunking.CHUNKER_VERSION` is part of it: a chunker change re-chunks every page
     (and, through the cache, embeds only the chunk texts that changed); so is
     `sentences.SENTENCES_VERSION`: a change of the answerer's sentences embeds every
-    chunk again, for its sentence vectors.
+    chunk again, for its sentence vectors; and `sparse.SPARSE_VERSION`: a change of the
+    BM25 terms encodes every chunk's sparse vector again.
     """
     parts = (
         f"chunker-{chunking.CHUNKER_VERSION}",
         f"sentences-{sentences.SENTENCES_VERSION}",
+        f"sparse-{sparse.SPARSE_VERSION}",
         config.chunk_tokens,
         config.chunk_overlap_tokens,
         config.site_url,

@@ -21,6 +21,8 @@ import functools
 import re
 from collections.abc import Iterator, Sequence
 
+from .sparse import fold
+
 MIN_SENTENCE_CHARS = 25
 MIN_SENTENCE_WORDS = 4
 MAX_SENTENCE_CHARS = 400
@@ -131,7 +133,7 @@ def content_words(text: str) -> set[str]:
 def _content_words(text: str) -> frozenset[str]:
     return frozenset(
         _stem(word)
-        for word in _WORD.findall(text.lower())
+        for word in _WORD.findall(fold(text))
         if word not in STOPWORDS and (len(word) > 2 or word.isdigit())
     )
 

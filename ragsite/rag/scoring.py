@@ -37,6 +37,7 @@ from .passages import (
     _units,
     with_inline_code,
 )
+from .sparse import fold
 from .types import Source
 
 # A source's parts (the text before its chunk, the chunk, the text after) number their
@@ -456,7 +457,7 @@ class _Question:
 
 @functools.lru_cache(maxsize=64)
 def _question(question: str) -> _Question:
-    words = _WORD.findall(question.lower())
+    words = _WORD.findall(fold(question))
     identifiers = {(m.group(1) or m.group(2)).lower() for m in _IDENTIFIERS.finditer(question)}
     return _Question(
         _content_words(question),
@@ -486,7 +487,7 @@ def _subject(question: str) -> tuple[tuple[str, ...], bool]:
 
 def _ordered_words(text: str) -> list[str]:
     """The content words of a text in their order (`_content_words` is a set)."""
-    return [stem for word in _WORD.findall(text.lower()) for stem in _content_words(word)]
+    return [stem for word in _WORD.findall(fold(text)) for stem in _content_words(word)]
 
 
 @functools.lru_cache(maxsize=TEXT_MEMO_SIZE)
@@ -495,7 +496,7 @@ def _traits(
 ) -> tuple[frozenset[tuple[str, str]], bool, bool, bool, tuple[frozenset[str], ...]]:
     """A sentence's word pairs, whether it has inline code, a reason, a number, and the
     content words of each name in it."""
-    words = _WORD.findall(text.lower())
+    words = _WORD.findall(fold(text))
     return (
         frozenset(zip(words, words[1:], strict=False)),
         "`" in text,

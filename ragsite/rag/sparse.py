@@ -14,7 +14,9 @@ Term ids are a stable 32-bit hash of the term (blake2b), identical in every proc
 and on every machine; Python's `hash()` is salted per process and would scramble a
 persisted index. A collision merely merges two rare terms.
 
-Tokens: NFKC, casefold, runs of letters and digits ("ros2", "3d", "β"), with "++" and
+Tokens: folded (`fold`: compatibility forms, case, and the accents of Latin, Greek and
+Cyrillic letters, so "Beyonce" finds "Beyoncé" and "Frederic" "Frédéric", as a reader
+types them), runs of letters and digits ("ros2", "3d", "β"), with "++" and
 "#" kept on a token ("c++", "c#") because programming books need them; underscores and
 punctuation split ("read_file" -> "read", "file"). English stopwords are dropped, and
 a light plural rule (below) makes "sensors" match "sensor". A full stemmer
@@ -25,6 +27,7 @@ channel's candidates ("exchanger" finds "data exchange"); docs/retrieval-quality
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -40,6 +43,14 @@ B = 0.75
 AVG_DOC_LENGTH = 70.0
 
 _TOKEN_RE = re.compile(r"[^\W_]+(?:\+\+|#)?")
+# Bump when `tokenize` changes: ingestion then encodes every chunk's sparse vector again
+# (a query's terms must be a document's). 2: accents folded.
+SPARSE_VERSION = 2
+# Accents are dropped from letters below this code point (Latin, Greek, Cyrillic), not
+# from scripts whose marks make the word (Devanagari's vowel signs).
+_FOLDED_SCRIPTS_END = 0x0530
+# Latin letters with no decomposition to drop an accent from.
+_LETTERS = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe"})
 
 # NLTK's English list (the one Qdrant's and fastembed's BM25 use), plus the pieces
 # contractions split into ("don't" -> "don", "t").
@@ -79,10 +90,32 @@ def _stem(token: str) -> str:
     return token
 
 
+# Chunk texts are folded for every search (the doubt's name checks): as many as the
+# answerer's text memo holds (passages.TEXT_MEMO_SIZE).
+FOLD_MEMO_SIZE = 16_384
+
+
+@functools.lru_cache(maxsize=FOLD_MEMO_SIZE)
+def fold(text: str) -> str:
+    """A text in the form words are compared in: NFKD, case-folded, without the accents of
+    Latin, Greek and Cyrillic letters ("Frédéric Chopin" -> "frederic chopin")."""
+    if text.isascii():
+        return text.lower()
+    kept: list[str] = []
+    base = 0
+    for char in unicodedata.normalize("NFKD", text):
+        if unicodedata.combining(char):
+            if base >= _FOLDED_SCRIPTS_END:
+                kept.append(char)
+            continue
+        base = ord(char)
+        kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept)).casefold().translate(_LETTERS)
+
+
 def tokenize(text: str) -> list[str]:
     """Split a text into normalised, stemmed terms without stopwords, in order."""
-    normalised = unicodedata.normalize("NFKC", text).casefold()
-    return [_stem(token) for token in _TOKEN_RE.findall(normalised) if token not in STOPWORDS]
+    return [_stem(token) for token in _TOKEN_RE.findall(fold(text)) if token not in STOPWORDS]
 
 
 def term_id(term: str) -> int:

@@ -25,8 +25,8 @@ from chat.services.retrieval import (
 )
 from chat.services.rewriting import key_terms, looks_like_follow_up
 from ragsite.rag import providers
-from ragsite.rag.extractive import ExtractiveChatModel
-from ragsite.rag.types import Hit
+from ragsite.rag.extractive import ExtractiveChatModel, extractive_answer
+from ragsite.rag.types import Hit, Source
 
 LIDAR_TURN = Turn(question="How does LiDAR measure distance?", answer="By timing laser pulses [1].")
 
@@ -672,3 +672,36 @@ def test_search_endpoint_is_rate_limited(client, settings, small_book):
 def test_store_is_the_providers_one(small_book):
     # The fixture indexed into the store every view uses, not a private one.
     assert providers.get_store().count() == len(small_book)
+
+
+# --- accents ---------------------------------------------------------------------------------
+
+
+async def test_a_name_typed_without_its_accents_finds_the_passage_and_is_held(small_book, embedder):
+    # Readers type "Zurich" and "Bezier" for the book's "Zürich" and "Bézier"; BM25, the
+    # doubt's name checks and the answerer compare words folded (`sparse.fold`).
+    text = (
+        "Chapter 1: Introduction > History\n\nThe first electric arm of the Müller "
+        "laboratory at ETH Zürich was designed by Jérôme Bézier in 1973; it moved on six "
+        "joints driven by stepper motors."
+    )
+    chunk = dataclasses.replace(
+        small_book[0],
+        id="5f0c7a52-9a8e-4d4e-9f8a-1b2c3d4e5f60",
+        text=text,
+        body=text.split("\n\n", 1)[1],
+        title="Chapter 1: Introduction",
+        heading="History",
+        path="part-1/chapter-1-introduction.mdx",
+        position=0,
+        content_hash="accents",
+    )
+    providers.get_store().upsert([chunk], await embedder.embed([text]))
+    question = "Who designed the first electric arm at the Muller laboratory in Zurich?"
+    retrieval = await book_search(query=question, k=3)
+    assert retrieval.hits[0].chunk.id == chunk.id
+    assert retrieval.supported
+    assert not {"muller", "zurich"} & set(retrieval.evidence.missing_terms)
+    source = Source(n=1, chunk=chunk, score=retrieval.hits[0].score, snippet="")
+    first = extractive_answer(question=question, sources=[source]).split("[1]")[0]
+    assert "Jérôme Bézier" in first

@@ -25,6 +25,7 @@ from ingestion.services import (
     task_create,
     tasks_fail_stale,
 )
+from ragsite.rag import sparse
 from ragsite.rag.exceptions import BadRequest, IngestionRunning, PathOutsideBook
 
 from .conftest import TINY_PAGES, assert_index_consistent, index_state
@@ -123,15 +124,22 @@ def test_incremental_ingestion_embeds_only_what_changed(small_book, store, embed
     assert_index_consistent(store)
 
 
-def test_a_chunker_version_bump_rechunks_every_page_and_embeds_nothing_unchanged(
-    tiny_book, store, monkeypatch
+@pytest.mark.parametrize(
+    ("module", "version"),
+    [(chunking, "CHUNKER_VERSION"), (sparse, "SPARSE_VERSION")],
+    ids=["chunker", "sparse terms"],
+)
+def test_a_chunker_or_sparse_version_bump_rewrites_every_page_and_embeds_nothing_unchanged(
+    tiny_book, store, monkeypatch, module, version
 ):
+    # A new BM25 tokenisation (accents folded, say) must reach the stored sparse vectors,
+    # or the question's terms would not be the chunks'.
     first, _ = ingest(tiny_book)
     assert first.status == "succeeded", first.errors
     ids_before = index_state(store)["store"]
     signatures = set(Document.objects.values_list("signature", flat=True))
 
-    monkeypatch.setattr(chunking, "CHUNKER_VERSION", chunking.CHUNKER_VERSION + 1)
+    monkeypatch.setattr(module, version, getattr(module, version) + 1)
     bumped, outcomes = ingest(tiny_book)
 
     assert bumped.status == "succeeded", bumped.errors

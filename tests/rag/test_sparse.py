@@ -12,6 +12,7 @@ from ragsite.rag.sparse import (
     K1,
     encode_document,
     encode_query,
+    fold,
     term_id,
     tokenize,
 )
@@ -34,6 +35,24 @@ def test_tokenize_normalises_and_drops_stopwords():
 def test_tokenize_splits_identifiers_and_applies_nfkc():
     # "ﬁ" is a ligature; NFKC turns it into "fi". Fullwidth digits become ASCII.
     assert tokenize("read_file() ﬁle-system ３D") == ["read", "file", "file", "system", "3d"]
+
+
+def test_accents_are_folded_where_they_do_not_make_the_word():
+    # A reader types "Beyonce" and "Lodz" for the book's "Beyoncé" and "Łódź".
+    assert tokenize("Beyoncé Frédéric Chopin Łódź Ørsted Straße") == tokenize(
+        "Beyonce Frederic Chopin Lodz Orsted strasse"
+    )
+    assert tokenize("Beyoncé") == ["beyonce"]
+    # Other scripts keep their letters and marks: Cyrillic and Greek letters lose only
+    # their accents; Japanese and Korean stay as written.
+    assert tokenize("Привет ά 日本語のテキスト ガ 한국어") == [
+        "привет",
+        "α",
+        "日本語のテキスト",
+        "ガ",
+        "한국어",
+    ]
+    assert fold("Frédéric") == "frederic"
 
 
 def test_plurals_match_their_singular():
